@@ -1,0 +1,81 @@
+/* cli.h - option tables, global options and the per-run context.
+ *
+ * Options are declared in tables; getopt_long does the parsing; usage text
+ * is generated from the tables.  Global flags (kubectl's --kubeconfig,
+ * --context, -n, -o, ...) are accepted before or after the subcommand.
+ */
+#ifndef GPUCTL_CLI_H
+#define GPUCTL_CLI_H
+
+#include <stdio.h>
+#include <cjson/cJSON.h>
+
+#include "gpuctl/err.h"
+#include "gpuctl/kube.h"
+
+enum opt_type {
+	OPT_BOOL,     /* int *: set to 1 */
+	OPT_STRING,   /* const char **: last one wins */
+	OPT_LIST,     /* struct strlist *: repeatable */
+	OPT_INT,      /* int * */
+	OPT_DURATION, /* long * milliseconds: 30s, 2m, 1h, 500ms, bare seconds */
+	OPT_OPTARG,   /* const char **: optional argument (--dry-run[=client]); bare gives def */
+	OPT_COUNT,    /* int *: incremented (-v -v) */
+};
+
+struct strlist {
+	const char **v;
+	size_t n;
+};
+void strlist_add(struct strlist *l, const char *s);
+void strlist_release(struct strlist *l);
+
+struct opt {
+	const char *long_name;
+	int short_name;       /* 0 for none */
+	enum opt_type type;
+	void *dest;
+	const char *argname;  /* shown in usage */
+	const char *help;
+	const char *def;      /* OPT_OPTARG: value when given bare */
+};
+#define OPT_END { NULL, 0, OPT_BOOL, NULL, NULL, NULL, NULL }
+
+/* The per-run context passed down to every command. */
+struct gctx {
+	struct kube_opts kopts;
+	const char *output;       /* NULL (table), "json", "yaml", "name" */
+	const char *config_path;  /* --config */
+	const char *request_timeout; /* --request-timeout as given */
+	cJSON *config;            /* the parsed gpuctl config file (or NULL) */
+	int verbose;
+	int color;                /* colour on stdout */
+	int progress;             /* progress on stderr (it is a terminal) */
+	struct kube_client *kube; /* created by gctx_kube() */
+	const char *prog;         /* "gpuctl label" for messages */
+};
+
+/* Fill o (room for 16) with the global options table, bound to g. */
+void gctx_global_opts(struct gctx *g, struct opt *o);
+
+/* Parse argv against the subcommand's table plus the global one.  Leaves
+ * the positional arguments in *rest (pointers into argv).  --help prints
+ * usage and sets *help. */
+int opt_parse(struct gctx *g, int argc, char **argv, const struct opt *opts, const char *usage,
+	      const char *summary, char ***rest, int *nrest, int *help, struct gerr *err);
+void opt_usage(FILE *f, const char *usage, const char *summary, const struct opt *opts);
+int parse_duration_ms(const char *s, long *out);
+
+/* Validate -o: allowed is a NULL-terminated list such as {"json","yaml",NULL}. */
+int gctx_check_output(struct gctx *g, const char *const *allowed, struct gerr *err);
+/* Connect (lazily) to the cluster. */
+int gctx_kube(struct gctx *g, struct kube_client **out, struct gerr *err);
+/* Load the gpuctl config file (--config, GPUCTL_CONFIG, ~/.config/gpuctl/config.yaml). */
+int gctx_load_config(struct gctx *g, struct gerr *err);
+void gctx_release(struct gctx *g);
+
+/* Print an error the way every command does: "gpuctl: error: ..." */
+void gctx_print_error(const struct gctx *g, const struct gerr *err);
+void gctx_warn(void *ud, const char *msg);
+
+#endif

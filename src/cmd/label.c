@@ -1,0 +1,237 @@
+/* gpuctl label: set or remove node labels, kubectl semantics, GPU nodes by default. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "gpuctl/buf.h"
+#include "gpuctl/labels.h"
+
+static const char usage[] =
+	"gpuctl label [NODE...] [-l SELECTOR] [KEY=VALUE...] [KEY-...] [--overwrite] [--dry-run[=client|server]] [-o json|yaml]";
+static const char summary[] =
+	"Set (KEY=VALUE) or remove (KEY-) labels on nodes. Without NODE or -l, acts on the GPU nodes\n"
+	"(nvidia.com/gpu capacity, NFD PCI vendor 10de, or nvidia.com/gpu.present=true). Without\n"
+	"KEY=VALUE or KEY-, sets the default labels accelerator=nvidia and gpu-type=<GPU product>\n"
+	"(changeable in the config file). Changing an existing value needs --overwrite.";
+
+struct label_plan {
+	struct label_op *ops;
+	size_t nops;
+	int defaults;  /* ops came from the defaults: "{product}" is substituted per node */
+	int overwrite;
+};
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void add_change(cJSON *changes, const char *op, const char *key, const char *value, const char *old)
+{
+	cJSON *c = cJSON_CreateObject();
+	cJSON_AddStringToObject(c, "op", op);
+	cJSON_AddStringToObject(c, "key", key);
+	if (value)
+		cJSON_AddStringToObject(c, "value", value);
+	if (old)
+		cJSON_AddStringToObject(c, "old", old);
+	cJSON_AddItemToArray(changes, c);
+}
+
+/* "{product}" in a default value becomes the node's GPU product. */
+static char *expand_value(const char *v, const cJSON *node, int *unknown)
+{
+	const char *ph = strstr(v, "{product}");
+	if (!ph)
+		return xstrdup(v);
+	const char *product = node_gpu_product(node);
+	if (!product) {
+		*unknown = 1;
+		return NULL;
+	}
+	return xasprintf("%.*s%s%s", (int)(ph - v), v, product, ph + strlen("{product}"));
+}
+
+static int plan_labels(void *ud, const cJSON *node, struct edit_result *r)
+{
+	struct label_plan *p = ud;
+	const cJSON *md = cJSON_GetObjectItemCaseSensitive(node, "metadata");
+	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(md, "labels");
+	cJSON *after = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : cJSON_CreateObject();
+	cJSON *patch_labels = cJSON_CreateObject();
+	int changed = 0;
+	for (size_t i = 0; i < p->nops; i++) {
+		const struct label_op *op = &p->ops[i];
+		const char *cur = jstr(labels, op->key);
+		if (!op->value) {
+			if (cur) {
+				add_change(r->changes, "remove", op->key, NULL, cur);
+				cJSON_AddNullToObject(patch_labels, op->key);
+				cJSON_DeleteItemFromObjectCaseSensitive(after, op->key);
+				changed = 1;
+			}
+			continue;
+		}
+		int unknown = 0;
+		char *value = p->defaults ? expand_value(op->value, node, &unknown) : xstrdup(op->value);
+		if (unknown)
+			continue; /* no product known for this node: leave that default out */
+		struct gerr verr = GERR_INIT;
+		if (label_value_valid(value, &verr) < 0) {
+			gerr_set(&r->err, GERR_INVALID, "label %s: %s", op->key, verr.msg);
+			gerr_clear(&verr);
+			free(value);
+			goto fail;
+		}
+		if (cur && !strcmp(cur, value)) {
+			free(value);
+			continue;
+		}
+		if (cur && !p->overwrite) {
+			gerr_set(&r->err, GERR_CONFLICT, "'%s' already has a value (%s), and --overwrite is false",
+				 op->key, cur);
+			free(value);
+			goto fail;
+		}
+		add_change(r->changes, cur ? "update" : "add", op->key, value, cur);
+		cJSON_AddStringToObject(patch_labels, op->key, value);
+		cJSON_DeleteItemFromObjectCaseSensitive(after, op->key);
+		cJSON_AddStringToObject(after, op->key, value);
+		changed = 1;
+		free(value);
+	}
+	r->state = after;
+	if (changed) {
+		cJSON *patch = cJSON_CreateObject();
+		cJSON *pm = cJSON_AddObjectToObject(patch, "metadata");
+		const char *rv = jstr(md, "resourceVersion");
+		if (rv) /* optimistic concurrency: a concurrent change gives 409 and a re-plan */
+			cJSON_AddStringToObject(pm, "resourceVersion", rv);
+		cJSON_AddItemToObject(pm, "labels", patch_labels);
+		r->patch = cJSON_PrintUnformatted(patch);
+		cJSON_Delete(patch);
+	} else {
+		cJSON_Delete(patch_labels);
+	}
+	return 0;
+fail:
+	cJSON_Delete(after);
+	cJSON_Delete(patch_labels);
+	return -1;
+}
+
+/* Defaults from the config file (label.defaults: {key: value}) or built in. */
+static int default_ops(struct gctx *g, struct label_op **ops, size_t *nops, struct gerr *err)
+{
+	const cJSON *defs = NULL;
+	const char *path = NULL;
+	if (g->config) {
+		defs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g->config, "label"),
+							"defaults");
+		path = jstr(g->config, "__path");
+	}
+	if (!defs) {
+		*ops = xcalloc(2, sizeof(**ops));
+		(*ops)[0] = (struct label_op){ xstrdup("accelerator"), xstrdup("nvidia") };
+		(*ops)[1] = (struct label_op){ xstrdup("gpu-type"), xstrdup("{product}") };
+		*nops = 2;
+		return 0;
+	}
+	if (!cJSON_IsObject(defs))
+		return gerr_set(err, GERR_CONFIG, "%s: label.defaults must be a mapping of label keys to values",
+				path);
+	size_t n = (size_t)cJSON_GetArraySize(defs), k = 0;
+	*ops = xcalloc(n ? n : 1, sizeof(**ops));
+	const cJSON *it;
+	cJSON_ArrayForEach(it, defs) {
+		struct gerr e = GERR_INIT;
+		if (!cJSON_IsString(it) || label_key_valid(it->string, &e) < 0) {
+			gerr_set(err, GERR_CONFIG, "%s: label.defaults.%s: %s", path, it->string,
+				 e.msg ? e.msg : "the value must be a string");
+			gerr_clear(&e);
+			goto fail;
+		}
+		(*ops)[k].key = xstrdup(it->string);
+		(*ops)[k].value = xstrdup(it->valuestring);
+		k++;
+	}
+	*nops = k;
+	return 0;
+fail:
+	for (size_t i = 0; i < k; i++)
+		label_op_release(&(*ops)[i]);
+	free(*ops);
+	*ops = NULL;
+	return -1;
+}
+
+int cmd_label(struct gctx *g, int argc, char **argv)
+{
+	const char *selector = NULL, *dry_s = NULL;
+	int overwrite = 0, all = 0;
+	struct opt opts[] = {
+		{ "selector", 'l', OPT_STRING, &selector, "SELECTOR", "act on the nodes matching this label selector", NULL },
+		{ "all", 0, OPT_BOOL, &all, NULL, "act on every node, GPU or not", NULL },
+		{ "overwrite", 0, OPT_BOOL, &overwrite, NULL, "allow changing the value of an existing label", NULL },
+		{ "dry-run", 0, OPT_OPTARG, &dry_s, "MODE", "client (nothing sent) or server (validated, not saved)", "client" },
+		OPT_END,
+	};
+	struct gerr err = GERR_INIT;
+	char **rest;
+	int nrest, help, code = 0;
+	struct label_plan plan = { 0 };
+	struct node_target t = { 0 };
+	enum dry_run dry = DRY_NONE;
+	static const char *const formats[] = { "json", "yaml", NULL };
+	if (opt_parse(g, argc, argv, opts, usage, summary, &rest, &nrest, &help, &err) < 0)
+		goto usage_error;
+	if (help)
+		return 0;
+	if (gctx_check_output(g, formats, &err) < 0 || parse_dry_run(dry_s, &dry, &err) < 0)
+		goto usage_error;
+	t.names = xcalloc((size_t)nrest + 1, sizeof(char *));
+	plan.ops = xcalloc((size_t)nrest + 1, sizeof(*plan.ops));
+	for (int i = 0; i < nrest; i++) {
+		if (label_arg_is_op(rest[i])) {
+			if (label_op_parse(rest[i], &plan.ops[plan.nops], &err) < 0)
+				goto usage_error;
+			plan.nops++;
+		} else {
+			t.names[t.nnames++] = rest[i];
+		}
+	}
+	if (all && (t.nnames || selector)) {
+		gerr_set(&err, GERR_USAGE, "--all cannot be combined with node names or -l");
+		goto usage_error;
+	}
+	if (label_ops_check(plan.ops, plan.nops, &err) < 0)
+		goto usage_error;
+	t.selector = selector;
+	t.all = all;
+	plan.overwrite = overwrite;
+	if (plan.nops == 0) {
+		free(plan.ops);
+		plan.ops = NULL;
+		if (gctx_load_config(g, &err) < 0 || default_ops(g, &plan.ops, &plan.nops, &err) < 0) {
+			gctx_print_error(g, &err);
+			code = 2;
+			goto out;
+		}
+		plan.defaults = 1;
+	}
+	code = edit_run(g, &t, plan_labels, &plan, dry, "NodeLabelResult", "labels", "labeled");
+	goto out;
+usage_error:
+	gctx_print_error(g, &err);
+	fprintf(stderr, "usage: %s\nRun 'gpuctl help label' for details.\n", usage);
+	code = 2;
+out:
+	gerr_clear(&err);
+	for (size_t i = 0; i < plan.nops; i++)
+		label_op_release(&plan.ops[i]);
+	free(plan.ops);
+	free(t.names);
+	return code;
+}

@@ -1,0 +1,446 @@
+/* The node edit engine shared by label and taint: resolve the target nodes
+ * with one LIST, plan all edits before writing any, write concurrently, and
+ * re-plan on 409 Conflict. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "gpuctl/buf.h"
+#include "gpuctl/kube.h"
+#include "gpuctl/labels.h"
+#include "gpuctl/out.h"
+
+#define MAX_CONFLICT_ROUNDS 5
+#define WRITE_PARALLEL 64
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static const cJSON *jpath(const cJSON *o, const char *a, const char *b)
+{
+	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b);
+}
+
+static const char *node_name(const cJSON *node)
+{
+	const cJSON *v = jpath(node, "metadata", "name");
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static long quantity_int(const cJSON *q)
+{
+	if (cJSON_IsNumber(q))
+		return (long)q->valuedouble;
+	if (!cJSON_IsString(q))
+		return 0;
+	char *end;
+	long v = strtol(q->valuestring, &end, 10);
+	return v;
+}
+
+int node_is_gpu(const cJSON *node)
+{
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(node, "status");
+	if (quantity_int(jpath(st, "capacity", "nvidia.com/gpu")) > 0 ||
+	    quantity_int(jpath(st, "allocatable", "nvidia.com/gpu")) > 0)
+		return 1;
+	const cJSON *labels = jpath(node, "metadata", "labels");
+	const char *nfd = jstr(labels, "feature.node.kubernetes.io/pci-10de.present");
+	const char *present = jstr(labels, "nvidia.com/gpu.present");
+	return (nfd && !strcmp(nfd, "true")) || (present && !strcmp(present, "true"));
+}
+
+const char *node_gpu_product(const cJSON *node)
+{
+	const char *p = jstr(jpath(node, "metadata", "labels"), "nvidia.com/gpu.product");
+	return p && *p ? p : NULL;
+}
+
+int parse_dry_run(const char *s, enum dry_run *out, struct gerr *err)
+{
+	if (!s || !strcmp(s, "none") || !strcmp(s, "false"))
+		*out = DRY_NONE;
+	else if (!strcmp(s, "client") || !strcmp(s, "true"))
+		*out = DRY_CLIENT;
+	else if (!strcmp(s, "server"))
+		*out = DRY_SERVER;
+	else
+		return gerr_set(err, GERR_USAGE, "--dry-run: \"%s\" is not one of none, client, server", s);
+	return 0;
+}
+
+const char *dry_run_name(enum dry_run d)
+{
+	return d == DRY_CLIENT ? "client" : d == DRY_SERVER ? "server" : "none";
+}
+
+int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **nodes, struct gerr *err)
+{
+	struct selector sel = { 0 };
+	if (t->selector && selector_parse(t->selector, &sel, err) < 0)
+		return -1;
+	selector_release(&sel);
+	struct kube_list_opts lo = { .label_selector = t->selector };
+	char *fs = NULL;
+	if (t->nnames == 1 && !t->selector) {
+		fs = xasprintf("metadata.name=%s", t->names[0]);
+		lo.field_selector = fs;
+	}
+	cJSON *items = NULL;
+	int rc = kube_list(kc, "/api/v1/nodes", &lo, &items, NULL, err);
+	free(fs);
+	if (rc < 0)
+		return gerr_prefix(err, "list nodes");
+	cJSON *out = cJSON_CreateArray();
+	if (t->nnames) {
+		struct buf missing = BUF_INIT;
+		for (size_t i = 0; i < t->nnames; i++) {
+			cJSON *found = NULL, *it;
+			cJSON_ArrayForEach(it, items)
+				if (!strcmp(node_name(it), t->names[i]))
+					found = it;
+			int dup = 0;
+			for (size_t j = 0; j < i; j++)
+				dup |= !strcmp(t->names[j], t->names[i]);
+			if (dup)
+				continue;
+			if (!found)
+				buf_addf(&missing, "%s\"%s\"", missing.len ? ", " : "", t->names[i]);
+			else
+				cJSON_AddItemToArray(out, cJSON_Duplicate(found, 1));
+		}
+		cJSON_Delete(items);
+		if (missing.len) {
+			if (t->selector)
+				gerr_set(err, GERR_NOTFOUND, "node(s) %s not found among the nodes matching -l %s",
+					 missing.s, t->selector);
+			else
+				gerr_set(err, GERR_NOTFOUND, "node(s) %s not found", missing.s);
+			gerr_hint(err, "list the nodes with: kubectl get nodes");
+			buf_release(&missing);
+			cJSON_Delete(out);
+			return -1;
+		}
+		buf_release(&missing);
+	} else if (t->selector || t->all) {
+		cJSON_Delete(out);
+		out = items;
+	} else {
+		cJSON *it;
+		cJSON_ArrayForEach(it, items)
+			if (node_is_gpu(it))
+				cJSON_AddItemToArray(out, cJSON_Duplicate(it, 1));
+		int total = cJSON_GetArraySize(items);
+		cJSON_Delete(items);
+		if (cJSON_GetArraySize(out) == 0) {
+			cJSON_Delete(out);
+			gerr_set(err, GERR_NOTFOUND,
+				 "no GPU nodes found among %d node(s): none has nvidia.com/gpu capacity, the label feature.node.kubernetes.io/pci-10de.present=true or nvidia.com/gpu.present=true",
+				 total);
+			gerr_hint(err, "name the nodes, or select them with -l SELECTOR");
+			return -1;
+		}
+	}
+	*nodes = out;
+	return 0;
+}
+
+void edit_results_free(struct edit_result *r, size_t n)
+{
+	for (size_t i = 0; r && i < n; i++) {
+		free(r[i].node);
+		cJSON_Delete(r[i].changes);
+		cJSON_Delete(r[i].state);
+		free(r[i].patch);
+		gerr_clear(&r[i].err);
+	}
+	free(r);
+}
+
+static void reset_plan(struct edit_result *r)
+{
+	cJSON_Delete(r->changes);
+	cJSON_Delete(r->state);
+	free(r->patch);
+	r->changes = NULL;
+	r->state = NULL;
+	r->patch = NULL;
+	gerr_clear(&r->err);
+}
+
+static void run_plan(edit_plan_fn plan, void *ud, const cJSON *node, struct edit_result *r)
+{
+	reset_plan(r);
+	r->changes = cJSON_CreateArray();
+	if (plan(ud, node, r) < 0) {
+		r->status = EDIT_FAILED;
+		if (r->err.code == GERR_OK)
+			gerr_set(&r->err, GERR_INTERNAL, "planning failed");
+		return;
+	}
+	r->status = r->patch ? EDIT_CHANGED : EDIT_UNCHANGED;
+}
+
+int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud, enum dry_run dry,
+	       struct edit_result **results, size_t *nresults, struct gerr *err)
+{
+	(void)err;
+	size_t n = (size_t)cJSON_GetArraySize(nodes);
+	struct edit_result *r = xcalloc(n ? n : 1, sizeof(*r));
+	cJSON **cur = xcalloc(n ? n : 1, sizeof(cJSON *));
+	size_t i = 0;
+	cJSON *it;
+	int any_failed = 0;
+	cJSON_ArrayForEach(it, nodes) {
+		r[i].node = xstrdup(node_name(it));
+		cur[i] = it;
+		run_plan(plan, ud, it, &r[i]);
+		any_failed |= r[i].status == EDIT_FAILED;
+		i++;
+	}
+	if (any_failed) {
+		/* refuse everything: never leave some nodes changed and others not */
+		for (i = 0; i < n; i++)
+			if (r[i].status == EDIT_CHANGED) {
+				r[i].status = EDIT_SKIPPED;
+				gerr_set(&r[i].err, GERR_CONFLICT, "not changed because other nodes failed validation");
+			}
+		free(cur);
+		*results = r;
+		*nresults = n;
+		return 0;
+	}
+	if (dry == DRY_CLIENT) {
+		free(cur);
+		*results = r;
+		*nresults = n;
+		return 0;
+	}
+	cJSON **fresh = xcalloc(n ? n : 1, sizeof(cJSON *));
+	for (int round = 0; round < MAX_CONFLICT_ROUNDS; round++) {
+		size_t nw = 0;
+		size_t *idx = xcalloc(n ? n : 1, sizeof(size_t));
+		for (i = 0; i < n; i++)
+			if (r[i].status == EDIT_CHANGED && r[i].patch)
+				idx[nw++] = i;
+		if (!nw) {
+			free(idx);
+			break;
+		}
+		struct kube_call *calls = xcalloc(nw, sizeof(*calls));
+		char **paths = xcalloc(nw, sizeof(char *));
+		char **whats = xcalloc(nw, sizeof(char *));
+		for (size_t k = 0; k < nw; k++) {
+			struct edit_result *e = &r[idx[k]];
+			char *base = kube_path("v1", NULL, "nodes", e->node);
+			struct buf p = BUF_INIT;
+			buf_adds(&p, base);
+			free(base);
+			kube_query_add(&p, "fieldManager", "gpuctl");
+			if (dry == DRY_SERVER)
+				kube_query_add(&p, "dryRun", "All");
+			paths[k] = buf_detach(&p);
+			whats[k] = xasprintf("node %s", e->node);
+			calls[k] = (struct kube_call){ .method = "PATCH", .path = paths[k], .body = e->patch,
+						       .content_type = "application/merge-patch+json",
+						       .idempotent = 1, .what = whats[k] };
+		}
+		kube_do_many(kc, calls, nw, WRITE_PARALLEL);
+		/* conflicts: fetch those nodes again (concurrently) and re-plan */
+		size_t nc = 0;
+		for (size_t k = 0; k < nw; k++) {
+			struct edit_result *e = &r[idx[k]];
+			if (calls[k].err.code == GERR_OK) {
+				free(e->patch);
+				e->patch = NULL;
+			} else if (calls[k].err.code == GERR_CONFLICT && round + 1 < MAX_CONFLICT_ROUNDS) {
+				idx[nc++] = idx[k];
+			} else {
+				e->status = EDIT_FAILED;
+				gerr_move(&e->err, &calls[k].err);
+			}
+			kube_call_release(&calls[k]);
+		}
+		for (size_t k = 0; k < nw; k++) {
+			free(paths[k]);
+			free(whats[k]);
+		}
+		free(calls);
+		free(paths);
+		free(whats);
+		if (nc) {
+			struct kube_call *gets = xcalloc(nc, sizeof(*gets));
+			char **gp = xcalloc(nc, sizeof(char *));
+			for (size_t k = 0; k < nc; k++) {
+				gp[k] = kube_path("v1", NULL, "nodes", r[idx[k]].node);
+				gets[k] = (struct kube_call){ .method = "GET", .path = gp[k], .idempotent = 1,
+							      .what = r[idx[k]].node };
+			}
+			kube_do_many(kc, gets, nc, WRITE_PARALLEL);
+			for (size_t k = 0; k < nc; k++) {
+				struct edit_result *e = &r[idx[k]];
+				if (gets[k].err.code != GERR_OK) {
+					e->status = EDIT_FAILED;
+					gerr_move(&e->err, &gets[k].err);
+				} else {
+					cJSON_Delete(fresh[idx[k]]);
+					fresh[idx[k]] = gets[k].response;
+					gets[k].response = NULL;
+					run_plan(plan, ud, fresh[idx[k]], e);
+					/* someone else made the same change meanwhile: report it unchanged */
+				}
+				kube_call_release(&gets[k]);
+				free(gp[k]);
+			}
+			free(gets);
+			free(gp);
+		}
+		free(idx);
+	}
+	for (i = 0; i < n; i++)
+		cJSON_Delete(fresh[i]);
+	free(fresh);
+	free(cur);
+	*results = r;
+	*nresults = n;
+	return 0;
+}
+
+static void describe_change(struct buf *b, const cJSON *ch)
+{
+	const char *op = jstr(ch, "op");
+	const char *key = jstr(ch, "key");
+	const char *value = jstr(ch, "value");
+	const char *effect = jstr(ch, "effect");
+	char sign = !strcmp(op, "remove") ? '-' : !strcmp(op, "update") ? '~' : '+';
+	buf_addf(b, " %c%s", sign, key);
+	if (value && *value && strcmp(op, "remove"))
+		buf_addf(b, "=%s", value);
+	if (effect && *effect)
+		buf_addf(b, ":%s", effect);
+}
+
+int edit_report(struct gctx *g, const char *kind, const char *state_field, const char *verb,
+		enum dry_run dry, struct edit_result *r, size_t n)
+{
+	size_t changed = 0, unchanged = 0, failed = 0, skipped = 0;
+	int access = 0;
+	for (size_t i = 0; i < n; i++) {
+		switch (r[i].status) {
+		case EDIT_CHANGED: changed++; break;
+		case EDIT_UNCHANGED: unchanged++; break;
+		case EDIT_SKIPPED: skipped++; break;
+		case EDIT_FAILED:
+			failed++;
+			access |= gerr_is_cluster_access(&r[i].err);
+			break;
+		}
+	}
+	static const char *const status_names[] = { "unchanged", "changed", "failed", "skipped" };
+	if (g->output) {
+		cJSON *doc = cJSON_CreateObject();
+		cJSON_AddStringToObject(doc, "apiVersion", "gpuctl.io/v1alpha1");
+		cJSON_AddStringToObject(doc, "kind", kind);
+		cJSON_AddStringToObject(doc, "dryRun", dry_run_name(dry));
+		cJSON *arr = cJSON_AddArrayToObject(doc, "nodes");
+		for (size_t i = 0; i < n; i++) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "name", r[i].node);
+			cJSON_AddStringToObject(o, "result", status_names[r[i].status]);
+			cJSON_AddItemToObject(o, "changes",
+					      r[i].changes ? cJSON_Duplicate(r[i].changes, 1) : cJSON_CreateArray());
+			if (r[i].state && r[i].status != EDIT_FAILED)
+				cJSON_AddItemToObject(o, state_field, cJSON_Duplicate(r[i].state, 1));
+			if (r[i].err.code != GERR_OK) {
+				cJSON *e = cJSON_AddObjectToObject(o, "error");
+				cJSON_AddStringToObject(e, "reason", gerr_code_name(r[i].err.code));
+				if (r[i].err.http_status)
+					cJSON_AddNumberToObject(e, "httpStatus", (double)r[i].err.http_status);
+				cJSON_AddStringToObject(e, "message", r[i].err.msg);
+			}
+			cJSON_AddItemToArray(arr, o);
+		}
+		cJSON *s = cJSON_AddObjectToObject(doc, "summary");
+		cJSON_AddNumberToObject(s, "total", (double)n);
+		cJSON_AddNumberToObject(s, "changed", (double)changed);
+		cJSON_AddNumberToObject(s, "unchanged", (double)unchanged);
+		cJSON_AddNumberToObject(s, "failed", (double)failed);
+		cJSON_AddNumberToObject(s, "skipped", (double)skipped);
+		out_doc(stdout, doc, g->output);
+		cJSON_Delete(doc);
+	} else {
+		size_t w = 4;
+		for (size_t i = 0; i < n; i++)
+			if (strlen(r[i].node) > w)
+				w = strlen(r[i].node);
+		for (size_t i = 0; i < n; i++) {
+			struct buf line = BUF_INIT;
+			buf_addf(&line, "node/%-*s  ", (int)w, r[i].node);
+			fputs(line.s, stdout);
+			buf_reset(&line);
+			enum out_color c = r[i].status == EDIT_CHANGED ? OUT_GREEN
+					   : r[i].status == EDIT_FAILED ? OUT_RED
+					   : r[i].status == EDIT_SKIPPED ? OUT_YELLOW : OUT_DIM;
+			const char *word = r[i].status == EDIT_CHANGED ? verb : status_names[r[i].status];
+			char *padded = xasprintf("%-9s", word);
+			out_colored(stdout, g->color, c, padded);
+			free(padded);
+			if (r[i].status == EDIT_CHANGED && dry != DRY_NONE)
+				buf_addf(&line, " (dry run: %s)", dry_run_name(dry));
+			const cJSON *ch;
+			if (r[i].status != EDIT_FAILED)
+				cJSON_ArrayForEach(ch, r[i].changes)
+					describe_change(&line, ch);
+			if (r[i].err.code != GERR_OK) {
+				/* one line per node: the first line of the message */
+				const char *nl = strchr(r[i].err.msg, '\n');
+				buf_adds(&line, " ");
+				buf_add(&line, r[i].err.msg, nl ? (size_t)(nl - r[i].err.msg) : strlen(r[i].err.msg));
+			}
+			fputs(line.s, stdout);
+			fputc('\n', stdout);
+			buf_release(&line);
+		}
+		fprintf(stderr, "%zu node(s): %zu %s, %zu unchanged, %zu failed%s\n", n, changed, verb,
+			unchanged, failed, skipped ? ", others skipped" : "");
+		/* the full message (with its hint) once, for the first failure */
+		for (size_t i = 0; i < n; i++)
+			if (r[i].status == EDIT_FAILED && strchr(r[i].err.msg, '\n')) {
+				gctx_print_error(g, &r[i].err);
+				break;
+			}
+	}
+	if (failed == 0)
+		return 0;
+	return access ? 3 : 1;
+}
+
+int edit_run(struct gctx *g, const struct node_target *t, edit_plan_fn plan, void *ud, enum dry_run dry,
+	     const char *kind, const char *state_field, const char *verb)
+{
+	struct gerr err = GERR_INIT;
+	struct kube_client *kc;
+	cJSON *nodes = NULL;
+	struct edit_result *r = NULL;
+	size_t n = 0;
+	if (gctx_kube(g, &kc, &err) < 0 || nodes_resolve(kc, t, &nodes, &err) < 0 ||
+	    nodes_edit(kc, nodes, plan, ud, dry, &r, &n, &err) < 0) {
+		gctx_print_error(g, &err);
+		int code = err.code == GERR_NOTFOUND ? 1 : gerr_exit_code(&err);
+		gerr_clear(&err);
+		cJSON_Delete(nodes);
+		return code;
+	}
+	int code = edit_report(g, kind, state_field, verb, dry, r, n);
+	edit_results_free(r, n);
+	cJSON_Delete(nodes);
+	if (out_finish(&err) < 0) {
+		gctx_print_error(g, &err);
+		gerr_clear(&err);
+		return 1;
+	}
+	return code;
+}

@@ -1,0 +1,79 @@
+/* Subcommands that are planned but not built yet, and the hidden completion helper. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "gpuctl/kube.h"
+#include "gpuctl/out.h"
+
+static int not_built(struct gctx *g, const char *name)
+{
+	(void)g;
+	fprintf(stderr, "gpuctl %s: not built yet in this version (%s); see 'gpuctl help'\n", name, GPUCTL_VERSION);
+	return 2;
+}
+
+int cmd_deploy(struct gctx *g, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return not_built(g, "deploy");
+}
+
+int cmd_slice(struct gctx *g, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return not_built(g, "slice");
+}
+
+int cmd_smoke_test(struct gctx *g, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return not_built(g, "smoke-test");
+}
+
+int cmd_validate(struct gctx *g, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return not_built(g, "validate");
+}
+
+int cmd_cleanup(struct gctx *g, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return not_built(g, "cleanup");
+}
+
+/* gpuctl __complete nodes [global flags]: node names, one per line, for shell completion. */
+int cmd_complete(struct gctx *g, int argc, char **argv)
+{
+	struct opt opts[] = { OPT_END };
+	char **rest;
+	int nrest, help;
+	struct gerr err = GERR_INIT;
+	g->kopts.request_timeout_ms = 5000;
+	g->kopts.max_retries = 0;
+	if (opt_parse(g, argc, argv, opts, "gpuctl __complete nodes", NULL, &rest, &nrest, &help, &err) < 0 ||
+	    nrest < 1 || strcmp(rest[0], "nodes")) {
+		gerr_clear(&err);
+		return 2;
+	}
+	struct kube_client *kc;
+	cJSON *items = NULL;
+	if (gctx_kube(g, &kc, &err) < 0 || kube_list(kc, "/api/v1/nodes", NULL, &items, NULL, &err) < 0) {
+		gerr_clear(&err);
+		return 1;
+	}
+	const cJSON *it;
+	cJSON_ArrayForEach(it, items) {
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(it, "metadata"), "name");
+		if (cJSON_IsString(n))
+			printf("%s\n", n->valuestring);
+	}
+	cJSON_Delete(items);
+	return out_finish(&err) < 0 ? 1 : 0;
+}

@@ -1,0 +1,253 @@
+/* gpuctl taint: add or remove node taints, kubectl semantics, GPU nodes by default. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "gpuctl/buf.h"
+#include "gpuctl/labels.h"
+
+static const char usage[] =
+	"gpuctl taint [NODE...] [-l SELECTOR] [KEY=VALUE:EFFECT...] [KEY:EFFECT-...] [KEY-...] [--overwrite] [--dry-run[=client|server]] [-o json|yaml]";
+static const char summary[] =
+	"Add (KEY[=VALUE]:EFFECT) or remove (KEY:EFFECT-, KEY-) taints on nodes. Without NODE or -l,\n"
+	"acts on the GPU nodes. Without taint arguments, adds the default nvidia.com/gpu=true:NoSchedule\n"
+	"(changeable in the config file). Changing the value of an existing taint needs --overwrite.\n"
+	"EFFECT is NoSchedule, PreferNoSchedule or NoExecute.";
+
+struct taint_plan {
+	struct taint_op *ops;
+	size_t nops;
+	int overwrite;
+};
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static const char *tval(const cJSON *t)
+{
+	const char *v = jstr(t, "value");
+	return v ? v : "";
+}
+
+static int same_key_effect(const cJSON *t, const char *key, const char *effect)
+{
+	const char *k = jstr(t, "key"), *e = jstr(t, "effect");
+	return k && e && !strcmp(k, key) && !strcmp(e, effect);
+}
+
+static cJSON *taint_json(const struct taint_op *op)
+{
+	/* the same shape kubectl writes: value omitted when empty */
+	cJSON *t = cJSON_CreateObject();
+	cJSON_AddStringToObject(t, "key", op->key);
+	if (*op->value)
+		cJSON_AddStringToObject(t, "value", op->value);
+	cJSON_AddStringToObject(t, "effect", op->effect);
+	return t;
+}
+
+static void add_change(cJSON *changes, const char *op, const char *key, const char *value, const char *effect,
+		       const char *old)
+{
+	cJSON *c = cJSON_CreateObject();
+	cJSON_AddStringToObject(c, "op", op);
+	cJSON_AddStringToObject(c, "key", key);
+	cJSON_AddStringToObject(c, "value", value ? value : "");
+	cJSON_AddStringToObject(c, "effect", effect);
+	if (old)
+		cJSON_AddStringToObject(c, "old", old);
+	cJSON_AddItemToArray(changes, c);
+}
+
+static int plan_taints(void *ud, const cJSON *node, struct edit_result *r)
+{
+	struct taint_plan *p = ud;
+	const cJSON *md = cJSON_GetObjectItemCaseSensitive(node, "metadata");
+	const cJSON *old = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(node, "spec"), "taints");
+	int changed = 0;
+	/* kubectl's order: the taints being added first, then the old ones they do not replace */
+	cJSON *after = cJSON_CreateArray();
+	for (size_t i = 0; i < p->nops; i++) {
+		const struct taint_op *op = &p->ops[i];
+		if (op->remove)
+			continue;
+		const cJSON *cur = NULL, *t;
+		cJSON_ArrayForEach(t, old)
+			if (same_key_effect(t, op->key, op->effect))
+				cur = t;
+		if (cur && !strcmp(tval(cur), op->value)) {
+			cJSON_AddItemToArray(after, cJSON_Duplicate(cur, 1)); /* keeps timeAdded */
+			continue;
+		}
+		if (cur && !p->overwrite) {
+			gerr_set(&r->err, GERR_CONFLICT,
+				 "node %s already has taint %s:%s with value \"%s\", and --overwrite is false", r->node,
+				 op->key, op->effect, tval(cur));
+			cJSON_Delete(after);
+			return -1;
+		}
+		add_change(r->changes, cur ? "update" : "add", op->key, op->value, op->effect, cur ? tval(cur) : NULL);
+		cJSON_AddItemToArray(after, taint_json(op));
+		changed = 1;
+	}
+	const cJSON *t;
+	cJSON_ArrayForEach(t, old) {
+		int replaced = 0;
+		const cJSON *a;
+		cJSON_ArrayForEach(a, after)
+			if (same_key_effect(t, jstr(a, "key"), jstr(a, "effect")))
+				replaced = 1;
+		if (!replaced)
+			cJSON_AddItemToArray(after, cJSON_Duplicate(t, 1));
+	}
+	/* removals: KEY- removes every effect, KEY:EFFECT- one; absent is fine */
+	for (size_t i = 0; i < p->nops; i++) {
+		const struct taint_op *op = &p->ops[i];
+		if (!op->remove)
+			continue;
+		for (int k = cJSON_GetArraySize(after) - 1; k >= 0; k--) {
+			cJSON *x = cJSON_GetArrayItem(after, k);
+			const char *key = jstr(x, "key"), *eff = jstr(x, "effect");
+			if (key && !strcmp(key, op->key) && (!*op->effect || (eff && !strcmp(eff, op->effect)))) {
+				add_change(r->changes, "remove", key, tval(x), eff ? eff : "", NULL);
+				cJSON_DeleteItemFromArray(after, k);
+				changed = 1;
+			}
+		}
+	}
+	if (!changed) {
+		/* keep the node's own order when nothing changes */
+		cJSON_Delete(after);
+		r->state = cJSON_IsArray(old) ? cJSON_Duplicate(old, 1) : cJSON_CreateArray();
+		return 0;
+	}
+	r->state = after;
+	cJSON *patch = cJSON_CreateObject();
+	cJSON *pm = cJSON_AddObjectToObject(patch, "metadata");
+	const char *rv = jstr(md, "resourceVersion");
+	if (rv)
+		cJSON_AddStringToObject(pm, "resourceVersion", rv);
+	cJSON *spec = cJSON_AddObjectToObject(patch, "spec");
+	if (cJSON_GetArraySize(after))
+		cJSON_AddItemToObject(spec, "taints", cJSON_Duplicate(after, 1));
+	else
+		cJSON_AddNullToObject(spec, "taints");
+	r->patch = cJSON_PrintUnformatted(patch);
+	cJSON_Delete(patch);
+	return 0;
+}
+
+static int default_ops(struct gctx *g, struct taint_op **ops, size_t *nops, struct gerr *err)
+{
+	const cJSON *defs = NULL;
+	const char *path = NULL;
+	if (g->config) {
+		defs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g->config, "taint"),
+							"defaults");
+		path = jstr(g->config, "__path");
+	}
+	if (!defs) {
+		*ops = xcalloc(1, sizeof(**ops));
+		*nops = 1;
+		return taint_op_parse("nvidia.com/gpu=true:NoSchedule", &(*ops)[0], err);
+	}
+	if (!cJSON_IsArray(defs))
+		return gerr_set(err, GERR_CONFIG, "%s: taint.defaults must be a list like [\"KEY=VALUE:EFFECT\"]",
+				path);
+	size_t n = (size_t)cJSON_GetArraySize(defs), k = 0;
+	*ops = xcalloc(n ? n : 1, sizeof(**ops));
+	const cJSON *it;
+	cJSON_ArrayForEach(it, defs) {
+		struct gerr e = GERR_INIT;
+		if (!cJSON_IsString(it) || taint_op_parse(it->valuestring, &(*ops)[k], &e) < 0 || (*ops)[k].remove) {
+			gerr_set(err, GERR_CONFIG, "%s: taint.defaults[%zu]: %s", path, k,
+				 e.msg ? e.msg : "must be a string KEY=VALUE:EFFECT");
+			gerr_clear(&e);
+			if (k < n && (*ops)[k].key)
+				taint_op_release(&(*ops)[k]);
+			goto fail;
+		}
+		k++;
+	}
+	*nops = k;
+	return taint_ops_check(*ops, k, err) < 0 ? -1 : 0;
+fail:
+	for (size_t i = 0; i < k; i++)
+		taint_op_release(&(*ops)[i]);
+	free(*ops);
+	*ops = NULL;
+	*nops = 0;
+	return -1;
+}
+
+int cmd_taint(struct gctx *g, int argc, char **argv)
+{
+	const char *selector = NULL, *dry_s = NULL;
+	int overwrite = 0, all = 0;
+	struct opt opts[] = {
+		{ "selector", 'l', OPT_STRING, &selector, "SELECTOR", "act on the nodes matching this label selector", NULL },
+		{ "all", 0, OPT_BOOL, &all, NULL, "act on every node, GPU or not", NULL },
+		{ "overwrite", 0, OPT_BOOL, &overwrite, NULL, "allow changing the value of an existing taint", NULL },
+		{ "dry-run", 0, OPT_OPTARG, &dry_s, "MODE", "client (nothing sent) or server (validated, not saved)", "client" },
+		OPT_END,
+	};
+	struct gerr err = GERR_INIT;
+	char **rest;
+	int nrest, help, code = 0;
+	struct taint_plan plan = { 0 };
+	struct node_target t = { 0 };
+	enum dry_run dry = DRY_NONE;
+	static const char *const formats[] = { "json", "yaml", NULL };
+	if (opt_parse(g, argc, argv, opts, usage, summary, &rest, &nrest, &help, &err) < 0)
+		goto usage_error;
+	if (help)
+		return 0;
+	if (gctx_check_output(g, formats, &err) < 0 || parse_dry_run(dry_s, &dry, &err) < 0)
+		goto usage_error;
+	t.names = xcalloc((size_t)nrest + 1, sizeof(char *));
+	plan.ops = xcalloc((size_t)nrest + 1, sizeof(*plan.ops));
+	for (int i = 0; i < nrest; i++) {
+		if (taint_arg_is_op(rest[i])) {
+			if (taint_op_parse(rest[i], &plan.ops[plan.nops], &err) < 0)
+				goto usage_error;
+			plan.nops++;
+		} else {
+			t.names[t.nnames++] = rest[i];
+		}
+	}
+	if (all && (t.nnames || selector)) {
+		gerr_set(&err, GERR_USAGE, "--all cannot be combined with node names or -l");
+		goto usage_error;
+	}
+	if (taint_ops_check(plan.ops, plan.nops, &err) < 0)
+		goto usage_error;
+	t.selector = selector;
+	t.all = all;
+	plan.overwrite = overwrite;
+	if (plan.nops == 0) {
+		free(plan.ops);
+		plan.ops = NULL;
+		if (gctx_load_config(g, &err) < 0 || default_ops(g, &plan.ops, &plan.nops, &err) < 0) {
+			gctx_print_error(g, &err);
+			code = 2;
+			goto out;
+		}
+	}
+	code = edit_run(g, &t, plan_taints, &plan, dry, "NodeTaintResult", "taints", "tainted");
+	goto out;
+usage_error:
+	gctx_print_error(g, &err);
+	fprintf(stderr, "usage: %s\nRun 'gpuctl help taint' for details.\n", usage);
+	code = 2;
+out:
+	gerr_clear(&err);
+	for (size_t i = 0; i < plan.nops; i++)
+		taint_op_release(&plan.ops[i]);
+	free(plan.ops);
+	free(t.names);
+	return code;
+}

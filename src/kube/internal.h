@@ -1,0 +1,31 @@
+/* Private to src/kube: the client struct and the streaming call. */
+#ifndef GPUCTL_KUBE_INTERNAL_H
+#define GPUCTL_KUBE_INTERNAL_H
+
+#include <curl/curl.h>
+
+#include "gpuctl/kube.h"
+
+struct kube_client {
+	struct kube_opts opts;
+	struct kube_config *cfg;
+	CURLM *multi;
+	struct kube_exec_cred cred;
+	int have_cred;
+	struct kube_stats stats;
+	unsigned seed;
+	char *base_url;                /* server URL, host swapped for tls-server-name */
+	struct curl_slist *connect_to; /* maps tls-server-name to the real host */
+	char **warnings_seen;
+	size_t nwarnings;
+};
+
+/* A line-by-line streaming GET (watch): fn gets each complete line; it
+ * returns 0 to go on, 1 to stop (the call then succeeds), -1 to fail with
+ * its own error in *err. */
+typedef int (*kube_line_fn)(void *ud, const char *line, size_t len, struct gerr *err);
+int kube_stream(struct kube_client *c, struct kube_call *call, kube_line_fn fn, void *ud, long timeout_ms,
+		struct gerr *err);
+
+
+#endif

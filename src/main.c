@@ -1,0 +1,110 @@
+/* gpuctl: turn a Kubernetes cluster into a GPU platform, and prove it works. */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "gpuctl/cli.h"
+#include "gpuctl/out.h"
+
+struct cmd_entry {
+	const char *name;
+	int (*fn)(struct gctx *g, int argc, char **argv);
+	const char *help;
+	int hidden;
+};
+
+static const struct cmd_entry commands[] = {
+	{ "label", cmd_label, "set or remove labels on GPU nodes", 0 },
+	{ "taint", cmd_taint, "add or remove taints on GPU nodes", 0 },
+	{ "deploy", cmd_deploy, "prepare nodes and deploy the NVIDIA stack (not built yet)", 0 },
+	{ "slice", cmd_slice, "configure GPU sharing: time-slicing, MPS, MIG (not built yet)", 0 },
+	{ "smoke-test", cmd_smoke_test, "run GPU workloads and check they work (not built yet)", 0 },
+	{ "validate", cmd_validate, "check the GPU platform end to end, JSON/JUnit report (not built yet)", 0 },
+	{ "cleanup", cmd_cleanup, "remove what gpuctl created (not built yet)", 0 },
+	{ "__complete", cmd_complete, "shell completion helper", 1 },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+	fputs("usage: gpuctl [--version] [--help] <command> [options] [args]\n\n"
+	      "gpuctl turns a Kubernetes cluster into a working GPU platform and proves that it works.\n\n"
+	      "Commands:\n", f);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (!commands[i].hidden)
+			fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+	fputs("\nGlobal options (any command): --kubeconfig FILE, --context NAME, -n NS, -o json|yaml,\n"
+	      "  --request-timeout DURATION, --insecure-skip-tls-verify, --config FILE, -v.\n"
+	      "Exit codes: 0 done, 1 something failed, 2 usage error, 3 cluster unreachable or unauthorized.\n\n"
+	      "Run 'gpuctl help <command>' for a command's options; 'man gpuctl' for more.\n", f);
+}
+
+static const struct cmd_entry *find(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static int run(const struct cmd_entry *c, int argc, char **argv)
+{
+	struct gctx g = { 0 };
+	char prog[64];
+	snprintf(prog, sizeof(prog), "gpuctl %s", c->name);
+	g.prog = prog;
+	g.kopts.max_retries = 5;
+	g.kopts.request_timeout_ms = 60000;
+	g.color = out_want_color(stdout);
+	g.progress = out_want_color(stderr);
+	int rc = c->fn(&g, argc, argv);
+	gctx_release(&g);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *a = argv[1];
+	if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(a, "--version") || !strcmp(a, "version")) {
+		printf("gpuctl %s\n", GPUCTL_VERSION);
+		return 0;
+	}
+	if (!strcmp(a, "help")) {
+		if (argc < 3) {
+			usage(stdout);
+			return 0;
+		}
+		const struct cmd_entry *c = find(argv[2]);
+		if (!c || c->hidden) {
+			fprintf(stderr, "gpuctl: unknown command \"%s\"; see 'gpuctl --help'\n", argv[2]);
+			return 2;
+		}
+		char *hargv[] = { argv[2], (char *)"--help", NULL };
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		int rc = run(c, 2, hargv);
+		curl_global_cleanup();
+		return rc;
+	}
+	const struct cmd_entry *c = find(a);
+	if (!c) {
+		fprintf(stderr, "gpuctl: unknown command \"%s\"; see 'gpuctl --help'\n", a);
+		return 2;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fputs("gpuctl: error: cannot initialise libcurl\n", stderr);
+		return 1;
+	}
+	int rc = run(c, argc - 1, argv + 1);
+	curl_global_cleanup();
+	return rc;
+}

@@ -1,0 +1,135 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gpuctl/spawn.h"
+
+extern char **environ;
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Build environ + extras, extras overriding variables of the same name. */
+static char **build_env(const char *const *extra)
+{
+	size_t n = 0, m = 0;
+	while (environ[n])
+		n++;
+	while (extra && extra[m])
+		m++;
+	char **env = xcalloc(n + m + 1, sizeof(char *));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(environ[i], '=');
+		size_t nl = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+		int overridden = 0;
+		for (size_t j = 0; j < m; j++)
+			if (!strncmp(extra[j], environ[i], nl) && extra[j][nl] == '=')
+				overridden = 1;
+		if (!overridden)
+			env[k++] = environ[i];
+	}
+	for (size_t j = 0; j < m; j++)
+		env[k++] = (char *)extra[j];
+	env[k] = NULL;
+	return env;
+}
+
+int spawn_run(const struct spawn_opts *o, struct buf *out, struct buf *err_out, int *status,
+	      struct gerr *err)
+{
+	const char *prog = o->argv[0];
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	if (pipe2(outp, O_CLOEXEC) < 0)
+		return gerr_set(err, GERR_IO, "pipe: %s", strerror(errno));
+	if (!o->stderr_inherit && pipe2(errp, O_CLOEXEC) < 0) {
+		close(outp[0]);
+		close(outp[1]);
+		return gerr_set(err, GERR_IO, "pipe: %s", strerror(errno));
+	}
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	if (!o->stdin_inherit)
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+	if (!o->stderr_inherit)
+		posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+	char **env = build_env(o->env_extra);
+	pid_t pid;
+	int rc = posix_spawnp(&pid, prog, &fa, NULL, (char *const *)o->argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	free(env);
+	close(outp[1]);
+	if (errp[1] >= 0)
+		close(errp[1]);
+	if (rc != 0) {
+		close(outp[0]);
+		if (errp[0] >= 0)
+			close(errp[0]);
+		return gerr_set(err, rc == ENOENT ? GERR_NOTFOUND : GERR_IO, "cannot run %s: %s", prog,
+				strerror(rc));
+	}
+	long deadline = o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0;
+	size_t max = o->max_output ? o->max_output : (1u << 20);
+	struct pollfd pfd[2] = { { outp[0], POLLIN, 0 }, { errp[0], POLLIN, 0 } };
+	int nfd = errp[0] >= 0 ? 2 : 1;
+	int open_fds = nfd, timed_out = 0, too_big = 0;
+	while (open_fds > 0) {
+		int wait = -1;
+		if (deadline) {
+			long left = deadline - now_ms();
+			if (left <= 0) {
+				timed_out = 1;
+				break;
+			}
+			wait = (int)left;
+		}
+		int pr = poll(pfd, (nfds_t)nfd, wait);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
+			break;
+		for (int i = 0; i < nfd; i++) {
+			if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			char tmp[4096];
+			ssize_t r = read(pfd[i].fd, tmp, sizeof(tmp));
+			if (r <= 0) {
+				close(pfd[i].fd);
+				pfd[i].fd = -1;
+				open_fds--;
+				continue;
+			}
+			struct buf *dst = i == 0 ? out : err_out;
+			if (dst && dst->len + (size_t)r <= max)
+				buf_add(dst, tmp, (size_t)r);
+			else if (i == 0)
+				too_big = 1;
+		}
+	}
+	for (int i = 0; i < nfd; i++)
+		if (pfd[i].fd >= 0)
+			close(pfd[i].fd);
+	if (timed_out)
+		kill(pid, SIGKILL);
+	int ws = 0;
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+		;
+	if (timed_out)
+		return gerr_set(err, GERR_TIMEOUT, "%s did not finish within %ld ms", prog, o->timeout_ms);
+	if (too_big)
+		return gerr_set(err, GERR_IO, "%s printed more than %zu bytes", prog, max);
+	*status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+	return 0;
+}

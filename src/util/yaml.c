@@ -1,0 +1,495 @@
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <yaml.h>
+
+#include "gpuctl/yaml.h"
+
+#define MAX_DEPTH 128
+#define MAX_ALIAS_NODES 100000
+
+struct anchor {
+	char *name;
+	cJSON *node; /* owned copy */
+};
+
+struct ystate {
+	yaml_parser_t p;
+	const char *source;
+	struct anchor *anchors;
+	size_t nanchors;
+	size_t alias_budget;
+	struct gerr *err;
+};
+
+static int parse_error(struct ystate *st)
+{
+	const char *problem = st->p.problem ? st->p.problem : "malformed YAML";
+	size_t line = st->p.problem_mark.line + 1, col = st->p.problem_mark.column + 1;
+	if (st->p.context)
+		return gerr_set(st->err, GERR_PARSE, "%s:%zu:%zu: %s %s", st->source, line, col,
+				problem, st->p.context);
+	return gerr_set(st->err, GERR_PARSE, "%s:%zu:%zu: %s", st->source, line, col, problem);
+}
+
+static int next_event(struct ystate *st, yaml_event_t *ev)
+{
+	if (!yaml_parser_parse(&st->p, ev))
+		return parse_error(st);
+	return 0;
+}
+
+static int is_int(const char *s)
+{
+	if (*s == '-' || *s == '+')
+		s++;
+	if (!*s)
+		return 0;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'o'))
+		return 0; /* keep hex/octal as strings: rare and ambiguous */
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
+static int is_float(const char *s)
+{
+	/* [-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )? */
+	const char *p = s;
+	int digits = 0;
+	if (*p == '-' || *p == '+')
+		p++;
+	while (isdigit((unsigned char)*p)) {
+		p++;
+		digits++;
+	}
+	if (*p == '.') {
+		p++;
+		while (isdigit((unsigned char)*p)) {
+			p++;
+			digits++;
+		}
+	}
+	if (!digits)
+		return 0;
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '-' || *p == '+')
+			p++;
+		if (!isdigit((unsigned char)*p))
+			return 0;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	return *p == '\0';
+}
+
+static cJSON *scalar_to_json(const yaml_event_t *ev)
+{
+	const char *v = (const char *)ev->data.scalar.value;
+	const char *tag = (const char *)ev->data.scalar.tag;
+	if (tag && strcmp(tag, "tag:yaml.org,2002:str") == 0)
+		return cJSON_CreateString(v);
+	if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return cJSON_CreateString(v);
+	if (!*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL"))
+		return cJSON_CreateNull();
+	if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "TRUE"))
+		return cJSON_CreateTrue();
+	if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "FALSE"))
+		return cJSON_CreateFalse();
+	if (is_int(v) || is_float(v)) {
+		/* Integers beyond double precision stay strings so nothing is lost. */
+		if (is_int(v) && strlen(v) > 15)
+			return cJSON_CreateString(v);
+		return cJSON_CreateNumber(strtod(v, NULL));
+	}
+	return cJSON_CreateString(v);
+}
+
+static void remember_anchor(struct ystate *st, const yaml_char_t *anchor, const cJSON *node)
+{
+	if (!anchor)
+		return;
+	st->anchors = xrealloc(st->anchors, (st->nanchors + 1) * sizeof(*st->anchors));
+	st->anchors[st->nanchors].name = xstrdup((const char *)anchor);
+	st->anchors[st->nanchors].node = cJSON_Duplicate(node, 1);
+	st->nanchors++;
+}
+
+static size_t count_nodes(const cJSON *n)
+{
+	size_t c = 1;
+	for (const cJSON *k = n->child; k; k = k->next)
+		c += count_nodes(k);
+	return c;
+}
+
+static int parse_node(struct ystate *st, yaml_event_t *ev, int depth, cJSON **out);
+
+static int parse_mapping(struct ystate *st, int depth, cJSON **out)
+{
+	cJSON *obj = cJSON_CreateObject();
+	for (;;) {
+		yaml_event_t kev;
+		if (next_event(st, &kev) < 0)
+			goto fail;
+		if (kev.type == YAML_MAPPING_END_EVENT) {
+			yaml_event_delete(&kev);
+			break;
+		}
+		size_t kline = kev.start_mark.line + 1;
+		if (kev.type != YAML_SCALAR_EVENT) {
+			yaml_event_delete(&kev);
+			gerr_set(st->err, GERR_PARSE, "%s:%zu: mapping keys must be scalars", st->source, kline);
+			goto fail;
+		}
+		char *key = xstrdup((const char *)kev.data.scalar.value);
+		yaml_event_delete(&kev);
+		yaml_event_t vev;
+		if (next_event(st, &vev) < 0) {
+			free(key);
+			goto fail;
+		}
+		cJSON *val = NULL;
+		int rc = parse_node(st, &vev, depth + 1, &val);
+		yaml_event_delete(&vev);
+		if (rc < 0) {
+			free(key);
+			goto fail;
+		}
+		if (!strcmp(key, "<<") && cJSON_IsObject(val)) {
+			/* merge key: add fields not already present */
+			for (cJSON *c = val->child; c; c = c->next)
+				if (!cJSON_GetObjectItemCaseSensitive(obj, c->string))
+					cJSON_AddItemToObject(obj, c->string, cJSON_Duplicate(c, 1));
+			cJSON_Delete(val);
+		} else if (cJSON_GetObjectItemCaseSensitive(obj, key)) {
+			cJSON_Delete(val);
+			gerr_set(st->err, GERR_PARSE, "%s:%zu: duplicate key \"%s\"", st->source, kline, key);
+			free(key);
+			goto fail;
+		} else {
+			cJSON_AddItemToObject(obj, key, val);
+		}
+		free(key);
+	}
+	*out = obj;
+	return 0;
+fail:
+	cJSON_Delete(obj);
+	return -1;
+}
+
+static int parse_sequence(struct ystate *st, int depth, cJSON **out)
+{
+	cJSON *arr = cJSON_CreateArray();
+	for (;;) {
+		yaml_event_t ev;
+		if (next_event(st, &ev) < 0)
+			goto fail;
+		if (ev.type == YAML_SEQUENCE_END_EVENT) {
+			yaml_event_delete(&ev);
+			break;
+		}
+		cJSON *item = NULL;
+		int rc = parse_node(st, &ev, depth + 1, &item);
+		yaml_event_delete(&ev);
+		if (rc < 0)
+			goto fail;
+		cJSON_AddItemToArray(arr, item);
+	}
+	*out = arr;
+	return 0;
+fail:
+	cJSON_Delete(arr);
+	return -1;
+}
+
+static int parse_node(struct ystate *st, yaml_event_t *ev, int depth, cJSON **out)
+{
+	if (depth > MAX_DEPTH)
+		return gerr_set(st->err, GERR_PARSE, "%s:%zu: nesting deeper than %d levels", st->source,
+				ev->start_mark.line + 1, MAX_DEPTH);
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT:
+		*out = scalar_to_json(ev);
+		remember_anchor(st, ev->data.scalar.anchor, *out);
+		return 0;
+	case YAML_MAPPING_START_EVENT: {
+		const yaml_char_t *anchor = ev->data.mapping_start.anchor;
+		if (parse_mapping(st, depth, out) < 0)
+			return -1;
+		remember_anchor(st, anchor, *out);
+		return 0;
+	}
+	case YAML_SEQUENCE_START_EVENT: {
+		const yaml_char_t *anchor = ev->data.sequence_start.anchor;
+		if (parse_sequence(st, depth, out) < 0)
+			return -1;
+		remember_anchor(st, anchor, *out);
+		return 0;
+	}
+	case YAML_ALIAS_EVENT: {
+		const char *name = (const char *)ev->data.alias.anchor;
+		for (size_t i = st->nanchors; i-- > 0;) {
+			if (!strcmp(st->anchors[i].name, name)) {
+				size_t n = count_nodes(st->anchors[i].node);
+				if (n > st->alias_budget)
+					return gerr_set(st->err, GERR_PARSE,
+							"%s:%zu: aliases expand to too many nodes", st->source,
+							ev->start_mark.line + 1);
+				st->alias_budget -= n;
+				*out = cJSON_Duplicate(st->anchors[i].node, 1);
+				return 0;
+			}
+		}
+		return gerr_set(st->err, GERR_PARSE, "%s:%zu: unknown alias *%s", st->source,
+				ev->start_mark.line + 1, name);
+	}
+	default:
+		return gerr_set(st->err, GERR_PARSE, "%s:%zu: unexpected YAML event", st->source,
+				ev->start_mark.line + 1);
+	}
+}
+
+static void free_anchors(struct ystate *st)
+{
+	for (size_t i = 0; i < st->nanchors; i++) {
+		free(st->anchors[i].name);
+		cJSON_Delete(st->anchors[i].node);
+	}
+	free(st->anchors);
+	st->anchors = NULL;
+	st->nanchors = 0;
+}
+
+int yaml_parse_all(const char *text, size_t len, const char *source, cJSON **out, struct gerr *err)
+{
+	struct ystate st = { .source = source ? source : "<input>", .err = err,
+			     .alias_budget = MAX_ALIAS_NODES };
+	if (!yaml_parser_initialize(&st.p))
+		return gerr_set(err, GERR_INTERNAL, "cannot initialise YAML parser");
+	yaml_parser_set_input_string(&st.p, (const unsigned char *)text, len);
+	cJSON *docs = cJSON_CreateArray();
+	int rc = -1;
+	for (;;) {
+		yaml_event_t ev;
+		if (next_event(&st, &ev) < 0)
+			goto out;
+		yaml_event_type_t t = ev.type;
+		yaml_event_delete(&ev);
+		if (t == YAML_STREAM_END_EVENT)
+			break;
+		if (t == YAML_STREAM_START_EVENT || t == YAML_DOCUMENT_END_EVENT)
+			continue;
+		if (t != YAML_DOCUMENT_START_EVENT) {
+			gerr_set(err, GERR_PARSE, "%s: unexpected YAML structure", st.source);
+			goto out;
+		}
+		yaml_event_t nev;
+		if (next_event(&st, &nev) < 0)
+			goto out;
+		cJSON *node = NULL;
+		if (nev.type == YAML_DOCUMENT_END_EVENT) {
+			node = cJSON_CreateNull();
+		} else if (parse_node(&st, &nev, 0, &node) < 0) {
+			yaml_event_delete(&nev);
+			goto out;
+		}
+		yaml_event_delete(&nev);
+		cJSON_AddItemToArray(docs, node);
+		free_anchors(&st);
+	}
+	rc = 0;
+out:
+	free_anchors(&st);
+	yaml_parser_delete(&st.p);
+	if (rc < 0) {
+		cJSON_Delete(docs);
+		return -1;
+	}
+	*out = docs;
+	return 0;
+}
+
+int yaml_parse(const char *text, size_t len, const char *source, cJSON **out, struct gerr *err)
+{
+	cJSON *docs = NULL;
+	if (yaml_parse_all(text, len, source, &docs, err) < 0)
+		return -1;
+	int n = cJSON_GetArraySize(docs);
+	if (n > 1) {
+		cJSON_Delete(docs);
+		return gerr_set(err, GERR_PARSE, "%s: expected one YAML document, found %d",
+				source ? source : "<input>", n);
+	}
+	if (n == 0) {
+		*out = cJSON_CreateNull();
+	} else {
+		*out = cJSON_DetachItemFromArray(docs, 0);
+	}
+	cJSON_Delete(docs);
+	return 0;
+}
+
+/* ---- emitter ---- */
+
+static int needs_quotes(const char *s)
+{
+	if (!*s)
+		return 1;
+	if (is_int(s) || is_float(s))
+		return 1;
+	static const char *const words[] = { "true", "false", "null", "~", "yes", "no", "on",
+					     "off", "y", "n", NULL };
+	for (int i = 0; words[i]; i++)
+		if (!strcasecmp(s, words[i]))
+			return 1;
+	if (strchr("-?:,[]{}#&*!|>'\"%@`~ ", s[0]))
+		return 1;
+	size_t n = strlen(s);
+	if (s[n - 1] == ' ' || s[n - 1] == ':')
+		return 1;
+	for (const char *p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 || c == 0x7f)
+			return 1;
+		if (c == ':' && (p[1] == ' ' || p[1] == '\0'))
+			return 1;
+		if (c == '#' && p > s && p[-1] == ' ')
+			return 1;
+	}
+	return 0;
+}
+
+static void emit_string(const char *s, struct buf *b)
+{
+	if (!needs_quotes(s)) {
+		buf_adds(b, s);
+		return;
+	}
+	buf_addc(b, '"');
+	for (const char *p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		switch (c) {
+		case '"': buf_adds(b, "\\\""); break;
+		case '\\': buf_adds(b, "\\\\"); break;
+		case '\n': buf_adds(b, "\\n"); break;
+		case '\t': buf_adds(b, "\\t"); break;
+		case '\r': buf_adds(b, "\\r"); break;
+		default:
+			if (c < 0x20 || c == 0x7f)
+				buf_addf(b, "\\x%02x", c);
+			else
+				buf_addc(b, (char)c);
+		}
+	}
+	buf_addc(b, '"');
+}
+
+static void emit_scalar(const cJSON *n, struct buf *b)
+{
+	if (cJSON_IsNull(n)) {
+		buf_adds(b, "null");
+	} else if (cJSON_IsBool(n)) {
+		buf_adds(b, cJSON_IsTrue(n) ? "true" : "false");
+	} else if (cJSON_IsNumber(n)) {
+		double d = n->valuedouble;
+		if (d == floor(d) && fabs(d) < 1e15)
+			buf_addf(b, "%.0f", d);
+		else
+			buf_addf(b, "%.17g", d);
+	} else if (cJSON_IsString(n)) {
+		emit_string(n->valuestring, b);
+	} else {
+		buf_adds(b, "null");
+	}
+}
+
+static int is_collection(const cJSON *n)
+{
+	return (cJSON_IsObject(n) || cJSON_IsArray(n)) && n->child;
+}
+
+static void indent(struct buf *b, int level)
+{
+	for (int i = 0; i < level; i++)
+		buf_adds(b, "  ");
+}
+
+static void emit_node(const cJSON *n, int level, struct buf *b);
+
+static void emit_value_after_key(const cJSON *v, int level, struct buf *b)
+{
+	if (is_collection(v)) {
+		buf_addc(b, '\n');
+		emit_node(v, cJSON_IsArray(v) ? level : level + 1, b);
+	} else if (cJSON_IsObject(v)) {
+		buf_adds(b, " {}\n");
+	} else if (cJSON_IsArray(v)) {
+		buf_adds(b, " []\n");
+	} else {
+		buf_addc(b, ' ');
+		emit_scalar(v, b);
+		buf_addc(b, '\n');
+	}
+}
+
+static void emit_node(const cJSON *n, int level, struct buf *b)
+{
+	if (cJSON_IsObject(n)) {
+		for (const cJSON *c = n->child; c; c = c->next) {
+			indent(b, level);
+			emit_string(c->string, b);
+			buf_addc(b, ':');
+			emit_value_after_key(c, level, b);
+		}
+	} else if (cJSON_IsArray(n)) {
+		for (const cJSON *c = n->child; c; c = c->next) {
+			indent(b, level);
+			buf_adds(b, "-");
+			if (cJSON_IsObject(c) && c->child) {
+				/* first key on the dash line, the rest indented under it */
+				int first = 1;
+				for (const cJSON *k = c->child; k; k = k->next) {
+					if (first)
+						buf_addc(b, ' ');
+					else
+						indent(b, level + 1);
+					first = 0;
+					emit_string(k->string, b);
+					buf_addc(b, ':');
+					emit_value_after_key(k, level + 1, b);
+				}
+			} else if (cJSON_IsArray(c) && c->child) {
+				buf_addc(b, '\n');
+				emit_node(c, level + 1, b);
+			} else {
+				emit_value_after_key(c, level, b);
+			}
+		}
+	} else {
+		indent(b, level);
+		emit_scalar(n, b);
+		buf_addc(b, '\n');
+	}
+}
+
+void yaml_emit(const cJSON *node, struct buf *b)
+{
+	if (cJSON_IsObject(node) && !node->child) {
+		buf_adds(b, "{}\n");
+		return;
+	}
+	if (cJSON_IsArray(node) && !node->child) {
+		buf_adds(b, "[]\n");
+		return;
+	}
+	emit_node(node, 0, b);
+}
