@@ -135,6 +135,7 @@ static int parse_node(struct ystate *st, yaml_event_t *ev, int depth, cJSON **ou
 static int parse_mapping(struct ystate *st, int depth, cJSON **out)
 {
 	cJSON *obj = cJSON_CreateObject();
+	cJSON *merged = cJSON_CreateObject(); /* from "<<" keys; explicit keys win */
 	for (;;) {
 		yaml_event_t kev;
 		if (next_event(st, &kev) < 0)
@@ -164,10 +165,10 @@ static int parse_mapping(struct ystate *st, int depth, cJSON **out)
 			goto fail;
 		}
 		if (!strcmp(key, "<<") && cJSON_IsObject(val)) {
-			/* merge key: add fields not already present */
+			/* merge key: its fields apply where no explicit key says otherwise */
 			for (cJSON *c = val->child; c; c = c->next)
-				if (!cJSON_GetObjectItemCaseSensitive(obj, c->string))
-					cJSON_AddItemToObject(obj, c->string, cJSON_Duplicate(c, 1));
+				if (!cJSON_GetObjectItemCaseSensitive(merged, c->string))
+					cJSON_AddItemToObject(merged, c->string, cJSON_Duplicate(c, 1));
 			cJSON_Delete(val);
 		} else if (cJSON_GetObjectItemCaseSensitive(obj, key)) {
 			cJSON_Delete(val);
@@ -179,9 +180,14 @@ static int parse_mapping(struct ystate *st, int depth, cJSON **out)
 		}
 		free(key);
 	}
+	for (cJSON *c = merged->child; c; c = c->next)
+		if (!cJSON_GetObjectItemCaseSensitive(obj, c->string))
+			cJSON_AddItemToObject(obj, c->string, cJSON_Duplicate(c, 1));
+	cJSON_Delete(merged);
 	*out = obj;
 	return 0;
 fail:
+	cJSON_Delete(merged);
 	cJSON_Delete(obj);
 	return -1;
 }

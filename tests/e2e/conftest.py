@@ -1,0 +1,129 @@
+"""End-to-end fixtures: the real gpuctl binary against the local control plane.
+
+The cluster comes from tests/cluster/up (started or reused); its exports give
+KUBECONFIG (contexts admin, reader, exec), KUBECTL and the server's CA.
+"""
+import json
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+GPU_NODES = ["gpu-node-1", "gpu-node-2", "gpu-node-3"]
+CPU_NODE = "cpu-node-1"
+# labels and taints the tests add; reset before each test
+TEST_LABELS = ["accelerator", "gpu-type", "tier", "team", "e2e", "foo", "x"]
+
+
+def _exports(text):
+    env = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("export ") and "=" in line:
+            k, v = line[len("export "):].split("=", 1)
+            env[k] = v.strip("'\"")
+    return env
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    up = subprocess.run([os.path.join(ROOT, "tests/cluster/up")], capture_output=True, text=True)
+    if up.returncode != 0:
+        raise RuntimeError("tests/cluster/up failed:\n" + up.stderr[-4000:])
+    env = _exports(up.stdout)
+    assert "KUBECONFIG" in env and "KUBECTL" in env, up.stdout
+    return env
+
+
+@pytest.fixture(scope="session")
+def gpuctl_bin():
+    b = os.environ.get("GPUCTL_BIN", os.path.join(ROOT, "build", "gpuctl"))
+    assert os.access(b, os.X_OK), f"gpuctl binary not found at {b} (build first or set GPUCTL_BIN)"
+    return b
+
+
+class Cluster:
+    def __init__(self, env, gpuctl_bin, tmp):
+        self.env = env
+        self.bin = gpuctl_bin
+        self.tmp = tmp
+        self.kubeconfig = env["KUBECONFIG"]
+
+    def _env(self, extra=None):
+        e = dict(os.environ)
+        e.update({"KUBECONFIG": self.kubeconfig, "NO_COLOR": "1", "HOME": self.tmp})
+        e.pop("GPUCTL_CONFIG", None)
+        if extra:
+            e.update(extra)
+        return e
+
+    def gpuctl(self, *args, env=None, check=None, timeout=120):
+        p = subprocess.run([self.bin, *args], capture_output=True, text=True, env=self._env(env),
+                           timeout=timeout)
+        if check is not None:
+            assert p.returncode == check, (
+                f"gpuctl {' '.join(args)} exited {p.returncode}, expected {check}\n"
+                f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+        return p
+
+    def kubectl(self, *args, check=True, input=None):
+        p = subprocess.run([self.env["KUBECTL"], *args], capture_output=True, text=True,
+                           env=self._env(), input=input, timeout=120)
+        if check:
+            assert p.returncode == 0, f"kubectl {' '.join(args)}: {p.stderr}"
+        return p
+
+    def node(self, name):
+        return json.loads(self.kubectl("get", "node", name, "-o", "json").stdout)
+
+    def labels(self, name):
+        return self.node(name)["metadata"].get("labels", {})
+
+    def taints(self, name):
+        return self.node(name)["spec"].get("taints", [])
+
+    def rv(self, name):
+        return self.node(name)["metadata"]["resourceVersion"]
+
+    def set_taints(self, name, taints):
+        patch = json.dumps({"spec": {"taints": taints or None}})
+        self.kubectl("patch", "node", name, "--type=merge", "-p", patch)
+
+    def reset(self, nodes=None):
+        names = nodes or GPU_NODES + [CPU_NODE]
+        self.kubectl("label", "nodes", *names, *[k + "-" for k in TEST_LABELS])
+        for n in names:
+            if self.taints(n):
+                self.set_taints(n, None)
+
+    def create_node(self, name, labels=None, capacity=None):
+        node = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": name, "labels": dict(labels or {}, **{"e2e-extra": "true"})},
+                "status": {"capacity": capacity or {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                           "allocatable": capacity or {"cpu": "4", "memory": "8Gi", "pods": "110"}}}
+        self.kubectl("create", "-f", "-", input=json.dumps(node))
+
+    def delete_extra_nodes(self):
+        self.kubectl("delete", "nodes", "-l", "e2e-extra=true", "--wait=false", check=False)
+
+    def write_kubeconfig(self, name, mutate):
+        """A copy of the cluster's kubeconfig changed by mutate(dict)."""
+        cfg = json.loads(self.kubectl("config", "view", "--raw", "-o", "json").stdout)
+        mutate(cfg)
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            json.dump(cfg, f)  # JSON is YAML
+        return path
+
+
+@pytest.fixture
+def k8s(cluster, gpuctl_bin):
+    with tempfile.TemporaryDirectory(prefix="gpuctl-e2e-") as tmp:
+        c = Cluster(cluster, gpuctl_bin, tmp)
+        c.reset()
+        c.delete_extra_nodes()
+        yield c
+        c.delete_extra_nodes()
+        c.reset()
