@@ -274,10 +274,12 @@ int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud
 		if (nc) {
 			struct kube_call *gets = xcalloc(nc, sizeof(*gets));
 			char **gp = xcalloc(nc, sizeof(char *));
+			char **gw = xcalloc(nc, sizeof(char *));
 			for (size_t k = 0; k < nc; k++) {
 				gp[k] = kube_path("v1", NULL, "nodes", r[idx[k]].node);
+				gw[k] = xasprintf("node %s", r[idx[k]].node);
 				gets[k] = (struct kube_call){ .method = "GET", .path = gp[k], .idempotent = 1,
-							      .what = r[idx[k]].node };
+							      .what = gw[k] };
 			}
 			kube_do_many(kc, gets, nc, WRITE_PARALLEL);
 			for (size_t k = 0; k < nc; k++) {
@@ -294,9 +296,11 @@ int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud
 				}
 				kube_call_release(&gets[k]);
 				free(gp[k]);
+				free(gw[k]);
 			}
 			free(gets);
 			free(gp);
+			free(gw);
 		}
 		free(idx);
 	}

@@ -519,6 +519,13 @@ static void set_http_error(struct kube_client *c, struct xfer *x, long status)
 	}
 }
 
+static void append_attempts(struct gerr *e, int attempts)
+{
+	char *m = xasprintf("%s after %d attempts", e->msg, attempts);
+	free(e->msg);
+	e->msg = m;
+}
+
 static void set_transport_error(struct kube_client *c, struct xfer *x, CURLcode rc)
 {
 	struct kube_call *call = x->call;
@@ -550,7 +557,7 @@ static void set_transport_error(struct kube_client *c, struct xfer *x, CURLcode 
 	case CURLE_COULDNT_RESOLVE_PROXY:
 		gerr_set(&call->err, GERR_CONN, "%s: cannot connect to %s: %s", what, cfg->server, detail);
 		if (call->attempts > 1)
-			gerr_prefix(&call->err, "after %d attempts", call->attempts);
+			append_attempts(&call->err, call->attempts);
 		gerr_hint(&call->err, "is the cluster up? check the server of cluster \"%s\" in %s",
 			  cfg->cluster_name ? cfg->cluster_name : "", cfg->source);
 		break;
@@ -563,7 +570,9 @@ static void set_transport_error(struct kube_client *c, struct xfer *x, CURLcode 
 	default:
 		gerr_set(&call->err, GERR_CONN, "%s: connection to %s failed: %s", what, cfg->server, detail);
 		if (call->attempts > 1)
-			gerr_prefix(&call->err, "after %d attempts", call->attempts);
+			append_attempts(&call->err, call->attempts);
+		if (strcmp(call->method, "GET") && strcmp(call->method, "HEAD"))
+			gerr_hint(&call->err, "the connection broke after the request was sent; it may have been applied, so it was not repeated: check the object and run again");
 		break;
 	}
 }
@@ -704,10 +713,22 @@ static void run_xfers(struct kube_client *c, struct xfer *xs, size_t n, int maxp
 		}
 		if (done >= n)
 			break;
+		/* Recount after the completions above: they freed slots and may
+		 * have scheduled retries sooner than the wait computed before
+		 * them; curl_multi_poll() sleeps its whole timeout when no
+		 * transfer is active. */
+		now = now_ms();
+		active = 0;
+		wait = 1000;
 		int pending_now = 0;
-		for (size_t i = 0; i < n; i++)
-			if (xs[i].state == X_PENDING && xs[i].next_at <= now_ms())
+		for (size_t i = 0; i < n; i++) {
+			if (xs[i].state == X_ACTIVE)
+				active++;
+			else if (xs[i].state == X_PENDING && xs[i].next_at <= now)
 				pending_now = 1;
+			else if (xs[i].state == X_PENDING && xs[i].next_at - now < wait)
+				wait = xs[i].next_at - now;
+		}
 		if (pending_now && active < maxpar)
 			continue;
 		if (wait < 0)

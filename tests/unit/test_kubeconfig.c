@@ -1,6 +1,7 @@
 /* kubeconfig: every shape kubectl reads, and every broken one we can think of. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,10 +242,32 @@ Test(kubeconfig, flags_override_the_file)
 	kube_config_free(c);
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Temporary folders are removed when the test process ends, also on failure. */
+static char *tempdirs[32];
+static size_t ntempdirs;
+
+static void rm_tempdirs(void)
+{
+	for (size_t i = 0; i < ntempdirs; i++)
+		nftw(tempdirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static char *mktempdir(void)
 {
 	char tmpl[] = "/tmp/gpuctl-test-XXXXXX";
 	cr_assert_not_null(mkdtemp(tmpl));
+	if (ntempdirs == 0)
+		atexit(rm_tempdirs);
+	if (ntempdirs < 32)
+		tempdirs[ntempdirs++] = xstrdup(tmpl);
 	return xstrdup(tmpl);
 }
 
