@@ -1,5 +1,6 @@
 /* gpuctl: turn a Kubernetes cluster into a GPU platform, and prove it works. */
 #include <curl/curl.h>
+#include <libssh2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +105,9 @@ int main(int argc, char **argv)
 		fputs("gpuctl: error: cannot initialise libcurl\n", stderr);
 		return 1;
 	}
+	libssh2_init(0);
 	int rc = run(c, argc - 1, argv + 1);
+	libssh2_exit();
 	curl_global_cleanup();
 	return rc;
 }
