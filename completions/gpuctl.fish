@@ -1,0 +1,176 @@
+# fish completion for gpuctl
+#
+# Installed as share/fish/vendor_completions.d/gpuctl.fish.
+#
+# Node names come from the cluster: `gpuctl __complete nodes`, given the
+# connection flags already on the command line (--kubeconfig, --context,
+# --cluster, --user, -s/--server, --token, -n/--namespace).  When the cluster
+# cannot be reached that command fails silently and nothing is offered.
+
+# Options that take a value in the next word, and the connection flags that
+# are passed through to `gpuctl __complete nodes`.
+set -g __gpuctl_arg_opts --kubeconfig --context --cluster --user -n --namespace -s --server \
+    --token --request-timeout -o --output --config -l --selector
+set -g __gpuctl_conn_opts --kubeconfig --context --cluster --user -n --namespace -s --server --token
+
+# The words before the cursor, after the program's name, up to a "--".
+function __gpuctl_args
+    set -l words (commandline -opc)
+    set -e words[1]
+    for w in $words
+        test "$w" = -- && break
+        echo -- $w
+    end
+end
+
+# The command: the first word that is not an option or an option's value.
+function __gpuctl_command
+    set -l skip 0
+    for w in (__gpuctl_args)
+        if test $skip = 1
+            set skip 0
+        else if contains -- $w $__gpuctl_arg_opts
+            set skip 1
+        else if not string match -q -- '-*' $w
+            echo -- $w
+            return 0
+        end
+    end
+    return 1
+end
+
+function __gpuctl_needs_command
+    __gpuctl_command >/dev/null && return 1
+    # nothing follows --version or --help
+    set -l words (__gpuctl_args)
+    not contains -- --version $words; and not contains -- --help $words; and not contains -- -h $words
+end
+
+# __gpuctl_using CMD...: whether the command is one of CMD.
+function __gpuctl_using
+    set -l cmd (__gpuctl_command) || return 1
+    contains -- $cmd $argv
+end
+
+# Whether the command line asks for an option's value or for a command.
+function __gpuctl_has_options
+    set -l cmd (__gpuctl_command) || return 1
+    test $cmd != help
+end
+
+# Whether the current word is a plain argument: no option, no KEY=VALUE,
+# no KEY:EFFECT, and the option before it takes no value.
+function __gpuctl_wants_node
+    __gpuctl_using label taint || return 1
+    set -l cur (commandline -ct)
+    string match -q -- '-*' $cur && return 1
+    string match -q -- '*[=:]*' $cur && return 1
+    set -l words (__gpuctl_args)
+    contains -- --all $words && return 1
+    test (count $words) -gt 0 && contains -- $words[-1] $__gpuctl_arg_opts && return 1
+    return 0
+end
+
+function __gpuctl_home
+    string replace -r -- '^~(?=/|$)' $HOME $argv[1]
+end
+
+# Node names: `gpuctl __complete nodes` with the connection flags typed so far.
+function __gpuctl_nodes
+    set -l words (commandline -opc)
+    set -l prog (__gpuctl_home $words[1])
+    set -e words[1]
+    set -l flags
+    set -l i 1
+    while test $i -le (count $words)
+        set -l w $words[$i]
+        test "$w" = -- && break
+        if contains -- $w $__gpuctl_conn_opts
+            set i (math $i + 1)
+            test $i -le (count $words) || break
+            set -a flags $w (__gpuctl_home $words[$i])
+        else if string match -qr -- '^--[a-z]+=' $w
+            and contains -- (string split -m1 = -- $w)[1] $__gpuctl_conn_opts
+            set -l kv (string split -m1 = -- $w)
+            set -a flags $kv[1]=(__gpuctl_home $kv[2])
+        else if string match -qr -- '^-[ns].' $w
+            set -a flags (string sub -l 2 -- $w) (string sub -s 3 -- $w)
+        else if contains -- $w $__gpuctl_arg_opts
+            set i (math $i + 1)
+        end
+        set i (math $i + 1)
+    end
+    set -l nodes ($prog __complete nodes $flags 2>/dev/null) || return 0
+    for n in $nodes
+        contains -- $n $words || printf '%s\tnode\n' $n
+    end
+end
+
+# KEY[=VALUE]:EFFECT for the current word, once it has a ':'.
+function __gpuctl_effects
+    set -l cur (commandline -ct)
+    string match -q -- '-*' $cur && return
+    string match -q -- '*:*' $cur || return
+    set -l key (string replace -r -- ':[^:]*$' '' $cur)
+    printf "$key:%s\t%s\n" NoSchedule 'no new pods without a toleration' \
+        PreferNoSchedule 'avoid scheduling pods without a toleration' \
+        NoExecute 'evict pods without a toleration'
+end
+
+# Contexts of the kubeconfig (kubectl config get-contexts -o name).
+function __gpuctl_contexts
+    command -q kubectl || return
+    set -l kc
+    set -l words (__gpuctl_args)
+    for i in (seq (count $words))
+        if test $words[$i] = --kubeconfig -a $i -lt (count $words)
+            set kc --kubeconfig (__gpuctl_home $words[(math $i + 1)])
+        else if string match -q -- '--kubeconfig=*' $words[$i]
+            set kc --kubeconfig (__gpuctl_home (string replace -- --kubeconfig= '' $words[$i]))
+        end
+    end
+    kubectl config get-contexts -o name $kc 2>/dev/null
+end
+
+complete -c gpuctl -f
+
+# gpuctl [--version] [--help] COMMAND
+complete -c gpuctl -n __gpuctl_needs_command -l version -d 'print the version'
+complete -c gpuctl -n __gpuctl_needs_command -s h -l help -d 'show help'
+complete -c gpuctl -n __gpuctl_needs_command -a label -d 'set or remove labels on GPU nodes'
+complete -c gpuctl -n __gpuctl_needs_command -a taint -d 'add or remove taints on GPU nodes'
+complete -c gpuctl -n __gpuctl_needs_command -a deploy -d 'prepare nodes and deploy the NVIDIA stack (not built yet)'
+complete -c gpuctl -n __gpuctl_needs_command -a slice -d 'configure GPU sharing: time-slicing, MPS, MIG (not built yet)'
+complete -c gpuctl -n __gpuctl_needs_command -a smoke-test -d 'run GPU workloads and check they work (not built yet)'
+complete -c gpuctl -n __gpuctl_needs_command -a validate -d 'check the GPU platform end to end (not built yet)'
+complete -c gpuctl -n __gpuctl_needs_command -a cleanup -d 'remove what gpuctl created (not built yet)'
+complete -c gpuctl -n __gpuctl_needs_command -a help -d 'show the help of a command'
+
+# gpuctl help COMMAND
+complete -c gpuctl -n '__gpuctl_using help; and test (count (__gpuctl_args)) -eq 1' \
+    -a 'label taint deploy slice smoke-test validate cleanup'
+
+# Global options, any command.
+set -l g __gpuctl_has_options
+complete -c gpuctl -n $g -l kubeconfig -r -F -d 'kubeconfig file to use'
+complete -c gpuctl -n $g -l context -x -a '(__gpuctl_contexts)' -d 'kubeconfig context to use'
+complete -c gpuctl -n $g -l cluster -x -d 'kubeconfig cluster to use'
+complete -c gpuctl -n $g -l user -x -d 'kubeconfig user to use'
+complete -c gpuctl -n $g -s n -l namespace -x -d 'namespace for namespaced objects'
+complete -c gpuctl -n $g -s s -l server -x -d 'API server address'
+complete -c gpuctl -n $g -l token -x -d 'bearer token'
+complete -c gpuctl -n $g -l insecure-skip-tls-verify -d "do not verify the server's certificate"
+complete -c gpuctl -n $g -l request-timeout -x -d 'timeout of one API request, e.g. 30s, 2m'
+complete -c gpuctl -n $g -s o -l output -x -a 'json yaml' -d 'output format'
+complete -c gpuctl -n $g -l config -r -F -d 'gpuctl config file'
+complete -c gpuctl -n $g -s v -l verbose -d 'log each API request to stderr'
+complete -c gpuctl -n $g -s h -l help -d 'show help'
+
+# label and taint
+set -l lt '__gpuctl_using label taint'
+complete -c gpuctl -n $lt -s l -l selector -x -d 'act on the nodes matching this label selector'
+complete -c gpuctl -n $lt -l all -d 'act on every node, GPU or not'
+complete -c gpuctl -n $lt -l overwrite -d 'allow changing existing values'
+complete -c gpuctl -n $lt -l dry-run -f -a 'none client server' -d 'client: send nothing; server: validate, save nothing'
+complete -c gpuctl -n __gpuctl_wants_node -a '(__gpuctl_nodes)'
+complete -c gpuctl -n '__gpuctl_using taint' -a '(__gpuctl_effects)'

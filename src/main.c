@@ -96,6 +96,34 @@ int main(int argc, char **argv)
 		curl_global_cleanup();
 		return rc;
 	}
+	/* global flags may come before the command (gpuctl --context x label ...):
+	 * find the command and hand it every other argument */
+	static const char *const with_value[] = { "--kubeconfig", "--context", "--cluster", "--user", "--namespace",
+						  "-n", "--server", "-s", "--token", "--request-timeout",
+						  "--output", "-o", "--config", NULL };
+	int ci = 1;
+	while (ci < argc && argv[ci][0] == '-') {
+		int takes = 0;
+		for (int k = 0; with_value[k]; k++)
+			takes |= !strcmp(argv[ci], with_value[k]);
+		ci += takes ? 2 : 1;
+	}
+	if (ci >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	char **nargv = NULL;
+	if (ci > 1) {
+		nargv = calloc((size_t)argc + 1, sizeof(char *));
+		if (!nargv)
+			return 1;
+		int k = 0;
+		nargv[k++] = argv[ci];
+		for (int i = 1; i < argc; i++)
+			if (i != ci)
+				nargv[k++] = argv[i];
+		a = argv[ci];
+	}
 	const struct cmd_entry *c = find(a);
 	if (!c) {
 		fprintf(stderr, "gpuctl: unknown command \"%s\"; see 'gpuctl --help'\n", a);
@@ -106,7 +134,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	libssh2_init(0);
-	int rc = run(c, argc - 1, argv + 1);
+	int rc = nargv ? run(c, argc - 1, nargv) : run(c, argc - 1, argv + 1);
+	free(nargv);
 	libssh2_exit();
 	curl_global_cleanup();
 	return rc;

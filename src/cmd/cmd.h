@@ -33,6 +33,9 @@ struct node_target {
 	int all;               /* --all: every node, GPU or not */
 };
 
+/* Validate the target (the selector's syntax) before any request. */
+int node_target_check(const struct node_target *t, struct gerr *err);
+
 /* List the target nodes with as few API calls as possible (one paginated
  * LIST).  With neither names nor selector: the GPU nodes.  Named nodes that
  * do not exist are an error naming them.  *nodes is a new array. */

@@ -77,12 +77,19 @@ const char *dry_run_name(enum dry_run d)
 	return d == DRY_CLIENT ? "client" : d == DRY_SERVER ? "server" : "none";
 }
 
-int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **nodes, struct gerr *err)
+int node_target_check(const struct node_target *t, struct gerr *err)
 {
 	struct selector sel = { 0 };
 	if (t->selector && selector_parse(t->selector, &sel, err) < 0)
 		return -1;
 	selector_release(&sel);
+	return 0;
+}
+
+int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **nodes, struct gerr *err)
+{
+	if (node_target_check(t, err) < 0)
+		return -1;
 	struct kube_list_opts lo = { .label_selector = t->selector };
 	char *fs = NULL;
 	if (t->nnames == 1 && !t->selector) {

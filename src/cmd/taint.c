@@ -227,6 +227,8 @@ int cmd_taint(struct gctx *g, int argc, char **argv)
 		goto usage_error;
 	t.selector = selector;
 	t.all = all;
+	if (node_target_check(&t, &err) < 0)
+		goto usage_error;
 	plan.overwrite = overwrite;
 	if (plan.nops == 0) {
 		free(plan.ops);

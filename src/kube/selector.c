@@ -38,8 +38,17 @@ static const char *check_dns_subdomain(const char *s, size_t n)
 		if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '-' || c == '.'))
 			return "prefix must be a lowercase DNS subdomain (a-z, 0-9, '-', '.')";
 	}
-	if (!isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
-		return "prefix must begin and end with an alphanumeric character";
+	/* each dot-separated part: [a-z0-9]([-a-z0-9]*[a-z0-9])? */
+	size_t start = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && s[i] != '.')
+			continue;
+		if (i == start)
+			return "prefix must be a DNS subdomain: no empty part between dots";
+		if (!isalnum((unsigned char)s[start]) || !isalnum((unsigned char)s[i - 1]))
+			return "prefix must be a DNS subdomain: each part begins and ends with an alphanumeric character";
+		start = i + 1;
+	}
 	return NULL;
 }
 

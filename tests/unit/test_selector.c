@@ -17,7 +17,8 @@ Test(labels, keys_and_values)
 		{ "accelerator", 1, NULL }, { "nvidia.com/gpu.product", 1, NULL }, { "a_b.c-d", 1, NULL },
 		{ "k8s.io/x", 1, NULL }, { "", 0, "must not be empty" }, { "-a", 0, "alphanumeric" },
 		{ "a-", 0, "alphanumeric" }, { "Nvidia.com/x", 0, "lowercase" }, { "a/b/c", 0, "at most one '/'" },
-		{ "/x", 0, "prefix must not be empty" }, { "x/", 0, "must not be empty" }, { "a b", 0, "may contain only" },
+		{ "/x", 0, "prefix must not be empty" }, { "bad..key/x", 0, "no empty part" },
+		{ "a.-b/x", 0, "each part begins and ends" }, { ".a/x", 0, "no empty part" }, { "x/", 0, "must not be empty" }, { "a b", 0, "may contain only" },
 		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, "63" },
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
