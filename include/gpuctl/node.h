@@ -1,0 +1,103 @@
+/* node.h - what gpuctl does on a GPU node over SSH: the inventory that says
+ * how to reach nodes, read-only probes, and preparing containerd for the
+ * NVIDIA runtime with backup, verification and rollback. */
+#ifndef GPUCTL_NODE_H
+#define GPUCTL_NODE_H
+
+#include <cjson/cJSON.h>
+
+#include "gpuctl/err.h"
+#include "gpuctl/nvsmi.h"
+#include "gpuctl/ssh.h"
+
+/* How to reach one node and what runs there.  All strings owned. */
+struct node_spec {
+	char *name;
+	char *address;
+	int port;
+	char *user;
+	char *identity_file;
+	char *known_hosts;
+	int sudo;             /* -1 unset */
+	char *flavour;        /* containerd1, containerd2, k3s, rke2; NULL: detect */
+	char *config_path;    /* containerd config; NULL: the flavour's default */
+	char *restart_command;
+	char *jump_host;
+};
+
+struct inventory {
+	char *path;
+	struct node_spec defaults;
+	struct node_spec *nodes;
+	size_t n;
+};
+
+/* Load an inventory file (apiVersion gpuctl.io/v1alpha1, kind Inventory).
+ * Errors name the file and field. */
+int inventory_load(const char *path, struct inventory *inv, struct gerr *err);
+void inventory_release(struct inventory *inv);
+/* The entry for name, or NULL. */
+const struct node_spec *inventory_find(const struct inventory *inv, const char *name);
+void node_spec_release(struct node_spec *s);
+/* dst fields that are unset take src's (strings copied). */
+void node_spec_fill(struct node_spec *dst, const struct node_spec *src);
+
+/* ---- probes ---- */
+
+struct probe_result {
+	char *driver_version;
+	char *cuda_version;
+	struct nvsmi_gpus gpus;
+	int driver_ok;               /* driver present and >= minimum */
+	struct nv_modules modules;
+	char *containerd_version;    /* "1.6.20" */
+	int containerd_major;        /* 1, 2; 0 unknown */
+	int containerd_config_version;
+	char *nvidia_ctk;            /* path or NULL */
+	char *nvidia_runtime;        /* path of nvidia-container-runtime or NULL */
+	char *flavour;               /* containerd1, containerd2, k3s, rke2 */
+	char *config_path;
+	char *os;
+	cJSON *problems;             /* array of strings: what is wrong on this node */
+};
+
+/* Run the read-only probes on a connected node. Problems found (old driver,
+ * missing module) go to r->problems; -1 only when the node cannot be probed. */
+int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *r, struct gerr *err);
+void probe_result_release(struct probe_result *r);
+cJSON *probe_result_json(const struct probe_result *r);
+
+/* ---- containerd ---- */
+
+struct containerd_opts {
+	int default_runtime;          /* make nvidia the default runtime */
+	const char *restart_command;  /* default: systemctl restart containerd */
+	const char *check_command;    /* default: systemctl is-active containerd */
+	const char *runtime_path;     /* default: what the probe found, else /usr/bin/nvidia-container-runtime */
+	int dry_run;
+};
+
+enum prep_status { PREP_UNCHANGED, PREP_CHANGED, PREP_FAILED, PREP_ROLLED_BACK };
+
+struct prep_result {
+	enum prep_status status;
+	char *method;      /* "drop-in", "nvidia-ctk", "k3s-template" */
+	char *backup;      /* path of the backup on the node */
+	cJSON *steps;      /* what was done, in order */
+	struct gerr err;
+};
+
+/* Add the nvidia runtime to containerd: unchanged when already there (no
+ * restart); else back up, write atomically, verify with `containerd config
+ * dump`, restart, check, and roll back on any failure. */
+int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const struct containerd_opts *o,
+		       struct prep_result *r);
+void prep_result_release(struct prep_result *r);
+
+/* The TOML for the nvidia runtime (drop-in) for a containerd major version. */
+char *containerd_dropin(int major, const char *runtime_path, int default_runtime);
+/* Insert an imports line for dir/ *.toml into a containerd main config (a new string),
+ * or NULL when it already imports it. */
+char *containerd_add_import(const char *config, const char *glob, int config_version);
+
+#endif

@@ -1,0 +1,432 @@
+/* Preparing containerd for the NVIDIA runtime: idempotent, atomic, verified,
+ * rolled back on failure. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gpuctl/buf.h"
+#include "gpuctl/node.h"
+
+#define DROPIN_NAME "99-gpuctl-nvidia.toml"
+
+static const char *cri_plugin(int major)
+{
+	return major >= 2 ? "io.containerd.cri.v1.runtime" : "io.containerd.grpc.v1.cri";
+}
+
+char *containerd_dropin(int major, const char *runtime_path, int default_runtime)
+{
+	struct buf b = BUF_INIT;
+	const char *pl = cri_plugin(major);
+	buf_addf(&b, "# Written by gpuctl: the NVIDIA container runtime for containerd.\nversion = %d\n\n",
+		 major >= 2 ? 3 : 2);
+	if (default_runtime)
+		buf_addf(&b, "[plugins.\"%s\".containerd]\n  default_runtime_name = \"nvidia\"\n\n", pl);
+	buf_addf(&b, "[plugins.\"%s\".containerd.runtimes.nvidia]\n  runtime_type = \"io.containerd.runc.v2\"\n\n", pl);
+	buf_addf(&b, "[plugins.\"%s\".containerd.runtimes.nvidia.options]\n  BinaryName = \"", pl);
+	for (const char *p = runtime_path; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			buf_addc(&b, '\\');
+		buf_addc(&b, *p);
+	}
+	buf_adds(&b, "\"\n");
+	return buf_detach(&b);
+}
+
+/* Find a top-level `imports = [...]` assignment (before the first table). */
+static const char *find_imports(const char *cfg, const char **end)
+{
+	const char *p = cfg;
+	while (*p) {
+		const char *l = p + strspn(p, " \t");
+		if (*l == '[')
+			return NULL; /* tables start: top-level keys are over */
+		if (!strncmp(l, "imports", 7)) {
+			const char *q = l + 7 + strspn(l + 7, " \t");
+			if (*q == '=') {
+				const char *close = strchr(q, ']');
+				if (!close)
+					return NULL;
+				*end = close;
+				return l;
+			}
+		}
+		p += strcspn(p, "\n");
+		if (*p)
+			p++;
+	}
+	return NULL;
+}
+
+char *containerd_add_import(const char *config, const char *glob, int config_version)
+{
+	const char *end = NULL;
+	const char *imp = find_imports(config, &end);
+	struct buf b = BUF_INIT;
+	if (imp) {
+		const char *open = strchr(imp, '[');
+		if (!open || open > end)
+			return NULL;
+		/* already imported? look for the quoted glob inside the brackets */
+		char *q = xasprintf("\"%s\"", glob);
+		char *inside = xstrndup(open, (size_t)(end - open));
+		int has = strstr(inside, q) != NULL;
+		int empty = strspn(open + 1, " \t\r\n") == (size_t)(end - open - 1);
+		free(inside);
+		free(q);
+		if (has)
+			return NULL;
+		buf_add(&b, config, (size_t)(end - config));
+		buf_addf(&b, "%s\"%s\"", empty ? "" : ", ", glob);
+		buf_adds(&b, end);
+		return buf_detach(&b);
+	}
+	/* no imports: add one after a top-level version line, else at the top */
+	const char *p = config, *after = NULL;
+	while (*p) {
+		const char *l = p + strspn(p, " \t");
+		if (*l == '[')
+			break;
+		if (!strncmp(l, "version", 7) && strchr(" \t=", l[7])) {
+			after = p + strcspn(p, "\n");
+			if (*after)
+				after++;
+			break;
+		}
+		p += strcspn(p, "\n");
+		if (*p)
+			p++;
+	}
+	if (after) {
+		buf_add(&b, config, (size_t)(after - config));
+		if (after > config && after[-1] != '\n')
+			buf_addc(&b, '\n');
+		buf_addf(&b, "imports = [\"%s\"]\n", glob);
+		buf_adds(&b, after);
+	} else {
+		buf_addf(&b, "version = %d\nimports = [\"%s\"]\n", config_version, glob);
+		buf_adds(&b, config);
+	}
+	return buf_detach(&b);
+}
+
+void prep_result_release(struct prep_result *r)
+{
+	free(r->method);
+	free(r->backup);
+	cJSON_Delete(r->steps);
+	gerr_clear(&r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+struct ctx {
+	struct ssh_conn *c;
+	struct prep_result *r;
+};
+
+static void step(struct ctx *x, const char *fmt, const char *a)
+{
+	char *m = xasprintf(fmt, a ? a : "");
+	cJSON_AddItemToArray(x->r->steps, cJSON_CreateString(m));
+	free(m);
+}
+
+/* Run a command line; *status and output returned; -1 on transport errors (err set in r). */
+static int run(struct ctx *x, const char *cmd, const char *in, struct buf *out, struct buf *errb, int *status)
+{
+	struct gerr e = GERR_INIT;
+	if (ssh_exec(x->c, cmd, in, in ? strlen(in) : 0, out, errb, status, &e) < 0) {
+		gerr_move(&x->r->err, &e);
+		return -1;
+	}
+	return 0;
+}
+
+/* Write content to path atomically: temp file in the same folder, then rename. */
+static int write_atomic(struct ctx *x, const char *path, const char *content)
+{
+	struct buf cmd = BUF_INIT, tmp = BUF_INIT;
+	buf_addf(&tmp, "%s.gpuctl-tmp", path);
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	buf_adds(&cmd, "umask 022 && mkdir -p ");
+	sh_quote(&cmd, slash ? dir : ".");
+	buf_adds(&cmd, " && cat > ");
+	sh_quote(&cmd, tmp.s);
+	buf_adds(&cmd, " && sync ");
+	sh_quote(&cmd, tmp.s);
+	buf_adds(&cmd, " && mv -f ");
+	sh_quote(&cmd, tmp.s);
+	buf_addc(&cmd, ' ');
+	sh_quote(&cmd, path);
+	int status = 0;
+	struct buf errb = BUF_INIT;
+	int rc = run(x, cmd.s, content, NULL, &errb, &status);
+	if (rc == 0 && status != 0)
+		rc = gerr_set(&x->r->err, GERR_IO, "writing %s failed: %s", path, errb.s);
+	buf_release(&errb);
+	buf_release(&cmd);
+	buf_release(&tmp);
+	free(dir);
+	return rc;
+}
+
+static int dump_has_runtime(const char *dump, int major, const char *runtime_path, int want_default)
+{
+	char *sect = xasprintf("[plugins.\"%s\".containerd.runtimes.nvidia.options]", cri_plugin(major));
+	char *bin = xasprintf("BinaryName = \"%s\"", runtime_path);
+	const char *s = strstr(dump, sect);
+	int ok = 0;
+	if (s) {
+		/* BinaryName within this table (before the next table header) */
+		const char *next = strstr(s + strlen(sect), "\n[");
+		const char *b = strstr(s, bin);
+		ok = b && (!next || b < next);
+	}
+	if (ok && want_default)
+		ok = strstr(dump, "default_runtime_name = \"nvidia\"") != NULL;
+	free(sect);
+	free(bin);
+	return ok;
+}
+
+/* Restore the files as they were: byte for byte, or absent. */
+static void restore(struct ctx *x, const char *path, const char *backup, int existed)
+{
+	struct buf cmd = BUF_INIT;
+	if (existed) {
+		buf_adds(&cmd, "cp -p ");
+		sh_quote(&cmd, backup);
+		buf_addc(&cmd, ' ');
+		buf_addf(&cmd, "%s", "");
+		sh_quote(&cmd, path);
+		buf_adds(&cmd, ".gpuctl-tmp && mv -f ");
+		sh_quote(&cmd, path);
+		buf_adds(&cmd, ".gpuctl-tmp ");
+		sh_quote(&cmd, path);
+	} else {
+		buf_adds(&cmd, "rm -f ");
+		sh_quote(&cmd, path);
+	}
+	int status = 0;
+	struct gerr keep = GERR_INIT;
+	gerr_move(&keep, &x->r->err); /* keep the original failure */
+	run(x, cmd.s, NULL, NULL, NULL, &status);
+	gerr_clear(&x->r->err);
+	gerr_move(&x->r->err, &keep);
+	step(x, existed ? "restored %s from its backup" : "removed %s", path);
+	buf_release(&cmd);
+}
+
+static int service_ok(struct ctx *x, const char *check)
+{
+	for (int i = 0; i < 10; i++) {
+		int status = 1;
+		if (run(x, check, NULL, NULL, NULL, &status) < 0)
+			return 0;
+		if (status == 0)
+			return 1;
+		run(x, "sleep 1", NULL, NULL, NULL, &status);
+	}
+	return 0;
+}
+
+static int exists(struct ctx *x, const char *path, struct buf *content)
+{
+	struct buf cmd = BUF_INIT;
+	buf_adds(&cmd, "test -f ");
+	sh_quote(&cmd, path);
+	buf_adds(&cmd, " && cat ");
+	sh_quote(&cmd, path);
+	int status = 1;
+	run(x, cmd.s, NULL, content, NULL, &status);
+	buf_release(&cmd);
+	return status == 0;
+}
+
+int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const struct containerd_opts *o,
+		       struct prep_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->steps = cJSON_CreateArray();
+	struct ctx x = { c, r };
+	const char *rt = o->runtime_path ? o->runtime_path : p->nvidia_runtime ? p->nvidia_runtime
+										  : "/usr/bin/nvidia-container-runtime";
+	const char *restart = o->restart_command ? o->restart_command : "systemctl restart containerd";
+	const char *check = o->check_command ? o->check_command : "systemctl is-active --quiet containerd";
+	const char *cfg = p->config_path ? p->config_path : "/etc/containerd/config.toml";
+	int major = p->containerd_major ? p->containerd_major : 1;
+	if (p->flavour && (!strcmp(p->flavour, "k3s") || !strcmp(p->flavour, "rke2"))) {
+		r->status = PREP_FAILED;
+		gerr_set(&r->err, GERR_CONFIG,
+			 "%s nodes configure containerd through %s; gpuctl does not write it yet: recent %s releases add the nvidia runtime by themselves when nvidia-container-runtime is installed",
+			 p->flavour, cfg, p->flavour);
+		return -1;
+	}
+	struct buf ptext = BUF_INIT, out = BUF_INIT, errb = BUF_INIT, cmd = BUF_INIT;
+	int status = 0, rc = -1;
+	int have_cfg = exists(&x, cfg, &ptext);
+	if (r->err.code != GERR_OK)
+		goto fail;
+	/* 1. the current config must parse: never touch one containerd cannot read */
+	buf_adds(&cmd, "containerd --config ");
+	sh_quote(&cmd, cfg);
+	buf_adds(&cmd, " config dump");
+	char *dump_cmd = buf_detach(&cmd);
+	if (run(&x, dump_cmd, NULL, &out, &errb, &status) < 0)
+		goto fail_dump;
+	if (status != 0 && have_cfg) {
+		const char *e = errb.len ? errb.s : out.s;
+		gerr_set(&r->err, GERR_CONFIG, "containerd cannot parse %s (left untouched): %.*s", cfg,
+			 (int)strcspn(e, "\n"), e);
+		goto fail_dump;
+	}
+	/* 2. already configured: nothing to do, no restart */
+	if (status == 0 && dump_has_runtime(out.s, major, rt, o->default_runtime)) {
+		r->status = PREP_UNCHANGED;
+		r->method = xstrdup("none");
+		step(&x, "the nvidia runtime is already configured%s", "");
+		rc = 0;
+		goto done;
+	}
+	if (o->dry_run) {
+		r->status = PREP_CHANGED;
+		r->method = xstrdup(p->nvidia_ctk ? "nvidia-ctk" : "drop-in");
+		step(&x, "would add the nvidia runtime (dry run: nothing written)%s", "");
+		rc = 0;
+		goto done;
+	}
+	/* 3. back up what changes */
+	char stamp[32];
+	snprintf(stamp, sizeof(stamp), "%ld", (long)time(NULL));
+	char *dir = xstrdup(cfg);
+	char *sl = strrchr(dir, '/');
+	if (sl)
+		*sl = '\0';
+	char *dropin = xasprintf("%s/conf.d/%s", dir, DROPIN_NAME);
+	char *glob = xasprintf("%s/conf.d/*.toml", dir);
+	free(dir);
+	struct buf dtext = BUF_INIT;
+	int have_dropin = exists(&x, dropin, &dtext);
+	char *cfg_bak = xasprintf("%s.gpuctl-backup-%s", cfg, stamp);
+	char *dropin_bak = xasprintf("%s.gpuctl-backup-%s", dropin, stamp);
+	if (have_cfg) {
+		buf_reset(&cmd);
+		buf_adds(&cmd, "cp -p ");
+		sh_quote(&cmd, cfg);
+		buf_addc(&cmd, ' ');
+		sh_quote(&cmd, cfg_bak);
+		if (have_dropin) {
+			buf_adds(&cmd, " && cp -p ");
+			sh_quote(&cmd, dropin);
+			buf_addc(&cmd, ' ');
+			sh_quote(&cmd, dropin_bak);
+		}
+		if (run(&x, cmd.s, NULL, NULL, &errb, &status) < 0)
+			goto fail_files;
+		if (status != 0) {
+			gerr_set(&r->err, GERR_IO, "cannot back up %s: %s", cfg, errb.s);
+			goto fail_files;
+		}
+		r->backup = xstrdup(cfg_bak);
+		step(&x, "backed up to %s", cfg_bak);
+	}
+	/* 4. write: the drop-in, and the import in the main config */
+	r->method = xstrdup("drop-in");
+	char *content = containerd_dropin(major, rt, o->default_runtime);
+	int wrc = write_atomic(&x, dropin, content);
+	free(content);
+	if (wrc < 0)
+		goto rollback_files;
+	step(&x, "wrote %s", dropin);
+	char *newcfg = containerd_add_import(ptext.s, glob, major >= 2 ? 3 : 2);
+	if (newcfg) {
+		wrc = write_atomic(&x, cfg, newcfg);
+		free(newcfg);
+		if (wrc < 0)
+			goto rollback_files;
+		step(&x, "added the conf.d import to %s", cfg);
+	}
+	/* 5. verify the merged config before restarting anything */
+	buf_reset(&out);
+	buf_reset(&errb);
+	if (run(&x, dump_cmd, NULL, &out, &errb, &status) < 0)
+		goto rollback_files;
+	if (status != 0 || !dump_has_runtime(out.s, major, rt, o->default_runtime)) {
+		gerr_set(&r->err, GERR_CONFIG,
+			 "after the change `containerd config dump` %s; nothing was restarted",
+			 status != 0 ? "failed" : "does not show the nvidia runtime");
+		goto rollback_files;
+	}
+	step(&x, "verified with containerd config dump%s", "");
+	/* 6. restart and check */
+	int rs = 0;
+	if (run(&x, restart, NULL, NULL, &errb, &rs) < 0)
+		goto rollback_restart;
+	step(&x, "ran: %s", restart);
+	if (rs != 0 || !service_ok(&x, check)) {
+		gerr_set(&r->err, GERR_API, "containerd did not come back after `%s` (exit %d)", restart, rs);
+		goto rollback_restart;
+	}
+	step(&x, "containerd is running%s", "");
+	r->status = PREP_CHANGED;
+	rc = 0;
+	goto out_files;
+
+rollback_restart:
+	restore(&x, cfg, cfg_bak, have_cfg);
+	restore(&x, dropin, dropin_bak, have_dropin);
+	{
+		int s2 = 1;
+		struct gerr keep = GERR_INIT;
+		gerr_move(&keep, &r->err);
+		run(&x, restart, NULL, NULL, NULL, &s2);
+		int back = s2 == 0 && service_ok(&x, check);
+		gerr_clear(&r->err);
+		gerr_move(&r->err, &keep);
+		if (back) {
+			gerr_prefix(&r->err, "rolled back (original configuration restored, containerd running again)");
+			step(&x, "restarted containerd with the original configuration%s", "");
+		} else {
+			gerr_prefix(&r->err, "ROLLBACK INCOMPLETE: the original configuration is restored but containerd is not running; check the node");
+		}
+		r->status = PREP_ROLLED_BACK;
+	}
+	goto out_files;
+rollback_files:
+	restore(&x, cfg, cfg_bak, have_cfg);
+	restore(&x, dropin, dropin_bak, have_dropin);
+	r->status = PREP_ROLLED_BACK;
+	gerr_prefix(&r->err, "rolled back (nothing restarted)");
+	goto out_files;
+fail_files:
+	r->status = PREP_FAILED;
+out_files:
+	buf_release(&dtext);
+	free(dropin);
+	free(glob);
+	free(cfg_bak);
+	free(dropin_bak);
+	free(dump_cmd);
+	goto done_bufs;
+done:
+	free(dump_cmd);
+done_bufs:
+	buf_release(&ptext);
+	buf_release(&out);
+	buf_release(&errb);
+	buf_release(&cmd);
+	return rc;
+fail_dump:
+	free(dump_cmd);
+fail:
+	r->status = PREP_FAILED;
+	buf_release(&ptext);
+	buf_release(&out);
+	buf_release(&errb);
+	buf_release(&cmd);
+	return -1;
+}
