@@ -113,13 +113,18 @@ int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *
 	if (ssh_exec(c, probe_script, NULL, 0, &out, &errb, &status, err) < 0) {
 		buf_release(&out);
 		buf_release(&errb);
+		probe_result_release(r);
+		return -1;
+	}
+	if (!strstr(out.s, "\n@@gpuctl:end")) {
+		gerr_set(err, GERR_PARSE, "the probe script did not run to its end (exit %d): %.*s", status,
+			 (int)strcspn(errb.s, "\n"), errb.s);
+		buf_release(&out);
+		buf_release(&errb);
+		probe_result_release(r);
 		return -1;
 	}
 	buf_release(&errb);
-	if (!strstr(out.s, "\n@@gpuctl:end")) {
-		buf_release(&out);
-		return gerr_set(err, GERR_PARSE, "the probe script did not run to its end (exit %d)", status);
-	}
 	/* nvidia-smi: GPUs, driver */
 	char *q = section(out.s, "query");
 	int qrc = take_rc(q);

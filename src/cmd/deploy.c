@@ -1,0 +1,471 @@
+/* gpuctl deploy: prepare the GPU nodes over SSH (probe the driver, add the
+ * nvidia runtime to containerd) and create the nvidia RuntimeClass.  Later
+ * phases (device plugin, sharing) come with their issues. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "gpuctl/buf.h"
+#include "gpuctl/fanout.h"
+#include "gpuctl/kube.h"
+#include "gpuctl/node.h"
+#include "gpuctl/out.h"
+
+static const char usage[] =
+	"gpuctl deploy [NODE...] [-l SELECTOR] [--only PHASE] [--skip PHASE] [--inventory FILE] [--ssh-user USER] "
+	"[-i KEY] [--ssh-port PORT] [--ssh-timeout SECONDS] [--ssh-accept-new] [--known-hosts FILE] [--parallel N] "
+	"[--default-runtime] [--min-driver VERSION] [--dry-run] [-o json|yaml]";
+static const char summary[] =
+	"Prepare the GPU nodes and the cluster for GPU workloads. Phases, in order:\n"
+	"  nodes         over SSH on every GPU node at once: probe the driver, kernel modules, containerd and\n"
+	"                the NVIDIA container toolkit; add the nvidia runtime to containerd (backup, verify,\n"
+	"                restart, roll back on failure); an already prepared node is left alone\n"
+	"  runtimeclass  create the RuntimeClass nvidia (handler nvidia)\n"
+	"Nodes are the cluster's GPU nodes (or NODE names, or -l), reached at their InternalIP unless the\n"
+	"inventory says otherwise.";
+
+static const char *const phases[] = { "nodes", "runtimeclass", NULL };
+
+struct node_job {
+	struct node_spec spec;
+	const char *talos_os;   /* set: the node runs Talos (no SSH) */
+	struct probe_result probe;
+	int probed;
+	struct prep_result prep;
+	int prepared;
+	struct gerr err;
+	int failed;
+};
+
+struct deploy {
+	struct gctx *g;
+	struct node_job *jobs;
+	size_t n;
+	const char *passphrase;
+	int accept_new;
+	long timeout_ms;
+	const char *min_driver;
+	struct containerd_opts copts;
+	size_t changed, unchanged, failed;
+};
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void job_run(void *ud, size_t i)
+{
+	struct deploy *d = ud;
+	struct node_job *j = &d->jobs[i];
+	if (j->talos_os) {
+		gerr_set(&j->err, GERR_CONFIG,
+			 "node %s runs %s, which has no SSH: apply the machine-config patch printed below with talosctl",
+			 j->spec.name, j->talos_os);
+		j->failed = 1;
+		return;
+	}
+	if (!j->spec.address) {
+		gerr_set(&j->err, GERR_CONFIG, "node %s has no InternalIP and no address in the inventory", j->spec.name);
+		j->failed = 1;
+		return;
+	}
+	struct ssh_target t = {
+		.name = j->spec.name, .host = j->spec.address, .port = j->spec.port, .user = j->spec.user,
+		.identity_file = j->spec.identity_file, .passphrase = d->passphrase,
+		.known_hosts = j->spec.known_hosts, .accept_new = d->accept_new, .timeout_ms = d->timeout_ms,
+		.sudo = j->spec.sudo != 0,
+	};
+	struct ssh_conn *c = NULL;
+	if (ssh_open(&t, &c, &j->err) < 0) {
+		j->failed = 1;
+		return;
+	}
+	if (node_probe(c, d->min_driver, &j->probe, &j->err) < 0) {
+		gerr_prefix(&j->err, "node %s: probe", j->spec.name);
+		j->failed = 1;
+		ssh_close(c);
+		return;
+	}
+	j->probed = 1;
+	if (!j->probe.driver_ok || !j->probe.nvidia_runtime || !j->probe.containerd_version) {
+		const cJSON *first = cJSON_GetArrayItem(j->probe.problems, 0);
+		gerr_set(&j->err, GERR_CONFIG, "node %s is not ready for the nvidia runtime: %s", j->spec.name,
+			 cJSON_IsString(first) ? first->valuestring : "unknown problem");
+		j->failed = 1;
+		ssh_close(c);
+		return;
+	}
+	struct containerd_opts co = d->copts;
+	if (j->spec.restart_command)
+		co.restart_command = j->spec.restart_command;
+	if (j->spec.config_path) {
+		free(j->probe.config_path);
+		j->probe.config_path = xstrdup(j->spec.config_path);
+	}
+	if (j->spec.flavour) {
+		free(j->probe.flavour);
+		j->probe.flavour = xstrdup(j->spec.flavour);
+	}
+	j->prepared = 1;
+	if (containerd_prepare(c, &j->probe, &co, &j->prep) < 0) {
+		gerr_move(&j->err, &j->prep.err);
+		gerr_prefix(&j->err, "node %s: containerd", j->spec.name);
+		j->failed = 1;
+	}
+	ssh_close(c);
+}
+
+static const char *job_result(const struct node_job *j)
+{
+	if (j->failed)
+		return j->prepared && j->prep.status == PREP_ROLLED_BACK ? "rolled-back" : "failed";
+	return j->prep.status == PREP_CHANGED ? "changed" : "unchanged";
+}
+
+static void job_done(void *ud, size_t i)
+{
+	struct deploy *d = ud;
+	struct node_job *j = &d->jobs[i];
+	const char *res = job_result(j);
+	if (j->failed)
+		d->failed++;
+	else if (j->prep.status == PREP_CHANGED)
+		d->changed++;
+	else
+		d->unchanged++;
+	if (d->g->output)
+		return;
+	struct buf line = BUF_INIT;
+	buf_addf(&line, "node/%s  ", j->spec.name);
+	fputs(line.s, stdout);
+	buf_reset(&line);
+	out_colored(stdout, d->g->color, j->failed ? OUT_RED : !strcmp(res, "changed") ? OUT_GREEN : OUT_DIM, res);
+	if (j->probed)
+		buf_addf(&line, "  driver %s, %zu GPU%s%s%s, containerd %s", j->probe.driver_version ? j->probe.driver_version : "?",
+			 j->probe.gpus.n, j->probe.gpus.n == 1 ? "" : "s", j->probe.gpus.n ? " " : "",
+			 j->probe.gpus.n ? j->probe.gpus.gpus[0].name : "",
+			 j->probe.containerd_version ? j->probe.containerd_version : "?");
+	if (!j->failed && j->prep.status == PREP_CHANGED)
+		buf_addf(&line, ": nvidia runtime added (%s)%s", j->prep.method,
+			 d->copts.dry_run ? " [dry run]" : ", containerd restarted");
+	else if (!j->failed)
+		buf_adds(&line, ": nvidia runtime already configured");
+	if (j->failed) {
+		const char *m = j->err.msg ? j->err.msg : "failed";
+		buf_addf(&line, "  %.*s", (int)strcspn(m, "\n"), m);
+	}
+	fputs(line.s, stdout);
+	fputc('\n', stdout);
+	fflush(stdout);
+	buf_release(&line);
+}
+
+static cJSON *job_json(const struct node_job *j)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", j->spec.name);
+	if (j->spec.address)
+		cJSON_AddStringToObject(o, "address", j->spec.address);
+	cJSON_AddStringToObject(o, "result", job_result(j));
+	if (j->probed)
+		cJSON_AddItemToObject(o, "probe", probe_result_json(&j->probe));
+	if (j->prepared) {
+		cJSON *c = cJSON_AddObjectToObject(o, "containerd");
+		static const char *const st[] = { "unchanged", "changed", "failed", "rolled-back" };
+		cJSON_AddStringToObject(c, "result", st[j->prep.status]);
+		if (j->prep.method)
+			cJSON_AddStringToObject(c, "method", j->prep.method);
+		if (j->prep.backup)
+			cJSON_AddStringToObject(c, "backup", j->prep.backup);
+		cJSON_AddItemToObject(c, "steps", cJSON_Duplicate(j->prep.steps, 1));
+	}
+	if (j->failed) {
+		cJSON *e = cJSON_AddObjectToObject(o, "error");
+		cJSON_AddStringToObject(e, "reason", gerr_code_name(j->err.code));
+		cJSON_AddStringToObject(e, "message", j->err.msg ? j->err.msg : "");
+	}
+	return o;
+}
+
+static const char talos_patch[] =
+	"# Talos has no SSH; the NVIDIA runtime comes from system extensions and a machine-config patch:\n"
+	"# talosctl patch mc --nodes <node> --patch @gpu-patch.yaml\n"
+	"machine:\n"
+	"  kernel:\n"
+	"    modules:\n"
+	"      - name: nvidia\n"
+	"      - name: nvidia_uvm\n"
+	"      - name: nvidia_drm\n"
+	"      - name: nvidia_modeset\n"
+	"  sysctls:\n"
+	"    net.core.bpf_jit_harden: 1\n"
+	"# and install the extensions siderolabs/nvidia-container-toolkit and siderolabs/nonfree-kmod-nvidia\n"
+	"# (or nvidia-open-gpu-kernel-modules) in the node's installer image.\n";
+
+static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct node_target *t,
+		       const struct inventory *inv, const struct node_spec *flags, int parallel, cJSON *doc,
+		       struct gerr *err)
+{
+	cJSON *nodes = NULL;
+	if (nodes_resolve(kc, t, &nodes, err) < 0)
+		return -1;
+	d->n = (size_t)cJSON_GetArraySize(nodes);
+	d->jobs = xcalloc(d->n ? d->n : 1, sizeof(*d->jobs));
+	size_t i = 0;
+	const cJSON *it;
+	int any_talos = 0;
+	cJSON_ArrayForEach(it, nodes) {
+		struct node_job *j = &d->jobs[i++];
+		const cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "metadata");
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(it, "status");
+		j->spec.sudo = -1;
+		j->spec.name = xstrdup(jstr(md, "name"));
+		/* flags override the inventory entry, which overrides its defaults */
+		node_spec_fill(&j->spec, flags);
+		const struct node_spec *e = inv->path ? inventory_find(inv, j->spec.name) : NULL;
+		if (e)
+			node_spec_fill(&j->spec, e);
+		node_spec_fill(&j->spec, &inv->defaults);
+		if (!j->spec.address) {
+			const cJSON *a;
+			cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(st, "addresses")) {
+				const char *ty = jstr(a, "type");
+				if (ty && !strcmp(ty, "InternalIP") && jstr(a, "address")) {
+					j->spec.address = xstrdup(jstr(a, "address"));
+					break;
+				}
+			}
+		}
+		const char *os = jstr(cJSON_GetObjectItemCaseSensitive(st, "nodeInfo"), "osImage");
+		if (os && strstr(os, "Talos")) {
+			j->talos_os = os;
+			any_talos = 1;
+		}
+	}
+	fanout_run(d->n, parallel, job_run, job_done, d);
+	if (any_talos && !d->g->output)
+		fputs(talos_patch, stderr);
+	cJSON *arr = cJSON_AddArrayToObject(doc, "nodes");
+	for (i = 0; i < d->n; i++)
+		cJSON_AddItemToArray(arr, job_json(&d->jobs[i]));
+	if (!d->g->output)
+		fprintf(stderr, "%zu node(s): %zu changed, %zu unchanged, %zu failed\n", d->n, d->changed, d->unchanged,
+			d->failed);
+	/* the full message (with its hint) of the first failure */
+	for (i = 0; i < d->n && !d->g->output; i++)
+		if (d->jobs[i].failed && d->jobs[i].err.msg && strchr(d->jobs[i].err.msg, '\n')) {
+			gctx_print_error(d->g, &d->jobs[i].err);
+			break;
+		}
+	cJSON_Delete(nodes);
+	return 0;
+}
+
+static int phase_runtimeclass(struct gctx *g, struct kube_client *kc, int dry, cJSON *doc, struct gerr *err)
+{
+	cJSON *rc = cJSON_CreateObject();
+	cJSON_AddStringToObject(rc, "apiVersion", "node.k8s.io/v1");
+	cJSON_AddStringToObject(rc, "kind", "RuntimeClass");
+	cJSON *md = cJSON_AddObjectToObject(rc, "metadata");
+	cJSON_AddStringToObject(md, "name", "nvidia");
+	cJSON *labels = cJSON_AddObjectToObject(md, "labels");
+	cJSON_AddStringToObject(labels, "app.kubernetes.io/managed-by", "gpuctl");
+	cJSON_AddStringToObject(rc, "handler", "nvidia");
+	char *path = kube_path("node.k8s.io/v1", NULL, "runtimeclasses", "nvidia");
+	cJSON *before = NULL, *after = NULL;
+	struct gerr gerr_ = GERR_INIT;
+	int existed = kube_get(kc, path, &before, &gerr_) == 0;
+	int missing = !existed && gerr_.code == GERR_NOTFOUND;
+	if (!existed && !missing) {
+		gerr_move(err, &gerr_);
+		cJSON_Delete(rc);
+		free(path);
+		return gerr_prefix(err, "runtimeclass nvidia");
+	}
+	gerr_clear(&gerr_);
+	const char *h = jstr(before, "handler");
+	const char *result;
+	if (existed && h && !strcmp(h, "nvidia")) {
+		result = "unchanged";
+	} else if (existed) {
+		cJSON_Delete(before);
+		cJSON_Delete(rc);
+		free(path);
+		return gerr_set(err, GERR_CONFLICT,
+				"runtimeclass nvidia exists with handler \"%s\"; gpuctl will not change a RuntimeClass it did not create: delete it or rename its handler",
+				h ? h : "");
+	} else if (kube_apply(kc, path, rc, dry, 0, &after, err) < 0) {
+		cJSON_Delete(rc);
+		free(path);
+		return gerr_prefix(err, "runtimeclass nvidia");
+	} else {
+		result = "created";
+	}
+	cJSON *o = cJSON_AddObjectToObject(doc, "runtimeClass");
+	cJSON_AddStringToObject(o, "name", "nvidia");
+	cJSON_AddStringToObject(o, "handler", "nvidia");
+	cJSON_AddStringToObject(o, "result", result);
+	if (!g->output)
+		printf("runtimeclass/nvidia  %s%s\n", result, dry && !strcmp(result, "created") ? " [dry run]" : "");
+	cJSON_Delete(before);
+	cJSON_Delete(after);
+	cJSON_Delete(rc);
+	free(path);
+	return 0;
+}
+
+static int phase_listed(const char *p, struct strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], p))
+			return 1;
+	return 0;
+}
+
+int cmd_deploy(struct gctx *g, int argc, char **argv)
+{
+	const char *selector = NULL, *inventory = NULL, *ssh_user = NULL, *identity = NULL, *known_hosts = NULL;
+	const char *min_driver = "470", *restart_cmd = NULL, *dry_s = NULL;
+	int ssh_port = 0, ssh_timeout = 30, accept_new = 0, parallel = 32, default_runtime = 0;
+	struct strlist only = { 0 }, skip = { 0 };
+	struct opt opts[] = {
+		{ "selector", 'l', OPT_STRING, &selector, "SELECTOR", "the nodes matching this label selector", NULL },
+		{ "only", 0, OPT_LIST, &only, "PHASE", "run only this phase (repeatable): nodes, runtimeclass", NULL },
+		{ "skip", 0, OPT_LIST, &skip, "PHASE", "skip this phase (repeatable)", NULL },
+		{ "inventory", 0, OPT_STRING, &inventory, "FILE", "how to reach nodes (see gpuctl-inventory(5))", NULL },
+		{ "ssh-user", 0, OPT_STRING, &ssh_user, "USER", "SSH user (default root; others use sudo -n)", NULL },
+		{ "identity", 'i', OPT_STRING, &identity, "FILE", "SSH private key (default: ssh-agent, ~/.ssh/id_*)", NULL },
+		{ "ssh-port", 0, OPT_INT, &ssh_port, "PORT", "SSH port (default 22)", NULL },
+		{ "ssh-timeout", 0, OPT_INT, &ssh_timeout, "SECONDS", "limit for each connection and command (default 30)", NULL },
+		{ "ssh-accept-new", 0, OPT_BOOL, &accept_new, NULL, "add unknown host keys to known_hosts (never changed ones)", NULL },
+		{ "known-hosts", 0, OPT_STRING, &known_hosts, "FILE", "known_hosts file (default ~/.ssh/known_hosts)", NULL },
+		{ "parallel", 0, OPT_INT, &parallel, "N", "nodes worked on at once (default 32)", NULL },
+		{ "default-runtime", 0, OPT_BOOL, &default_runtime, NULL, "make nvidia containerd's default runtime", NULL },
+		{ "min-driver", 0, OPT_STRING, &min_driver, "VERSION", "oldest acceptable NVIDIA driver (default 470)", NULL },
+		{ "restart-command", 0, OPT_STRING, &restart_cmd, "CMD", "how to restart containerd (default: systemctl restart containerd)", NULL },
+		{ "dry-run", 0, OPT_OPTARG, &dry_s, "MODE", "probe and show what would change; change nothing", "client" },
+		OPT_END,
+	};
+	struct gerr err = GERR_INIT;
+	char **rest;
+	int nrest, help, code = 0;
+	struct node_target t = { 0 };
+	struct inventory inv = { 0 };
+	struct node_spec flags = { .sudo = -1 };
+	struct deploy d = { .g = g };
+	enum dry_run dry = DRY_NONE;
+	cJSON *doc = NULL;
+	static const char *const formats[] = { "json", "yaml", NULL };
+	inv.defaults.sudo = -1;
+	if (opt_parse(g, argc, argv, opts, usage, summary, &rest, &nrest, &help, &err) < 0)
+		goto usage_error;
+	if (help)
+		goto out;
+	if (gctx_check_output(g, formats, &err) < 0 || parse_dry_run(dry_s, &dry, &err) < 0)
+		goto usage_error;
+	for (size_t i = 0; i < only.n + skip.n; i++) {
+		const char *p = i < only.n ? only.v[i] : skip.v[i - only.n];
+		int ok = 0;
+		for (int k = 0; phases[k]; k++)
+			ok |= !strcmp(p, phases[k]);
+		if (!ok) {
+			gerr_set(&err, GERR_USAGE, "unknown phase \"%s\" (phases: nodes, runtimeclass)", p);
+			goto usage_error;
+		}
+	}
+	if (ssh_timeout <= 0 || parallel <= 0) {
+		gerr_set(&err, GERR_USAGE, "--ssh-timeout and --parallel must be positive");
+		goto usage_error;
+	}
+	if (version_cmp(min_driver, "0") == -2) {
+		gerr_set(&err, GERR_USAGE, "--min-driver \"%s\" is not a version like 470 or 535.104", min_driver);
+		goto usage_error;
+	}
+	t.names = rest;
+	t.nnames = (size_t)nrest;
+	t.selector = selector;
+	if (node_target_check(&t, &err) < 0)
+		goto usage_error;
+	if (inventory && inventory_load(inventory, &inv, &err) < 0) {
+		gctx_print_error(g, &err);
+		code = 2;
+		goto out;
+	}
+	if (ssh_user)
+		flags.user = xstrdup(ssh_user);
+	if (identity)
+		flags.identity_file = xstrdup(identity);
+	if (known_hosts)
+		flags.known_hosts = xstrdup(known_hosts);
+	if (restart_cmd)
+		flags.restart_command = xstrdup(restart_cmd);
+	flags.port = ssh_port;
+	d.accept_new = accept_new;
+	d.timeout_ms = ssh_timeout * 1000L;
+	d.min_driver = min_driver;
+	d.passphrase = getenv("GPUCTL_SSH_PASSPHRASE");
+	d.copts.default_runtime = default_runtime;
+	d.copts.dry_run = dry != DRY_NONE;
+	struct kube_client *kc;
+	if (gctx_kube(g, &kc, &err) < 0) {
+		gctx_print_error(g, &err);
+		code = gerr_exit_code(&err);
+		goto out;
+	}
+	doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "apiVersion", "gpuctl.io/v1alpha1");
+	cJSON_AddStringToObject(doc, "kind", "DeployResult");
+	cJSON_AddStringToObject(doc, "dryRun", dry_run_name(dry));
+	int run_nodes = (only.n == 0 || phase_listed("nodes", &only)) && !phase_listed("nodes", &skip);
+	int run_rc = (only.n == 0 || phase_listed("runtimeclass", &only)) && !phase_listed("runtimeclass", &skip);
+	if (run_nodes) {
+		if (phase_nodes(&d, kc, &t, &inv, &flags, parallel, doc, &err) < 0) {
+			gctx_print_error(g, &err);
+			code = err.code == GERR_NOTFOUND ? 1 : gerr_exit_code(&err);
+			goto out;
+		}
+		if (d.failed)
+			code = 1;
+	}
+	if (run_rc && phase_runtimeclass(g, kc, dry == DRY_SERVER, doc, &err) < 0) {
+		gctx_print_error(g, &err);
+		code = code ? code : gerr_exit_code(&err);
+		gerr_clear(&err);
+	}
+	cJSON *s = cJSON_AddObjectToObject(doc, "summary");
+	cJSON_AddNumberToObject(s, "nodes", (double)d.n);
+	cJSON_AddNumberToObject(s, "changed", (double)d.changed);
+	cJSON_AddNumberToObject(s, "unchanged", (double)d.unchanged);
+	cJSON_AddNumberToObject(s, "failed", (double)d.failed);
+	if (g->output)
+		out_doc(stdout, doc, g->output);
+	if (out_finish(&err) < 0) {
+		gctx_print_error(g, &err);
+		code = 1;
+	}
+	goto out;
+usage_error:
+	gctx_print_error(g, &err);
+	fprintf(stderr, "usage: %s\nRun 'gpuctl help deploy' for details.\n", usage);
+	code = 2;
+out:
+	for (size_t i = 0; i < d.n; i++) {
+		node_spec_release(&d.jobs[i].spec);
+		if (d.jobs[i].probed)
+			probe_result_release(&d.jobs[i].probe);
+		if (d.jobs[i].prepared)
+			prep_result_release(&d.jobs[i].prep);
+		gerr_clear(&d.jobs[i].err);
+	}
+	free(d.jobs);
+	cJSON_Delete(doc);
+	node_spec_release(&flags);
+	inventory_release(&inv);
+	strlist_release(&only);
+	strlist_release(&skip);
+	gerr_clear(&err);
+	return code;
+}
