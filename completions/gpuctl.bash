@@ -19,6 +19,13 @@ _gpuctl_arg_opts="--kubeconfig --context --cluster --user -n --namespace -s --se
 	--token --request-timeout -o --output --config -l --selector"
 _gpuctl_conn_opts="--kubeconfig --context --cluster --user -n --namespace -s --server --token"
 _gpuctl_node_opts="-l --selector --all --overwrite --dry-run --dry-run="
+# deploy: its options, and those of them that take a value.
+_gpuctl_deploy_opts="-l --selector --only --skip --inventory --ssh-user -i --identity --ssh-port
+	--ssh-timeout --ssh-accept-new --known-hosts --parallel --default-runtime --min-driver
+	--restart-command --check-command --dry-run --dry-run="
+_gpuctl_deploy_arg_opts="--only --skip --inventory --ssh-user -i --identity --ssh-port --ssh-timeout
+	--known-hosts --parallel --min-driver --restart-command --check-command"
+_gpuctl_deploy_phases=$'nodes\nruntimeclass'
 _gpuctl_taint_effects=$'NoSchedule\nPreferNoSchedule\nNoExecute'
 
 # _gpuctl_in WORD LIST: whether WORD is one of the words of LIST.
@@ -97,7 +104,7 @@ _gpuctl_nodes()
 			flags+=("${w%%=*}=$(_gpuctl_dequote "${w#*=}")")
 		elif [[ $w == -[ns]?* ]]; then
 			flags+=("${w:0:2}" "$(_gpuctl_dequote "${w:2}")")
-		elif _gpuctl_in "$w" "$_gpuctl_arg_opts"; then
+		elif _gpuctl_in "$w" "${_gpuctl_argopts-$_gpuctl_arg_opts}"; then
 			((i++))
 		fi
 	done
@@ -146,13 +153,21 @@ _gpuctl_prefix()
 }
 
 # Complete the value of an option: $1 the option, $2 what precedes the value
-# in the word ("" or "--opt="), $3 the value typed so far.
+# in the word ("" or "--opt="), $3 the value typed so far, $4 the command.
 _gpuctl_value()
 {
-	case $1 in
-	--kubeconfig | --config)
+	local opt=$1
+	# deploy's options are options of deploy only
+	if [[ $4 != deploy ]] && _gpuctl_in "$opt" "$_gpuctl_deploy_arg_opts"; then
+		opt=
+	fi
+	case $opt in
+	--kubeconfig | --config | --inventory | -i | --identity | --known-hosts)
 		compopt -o filenames 2>/dev/null
 		_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" "$(compgen -f -- "$3")")"
+		;;
+	--only | --skip)
+		_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" "$_gpuctl_deploy_phases")"
 		;;
 	--context)
 		_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" "$(_gpuctl_contexts)")"
@@ -178,13 +193,14 @@ _gpuctl()
 	COMPREPLY=()
 
 	# The command: the first word that is not an option or an option's value.
-	local i w cmd= cmdi=0 dashdash= all=
+	# _gpuctl_argopts: the options that take a value, the command's included.
+	local i w cmd= cmdi=0 dashdash= all= _gpuctl_argopts=$_gpuctl_arg_opts
 	for ((i = 1; i < _gpuctl_cword; i++)); do
 		w=${_gpuctl_words[i]}
 		if [[ -n $cmd ]]; then
 			[[ $w == -- ]] && dashdash=t
 			[[ -z $dashdash && $w == --all ]] && all=t
-			[[ -z $dashdash ]] && _gpuctl_in "$w" "$_gpuctl_arg_opts" && ((i++))
+			[[ -z $dashdash ]] && _gpuctl_in "$w" "$_gpuctl_argopts" && ((i++))
 			continue
 		fi
 		if _gpuctl_in "$w" "$_gpuctl_arg_opts"; then
@@ -194,6 +210,7 @@ _gpuctl()
 		elif [[ $w != -* ]]; then
 			cmd=$w
 			cmdi=$i
+			[[ $cmd == deploy ]] && _gpuctl_argopts+=" $_gpuctl_deploy_arg_opts"
 		fi
 	done
 
@@ -215,18 +232,19 @@ _gpuctl()
 
 	# The value of an option: "--opt VALUE" or "--opt=VALUE".
 	if [[ -z $dashdash ]]; then
-		if _gpuctl_in "$prev" "$_gpuctl_arg_opts" && ((_gpuctl_cword - 1 > cmdi)); then
-			_gpuctl_value "$prev" "" "$cur"
+		if _gpuctl_in "$prev" "$_gpuctl_argopts" && ((_gpuctl_cword - 1 > cmdi)); then
+			_gpuctl_value "$prev" "" "$cur" "$cmd"
 			return 0
 		fi
 		if [[ $cur == --*=* ]]; then
-			_gpuctl_value "${cur%%=*}" "${cur%%=*}=" "${cur#*=}"
+			_gpuctl_value "${cur%%=*}" "${cur%%=*}=" "${cur#*=}" "$cmd"
 			return 0
 		fi
 		if [[ $cur == -* ]]; then
 			local opts=$_gpuctl_global_opts
 			case $cmd in
 			label | taint) opts+=" $_gpuctl_node_opts" ;;
+			deploy) opts+=" $_gpuctl_deploy_opts" ;;
 			esac
 			_gpuctl_reply "$cur" "$(printf '%s\n' $opts)"
 			# "--dry-run=" waits for its value
@@ -245,7 +263,7 @@ _gpuctl()
 			return 0
 		fi
 		;&
-	label)
+	label | deploy)
 		# KEY=VALUE and KEY- are not completed; node names are.
 		[[ $cur == *=* || -n $all ]] && return 0
 		local nodes n seen list=

@@ -12,6 +12,9 @@
 set -g __gpuctl_arg_opts --kubeconfig --context --cluster --user -n --namespace -s --server \
     --token --request-timeout -o --output --config -l --selector
 set -g __gpuctl_conn_opts --kubeconfig --context --cluster --user -n --namespace -s --server --token
+# deploy's options that take a value in the next word.
+set -g __gpuctl_deploy_arg_opts --only --skip --inventory --ssh-user -i --identity --ssh-port \
+    --ssh-timeout --known-hosts --parallel --min-driver --restart-command --check-command
 
 # The words before the cursor, after the program's name, up to a "--".
 function __gpuctl_args
@@ -58,16 +61,22 @@ function __gpuctl_has_options
     test $cmd != help
 end
 
+# The options that take a value in the next word, for the command typed.
+function __gpuctl_value_opts
+    echo -- $__gpuctl_arg_opts
+    __gpuctl_using deploy && echo -- $__gpuctl_deploy_arg_opts
+end
+
 # Whether the current word is a plain argument: no option, no KEY=VALUE,
 # no KEY:EFFECT, and the option before it takes no value.
 function __gpuctl_wants_node
-    __gpuctl_using label taint || return 1
+    __gpuctl_using label taint deploy || return 1
     set -l cur (commandline -ct)
     string match -q -- '-*' $cur && return 1
     string match -q -- '*[=:]*' $cur && return 1
     set -l words (__gpuctl_args)
     contains -- --all $words && return 1
-    test (count $words) -gt 0 && contains -- $words[-1] $__gpuctl_arg_opts && return 1
+    test (count $words) -gt 0 && contains -- $words[-1] (string split ' ' -- (__gpuctl_value_opts)) && return 1
     return 0
 end
 
@@ -81,6 +90,7 @@ function __gpuctl_nodes
     set -l prog (__gpuctl_home $words[1])
     set -e words[1]
     set -l flags
+    set -l value_opts (string split ' ' -- (__gpuctl_value_opts))
     set -l i 1
     while test $i -le (count $words)
         set -l w $words[$i]
@@ -95,7 +105,7 @@ function __gpuctl_nodes
             set -a flags $kv[1]=(__gpuctl_home $kv[2])
         else if string match -qr -- '^-[ns].' $w
             set -a flags (string sub -l 2 -- $w) (string sub -s 3 -- $w)
-        else if contains -- $w $__gpuctl_arg_opts
+        else if contains -- $w $value_opts
             set i (math $i + 1)
         end
         set i (math $i + 1)
@@ -139,7 +149,7 @@ complete -c gpuctl -n __gpuctl_needs_command -l version -d 'print the version'
 complete -c gpuctl -n __gpuctl_needs_command -s h -l help -d 'show help'
 complete -c gpuctl -n __gpuctl_needs_command -a label -d 'set or remove labels on GPU nodes'
 complete -c gpuctl -n __gpuctl_needs_command -a taint -d 'add or remove taints on GPU nodes'
-complete -c gpuctl -n __gpuctl_needs_command -a deploy -d 'prepare nodes and deploy the NVIDIA stack (not built yet)'
+complete -c gpuctl -n __gpuctl_needs_command -a deploy -d 'prepare GPU nodes over SSH (containerd + nvidia runtime) and the RuntimeClass'
 complete -c gpuctl -n __gpuctl_needs_command -a slice -d 'configure GPU sharing: time-slicing, MPS, MIG (not built yet)'
 complete -c gpuctl -n __gpuctl_needs_command -a smoke-test -d 'run GPU workloads and check they work (not built yet)'
 complete -c gpuctl -n __gpuctl_needs_command -a validate -d 'check the GPU platform end to end (not built yet)'
@@ -172,5 +182,26 @@ complete -c gpuctl -n $lt -s l -l selector -x -d 'act on the nodes matching this
 complete -c gpuctl -n $lt -l all -d 'act on every node, GPU or not'
 complete -c gpuctl -n $lt -l overwrite -d 'allow changing existing values'
 complete -c gpuctl -n $lt -l dry-run -f -a 'none client server' -d 'client: send nothing; server: validate, save nothing'
+
+# deploy
+set -l d '__gpuctl_using deploy'
+complete -c gpuctl -n $d -s l -l selector -x -d 'the nodes matching this label selector'
+complete -c gpuctl -n $d -l only -x -a 'nodes\t"prepare the nodes over SSH" runtimeclass\t"create the RuntimeClass nvidia"' -d 'run only this phase (repeatable)'
+complete -c gpuctl -n $d -l skip -x -a 'nodes\t"prepare the nodes over SSH" runtimeclass\t"create the RuntimeClass nvidia"' -d 'skip this phase (repeatable)'
+complete -c gpuctl -n $d -l inventory -r -F -d 'how to reach nodes (gpuctl-inventory(5))'
+complete -c gpuctl -n $d -l ssh-user -x -d 'SSH user (default root; others use sudo -n)'
+complete -c gpuctl -n $d -s i -l identity -r -F -d 'SSH private key'
+complete -c gpuctl -n $d -l ssh-port -x -d 'SSH port (default 22)'
+complete -c gpuctl -n $d -l ssh-timeout -x -d 'limit for each connection and command (default 30)'
+complete -c gpuctl -n $d -l ssh-accept-new -d 'add unknown host keys to known_hosts (never changed ones)'
+complete -c gpuctl -n $d -l known-hosts -r -F -d 'known_hosts file'
+complete -c gpuctl -n $d -l parallel -x -d 'nodes worked on at once (default 32)'
+complete -c gpuctl -n $d -l default-runtime -d "make nvidia containerd's default runtime"
+complete -c gpuctl -n $d -l min-driver -x -d 'oldest acceptable NVIDIA driver (default 470)'
+complete -c gpuctl -n $d -l restart-command -x -d 'how to restart containerd'
+complete -c gpuctl -n $d -l check-command -x -d 'how to check containerd runs'
+complete -c gpuctl -n $d -l dry-run -f -a 'none client server' -d 'probe and show what would change; change nothing'
+
+# node names: label, taint, deploy
 complete -c gpuctl -n __gpuctl_wants_node -a '(__gpuctl_nodes)'
 complete -c gpuctl -n '__gpuctl_using taint' -a '(__gpuctl_effects)'

@@ -22,6 +22,7 @@ struct node_spec {
 	char *flavour;        /* containerd1, containerd2, k3s, rke2; NULL: detect */
 	char *config_path;    /* containerd config; NULL: the flavour's default */
 	char *restart_command;
+	char *check_command;
 	char *jump_host;
 };
 

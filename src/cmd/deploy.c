@@ -15,7 +15,7 @@
 static const char usage[] =
 	"gpuctl deploy [NODE...] [-l SELECTOR] [--only PHASE] [--skip PHASE] [--inventory FILE] [--ssh-user USER] "
 	"[-i KEY] [--ssh-port PORT] [--ssh-timeout SECONDS] [--ssh-accept-new] [--known-hosts FILE] [--parallel N] "
-	"[--default-runtime] [--min-driver VERSION] [--dry-run] [-o json|yaml]";
+	"[--default-runtime] [--min-driver VERSION] [--restart-command CMD] [--check-command CMD] [--dry-run] [-o json|yaml]";
 static const char summary[] =
 	"Prepare the GPU nodes and the cluster for GPU workloads. Phases, in order:\n"
 	"  nodes         over SSH on every GPU node at once: probe the driver, kernel modules, containerd and\n"
@@ -90,7 +90,8 @@ static void job_run(void *ud, size_t i)
 		return;
 	}
 	j->probed = 1;
-	if (!j->probe.driver_ok || !j->probe.nvidia_runtime || !j->probe.containerd_version) {
+	if (!j->probe.driver_ok || !j->probe.nvidia_runtime || !j->probe.containerd_version ||
+	    !j->probe.modules.nvidia || !j->probe.modules.nvidia_uvm) {
 		const cJSON *first = cJSON_GetArrayItem(j->probe.problems, 0);
 		gerr_set(&j->err, GERR_CONFIG, "node %s is not ready for the nvidia runtime: %s", j->spec.name,
 			 cJSON_IsString(first) ? first->valuestring : "unknown problem");
@@ -101,6 +102,8 @@ static void job_run(void *ud, size_t i)
 	struct containerd_opts co = d->copts;
 	if (j->spec.restart_command)
 		co.restart_command = j->spec.restart_command;
+	if (j->spec.check_command)
+		co.check_command = j->spec.check_command;
 	if (j->spec.config_path) {
 		free(j->probe.config_path);
 		j->probe.config_path = xstrdup(j->spec.config_path);
@@ -264,7 +267,7 @@ static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct no
 	return 0;
 }
 
-static int phase_runtimeclass(struct gctx *g, struct kube_client *kc, int dry, cJSON *doc, struct gerr *err)
+static int phase_runtimeclass(struct gctx *g, struct kube_client *kc, enum dry_run dry, cJSON *doc, struct gerr *err)
 {
 	cJSON *rc = cJSON_CreateObject();
 	cJSON_AddStringToObject(rc, "apiVersion", "node.k8s.io/v1");
@@ -297,7 +300,9 @@ static int phase_runtimeclass(struct gctx *g, struct kube_client *kc, int dry, c
 		return gerr_set(err, GERR_CONFLICT,
 				"runtimeclass nvidia exists with handler \"%s\"; gpuctl will not change a RuntimeClass it did not create: delete it or rename its handler",
 				h ? h : "");
-	} else if (kube_apply(kc, path, rc, dry, 0, &after, err) < 0) {
+	} else if (dry == DRY_CLIENT) {
+		result = "created"; /* would be: nothing sent */
+	} else if (kube_apply(kc, path, rc, dry == DRY_SERVER, 0, &after, err) < 0) {
 		cJSON_Delete(rc);
 		free(path);
 		return gerr_prefix(err, "runtimeclass nvidia");
@@ -309,7 +314,7 @@ static int phase_runtimeclass(struct gctx *g, struct kube_client *kc, int dry, c
 	cJSON_AddStringToObject(o, "handler", "nvidia");
 	cJSON_AddStringToObject(o, "result", result);
 	if (!g->output)
-		printf("runtimeclass/nvidia  %s%s\n", result, dry && !strcmp(result, "created") ? " [dry run]" : "");
+		printf("runtimeclass/nvidia  %s%s\n", result, dry != DRY_NONE && !strcmp(result, "created") ? " [dry run]" : "");
 	cJSON_Delete(before);
 	cJSON_Delete(after);
 	cJSON_Delete(rc);
@@ -328,7 +333,7 @@ static int phase_listed(const char *p, struct strlist *l)
 int cmd_deploy(struct gctx *g, int argc, char **argv)
 {
 	const char *selector = NULL, *inventory = NULL, *ssh_user = NULL, *identity = NULL, *known_hosts = NULL;
-	const char *min_driver = "470", *restart_cmd = NULL, *dry_s = NULL;
+	const char *min_driver = "470", *restart_cmd = NULL, *check_cmd = NULL, *dry_s = NULL;
 	int ssh_port = 0, ssh_timeout = 30, accept_new = 0, parallel = 32, default_runtime = 0;
 	struct strlist only = { 0 }, skip = { 0 };
 	struct opt opts[] = {
@@ -346,6 +351,7 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 		{ "default-runtime", 0, OPT_BOOL, &default_runtime, NULL, "make nvidia containerd's default runtime", NULL },
 		{ "min-driver", 0, OPT_STRING, &min_driver, "VERSION", "oldest acceptable NVIDIA driver (default 470)", NULL },
 		{ "restart-command", 0, OPT_STRING, &restart_cmd, "CMD", "how to restart containerd (default: systemctl restart containerd)", NULL },
+		{ "check-command", 0, OPT_STRING, &check_cmd, "CMD", "how to check containerd runs (default: systemctl is-active --quiet containerd)", NULL },
 		{ "dry-run", 0, OPT_OPTARG, &dry_s, "MODE", "probe and show what would change; change nothing", "client" },
 		OPT_END,
 	};
@@ -402,6 +408,8 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 		flags.known_hosts = xstrdup(known_hosts);
 	if (restart_cmd)
 		flags.restart_command = xstrdup(restart_cmd);
+	if (check_cmd)
+		flags.check_command = xstrdup(check_cmd);
 	flags.port = ssh_port;
 	d.accept_new = accept_new;
 	d.timeout_ms = ssh_timeout * 1000L;
@@ -430,7 +438,7 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 		if (d.failed)
 			code = 1;
 	}
-	if (run_rc && phase_runtimeclass(g, kc, dry == DRY_SERVER, doc, &err) < 0) {
+	if (run_rc && phase_runtimeclass(g, kc, dry, doc, &err) < 0) {
 		gctx_print_error(g, &err);
 		code = code ? code : gerr_exit_code(&err);
 		gerr_clear(&err);

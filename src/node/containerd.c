@@ -294,7 +294,7 @@ int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const s
 	}
 	if (o->dry_run) {
 		r->status = PREP_CHANGED;
-		r->method = xstrdup(p->nvidia_ctk ? "nvidia-ctk" : "drop-in");
+		r->method = xstrdup("drop-in");
 		step(&x, "would add the nvidia runtime (dry run: nothing written)%s", "");
 		rc = 0;
 		goto done;

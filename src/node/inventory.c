@@ -16,6 +16,7 @@ void node_spec_release(struct node_spec *s)
 	free(s->flavour);
 	free(s->config_path);
 	free(s->restart_command);
+	free(s->check_command);
 	free(s->jump_host);
 	memset(s, 0, sizeof(*s));
 	s->sudo = -1;
@@ -36,6 +37,7 @@ void node_spec_fill(struct node_spec *dst, const struct node_spec *src)
 	fill_str(&dst->flavour, src->flavour);
 	fill_str(&dst->config_path, src->config_path);
 	fill_str(&dst->restart_command, src->restart_command);
+	fill_str(&dst->check_command, src->check_command);
 	fill_str(&dst->jump_host, src->jump_host);
 	if (!dst->port)
 		dst->port = src->port;
@@ -45,7 +47,7 @@ void node_spec_fill(struct node_spec *dst, const struct node_spec *src)
 
 static const char *const spec_keys[] = { "name", "address", "port", "user", "identityFile", "knownHosts",
 					 "sudo", "jumpHost", "containerd", NULL };
-static const char *const containerd_keys[] = { "flavour", "configPath", "restartCommand", NULL };
+static const char *const containerd_keys[] = { "flavour", "configPath", "restartCommand", "checkCommand", NULL };
 
 static int known_key(const char *const *keys, const char *k)
 {
@@ -108,7 +110,8 @@ static int parse_spec(const cJSON *o, struct node_spec *s, const char *path, con
 			}
 		if (rc == 0 && (get_str(ct, "flavour", &s->flavour, path, w, err) < 0 ||
 				get_str(ct, "configPath", &s->config_path, path, w, err) < 0 ||
-				get_str(ct, "restartCommand", &s->restart_command, path, w, err) < 0))
+				get_str(ct, "restartCommand", &s->restart_command, path, w, err) < 0 ||
+				get_str(ct, "checkCommand", &s->check_command, path, w, err) < 0))
 			rc = -1;
 		if (rc == 0 && s->flavour && strcmp(s->flavour, "containerd1") && strcmp(s->flavour, "containerd2") &&
 		    strcmp(s->flavour, "k3s") && strcmp(s->flavour, "rke2"))
