@@ -95,8 +95,11 @@ int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const s
 		       struct prep_result *r);
 void prep_result_release(struct prep_result *r);
 
-/* The TOML for the nvidia runtime (drop-in) for a containerd major version. */
-char *containerd_dropin(int major, const char *runtime_path, int default_runtime);
+/* The drop-in TOML for a containerd major version: the CRI plugin's tables
+ * copied from dump (`containerd config dump`, may be NULL) without any old
+ * nvidia runtime, plus the nvidia runtime.  containerd merges imported files
+ * plugin by plugin, so the drop-in must carry the whole plugin section. */
+char *containerd_dropin(int major, const char *runtime_path, int default_runtime, const char *dump);
 /* Insert an imports line for dir/ *.toml into a containerd main config (a new string),
  * or NULL when it already imports it. */
 char *containerd_add_import(const char *config, const char *glob, int config_version);

@@ -15,20 +15,72 @@ static const char *cri_plugin(int major)
 	return major >= 2 ? "io.containerd.cri.v1.runtime" : "io.containerd.grpc.v1.cri";
 }
 
-char *containerd_dropin(int major, const char *runtime_path, int default_runtime)
+static int is_header_of(const char *line, size_t n, const char *pl)
+{
+	/* [plugins."PL"] or [plugins."PL".anything] */
+	char *h = xasprintf("[plugins.\"%s\"", pl);
+	size_t hl = strlen(h);
+	int ok = n > hl && !strncmp(line, h, hl) && (line[hl] == ']' || line[hl] == '.');
+	free(h);
+	return ok;
+}
+
+/* Copy the tables of the CRI plugin out of a `containerd config dump`
+ * (the effective configuration, defaults included), with the default
+ * runtime switched to nvidia when asked. */
+static void copy_plugin_tables(struct buf *b, const char *dump, const char *pl, int default_runtime)
+{
+	char *cont = xasprintf("[plugins.\"%s\".containerd]", pl);
+	char *nv = xasprintf("[plugins.\"%s\".containerd.runtimes.nvidia", pl);
+	const char *p = dump;
+	int in = 0, in_containerd = 0;
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+		const char *l = p;
+		size_t ind = strspn(l, " \t");
+		const char *t = l + ind;
+		size_t tn = n - ind;
+		if (tn && *t == '[') {
+			in = is_header_of(t, tn, pl) && !(tn > strlen(nv) && !strncmp(t, nv, strlen(nv)) &&
+							    (t[strlen(nv)] == ']' || t[strlen(nv)] == '.'));
+			in_containerd = in && tn == strlen(cont) && !strncmp(t, cont, tn);
+		}
+		if (in) {
+			if (in_containerd && default_runtime && !strncmp(t, "default_runtime_name", 20))
+				buf_add(b, l, ind), buf_adds(b, "default_runtime_name = \"nvidia\"");
+			else
+				buf_add(b, l, n);
+			buf_addc(b, '\n');
+		}
+		p += n;
+		if (*p)
+			p++;
+	}
+	free(cont);
+	free(nv);
+}
+
+char *containerd_dropin(int major, const char *runtime_path, int default_runtime, const char *dump)
 {
 	struct buf b = BUF_INIT;
 	const char *pl = cri_plugin(major);
-	buf_addf(&b, "# Written by gpuctl: the NVIDIA container runtime for containerd.\nversion = %d\n\n",
+	buf_addf(&b, "# Written by gpuctl: the NVIDIA container runtime for containerd.\n"
+		     "# containerd merges imported files plugin by plugin, so this file carries the whole\n"
+		     "# CRI plugin configuration as it was, plus the nvidia runtime.\n"
+		     "version = %d\n\n",
 		 major >= 2 ? 3 : 2);
-	if (default_runtime)
+	if (dump) {
+		copy_plugin_tables(&b, dump, pl, default_runtime);
+		buf_addc(&b, '\n');
+	} else if (default_runtime) {
 		buf_addf(&b, "[plugins.\"%s\".containerd]\n  default_runtime_name = \"nvidia\"\n\n", pl);
+	}
 	buf_addf(&b, "[plugins.\"%s\".containerd.runtimes.nvidia]\n  runtime_type = \"io.containerd.runc.v2\"\n\n", pl);
 	buf_addf(&b, "[plugins.\"%s\".containerd.runtimes.nvidia.options]\n  BinaryName = \"", pl);
-	for (const char *p = runtime_path; *p; p++) {
-		if (*p == '"' || *p == '\\')
+	for (const char *q = runtime_path; *q; q++) {
+		if (*q == '"' || *q == '\\')
 			buf_addc(&b, '\\');
-		buf_addc(&b, *p);
+		buf_addc(&b, *q);
 	}
 	buf_adds(&b, "\"\n");
 	return buf_detach(&b);
@@ -247,6 +299,57 @@ static int exists(struct ctx *x, const char *path, struct buf *content)
 	return status == 0;
 }
 
+/* After a restart: the CRI plugin must have loaded (containerd runs without
+ * it when its configuration is wrong, and only the plugin list shows it). */
+static char *grpc_address(const char *dump)
+{
+	const char *g = dump ? strstr(dump, "[grpc]") : NULL;
+	const char *a = g ? strstr(g, "address = \"") : NULL;
+	const char *next = g ? strstr(g + 6, "\n[") : NULL;
+	if (!a || (next && a > next))
+		return NULL;
+	a += strlen("address = \"");
+	size_t n = strcspn(a, "\"\n");
+	return n ? xstrndup(a, n) : NULL;
+}
+
+static int cri_loaded(struct ctx *x, const char *pl, const char *dump, struct buf *detail)
+{
+	struct buf cmd = BUF_INIT;
+	char *addr = grpc_address(dump);
+	buf_adds(&cmd, "ctr ");
+	if (addr) {
+		buf_adds(&cmd, "--address ");
+		sh_quote(&cmd, addr);
+		buf_addc(&cmd, ' ');
+	}
+	buf_adds(&cmd, "plugins ls 2>&1");
+	free(addr);
+	for (int i = 0; i < 10; i++) {
+		struct buf out = BUF_INIT;
+		int status = 1;
+		if (run(x, cmd.s, NULL, &out, NULL, &status) < 0) {
+			buf_release(&out);
+			buf_release(&cmd);
+			return 0;
+		}
+		const char *l = strstr(out.s, pl);
+		if (status == 0 && l) {
+			size_t n = strcspn(l, "\n");
+			int ok = memmem(l, n, " ok", 3) != NULL;
+			buf_reset(detail);
+			buf_add(detail, l, n);
+			buf_release(&out);
+			buf_release(&cmd);
+			return ok;
+		}
+		buf_release(&out);
+		run(x, "sleep 1", NULL, NULL, NULL, &status);
+	}
+	buf_release(&cmd);
+	return 0;
+}
+
 int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const struct containerd_opts *o,
 		       struct prep_result *r)
 {
@@ -266,38 +369,51 @@ int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const s
 			 p->flavour, cfg, p->flavour);
 		return -1;
 	}
-	struct buf ptext = BUF_INIT, out = BUF_INIT, errb = BUF_INIT, cmd = BUF_INIT;
-	int status = 0, rc = -1;
-	int have_cfg = exists(&x, cfg, &ptext);
+	struct buf ptext = BUF_INIT, dtext = BUF_INIT, out = BUF_INIT, errb = BUF_INIT, cmd = BUF_INIT;
+	char *dump_cmd = NULL, *dump0 = NULL, *dropin = NULL, *glob = NULL, *cfg_bak = NULL, *dropin_bak = NULL;
+	int status = 0, rc = -1, have_cfg = 0, have_dropin = 0, touched = 0, restarted = 0;
+	r->status = PREP_FAILED;
+
+	have_cfg = exists(&x, cfg, &ptext);
 	if (r->err.code != GERR_OK)
-		goto fail;
-	/* 1. the current config must parse: never touch one containerd cannot read */
+		goto out;
+	/* 1. the current configuration must parse: one containerd cannot read is never touched */
 	buf_adds(&cmd, "containerd --config ");
 	sh_quote(&cmd, cfg);
 	buf_adds(&cmd, " config dump");
-	char *dump_cmd = buf_detach(&cmd);
+	dump_cmd = buf_detach(&cmd);
 	if (run(&x, dump_cmd, NULL, &out, &errb, &status) < 0)
-		goto fail_dump;
+		goto out;
 	if (status != 0 && have_cfg) {
 		const char *e = errb.len ? errb.s : out.s;
 		gerr_set(&r->err, GERR_CONFIG, "containerd cannot parse %s (left untouched): %.*s", cfg,
 			 (int)strcspn(e, "\n"), e);
-		goto fail_dump;
+		goto out;
+	}
+	if (status == 0) {
+		dump0 = xstrdup(out.s);
+	} else {
+		/* no configuration file yet: containerd runs on its defaults */
+		buf_reset(&out);
+		if (run(&x, "containerd config default", NULL, &out, NULL, &status) < 0)
+			goto out;
+		if (status == 0)
+			dump0 = xstrdup(out.s);
 	}
 	/* 2. already configured: nothing to do, no restart */
-	if (status == 0 && dump_has_runtime(out.s, major, rt, o->default_runtime)) {
+	if (dump0 && dump_has_runtime(dump0, major, rt, o->default_runtime)) {
 		r->status = PREP_UNCHANGED;
 		r->method = xstrdup("none");
 		step(&x, "the nvidia runtime is already configured%s", "");
 		rc = 0;
-		goto done;
+		goto out;
 	}
+	r->method = xstrdup("drop-in");
 	if (o->dry_run) {
 		r->status = PREP_CHANGED;
-		r->method = xstrdup("drop-in");
 		step(&x, "would add the nvidia runtime (dry run: nothing written)%s", "");
 		rc = 0;
-		goto done;
+		goto out;
 	}
 	/* 3. back up what changes */
 	char stamp[32];
@@ -306,19 +422,21 @@ int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const s
 	char *sl = strrchr(dir, '/');
 	if (sl)
 		*sl = '\0';
-	char *dropin = xasprintf("%s/conf.d/%s", dir, DROPIN_NAME);
-	char *glob = xasprintf("%s/conf.d/*.toml", dir);
+	dropin = xasprintf("%s/conf.d/%s", sl ? dir : ".", DROPIN_NAME);
+	glob = xasprintf("%s/conf.d/*.toml", sl ? dir : ".");
 	free(dir);
-	struct buf dtext = BUF_INIT;
-	int have_dropin = exists(&x, dropin, &dtext);
-	char *cfg_bak = xasprintf("%s.gpuctl-backup-%s", cfg, stamp);
-	char *dropin_bak = xasprintf("%s.gpuctl-backup-%s", dropin, stamp);
-	if (have_cfg) {
+	have_dropin = exists(&x, dropin, &dtext);
+	cfg_bak = xasprintf("%s.gpuctl-backup-%s", cfg, stamp);
+	dropin_bak = xasprintf("%s.gpuctl-backup-%s", dropin, stamp);
+	if (have_cfg || have_dropin) {
 		buf_reset(&cmd);
-		buf_adds(&cmd, "cp -p ");
-		sh_quote(&cmd, cfg);
-		buf_addc(&cmd, ' ');
-		sh_quote(&cmd, cfg_bak);
+		buf_adds(&cmd, "true");
+		if (have_cfg) {
+			buf_adds(&cmd, " && cp -p ");
+			sh_quote(&cmd, cfg);
+			buf_addc(&cmd, ' ');
+			sh_quote(&cmd, cfg_bak);
+		}
 		if (have_dropin) {
 			buf_adds(&cmd, " && cp -p ");
 			sh_quote(&cmd, dropin);
@@ -326,60 +444,73 @@ int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const s
 			sh_quote(&cmd, dropin_bak);
 		}
 		if (run(&x, cmd.s, NULL, NULL, &errb, &status) < 0)
-			goto fail_files;
+			goto out;
 		if (status != 0) {
 			gerr_set(&r->err, GERR_IO, "cannot back up %s: %s", cfg, errb.s);
-			goto fail_files;
+			goto out;
 		}
-		r->backup = xstrdup(cfg_bak);
-		step(&x, "backed up to %s", cfg_bak);
+		if (have_cfg) {
+			r->backup = xstrdup(cfg_bak);
+			step(&x, "backed up to %s", cfg_bak);
+		}
 	}
-	/* 4. write: the drop-in, and the import in the main config */
-	r->method = xstrdup("drop-in");
-	char *content = containerd_dropin(major, rt, o->default_runtime);
+	/* 4. write the drop-in, then the import in the main configuration */
+	touched = 1;
+	char *content = containerd_dropin(major, rt, o->default_runtime, dump0);
 	int wrc = write_atomic(&x, dropin, content);
 	free(content);
 	if (wrc < 0)
-		goto rollback_files;
+		goto rollback;
 	step(&x, "wrote %s", dropin);
 	char *newcfg = containerd_add_import(ptext.s, glob, major >= 2 ? 3 : 2);
 	if (newcfg) {
 		wrc = write_atomic(&x, cfg, newcfg);
 		free(newcfg);
 		if (wrc < 0)
-			goto rollback_files;
+			goto rollback;
 		step(&x, "added the conf.d import to %s", cfg);
 	}
-	/* 5. verify the merged config before restarting anything */
+	/* 5. verify the merged configuration before restarting anything */
 	buf_reset(&out);
 	buf_reset(&errb);
 	if (run(&x, dump_cmd, NULL, &out, &errb, &status) < 0)
-		goto rollback_files;
+		goto rollback;
 	if (status != 0 || !dump_has_runtime(out.s, major, rt, o->default_runtime)) {
-		gerr_set(&r->err, GERR_CONFIG,
-			 "after the change `containerd config dump` %s; nothing was restarted",
+		gerr_set(&r->err, GERR_CONFIG, "after the change `containerd config dump` %s; nothing was restarted",
 			 status != 0 ? "failed" : "does not show the nvidia runtime");
-		goto rollback_files;
+		goto rollback;
 	}
 	step(&x, "verified with containerd config dump%s", "");
-	/* 6. restart and check */
+	/* 6. restart, check the service and its CRI plugin */
 	int rs = 0;
+	restarted = 1;
 	if (run(&x, restart, NULL, NULL, &errb, &rs) < 0)
-		goto rollback_restart;
+		goto rollback;
 	step(&x, "ran: %s", restart);
 	if (rs != 0 || !service_ok(&x, check)) {
 		gerr_set(&r->err, GERR_API, "containerd did not come back after `%s` (exit %d)", restart, rs);
-		goto rollback_restart;
+		goto rollback;
 	}
-	step(&x, "containerd is running%s", "");
+	struct buf detail = BUF_INIT;
+	if (!cri_loaded(&x, cri_plugin(major), dump0, &detail)) {
+		gerr_set(&r->err, GERR_API, "containerd runs but its CRI plugin did not load with the new configuration%s%s",
+			 detail.len ? ": " : "", detail.s);
+		buf_release(&detail);
+		goto rollback;
+	}
+	buf_release(&detail);
+	step(&x, "containerd is running with the CRI plugin loaded%s", "");
 	r->status = PREP_CHANGED;
 	rc = 0;
-	goto out_files;
+	goto out;
 
-rollback_restart:
-	restore(&x, cfg, cfg_bak, have_cfg);
-	restore(&x, dropin, dropin_bak, have_dropin);
-	{
+rollback:
+	if (touched) {
+		restore(&x, cfg, cfg_bak, have_cfg);
+		restore(&x, dropin, dropin_bak, have_dropin);
+	}
+	r->status = PREP_ROLLED_BACK;
+	if (restarted) {
 		int s2 = 1;
 		struct gerr keep = GERR_INIT;
 		gerr_move(&keep, &r->err);
@@ -391,42 +522,23 @@ rollback_restart:
 			gerr_prefix(&r->err, "rolled back (original configuration restored, containerd running again)");
 			step(&x, "restarted containerd with the original configuration%s", "");
 		} else {
-			gerr_prefix(&r->err, "ROLLBACK INCOMPLETE: the original configuration is restored but containerd is not running; check the node");
+			gerr_prefix(&r->err,
+				    "ROLLBACK INCOMPLETE: the original configuration is restored but containerd does not run; check the node");
 		}
-		r->status = PREP_ROLLED_BACK;
+	} else {
+		gerr_prefix(&r->err, "rolled back (nothing restarted)");
 	}
-	goto out_files;
-rollback_files:
-	restore(&x, cfg, cfg_bak, have_cfg);
-	restore(&x, dropin, dropin_bak, have_dropin);
-	r->status = PREP_ROLLED_BACK;
-	gerr_prefix(&r->err, "rolled back (nothing restarted)");
-	goto out_files;
-fail_files:
-	r->status = PREP_FAILED;
-out_files:
+out:
+	buf_release(&ptext);
 	buf_release(&dtext);
+	buf_release(&out);
+	buf_release(&errb);
+	buf_release(&cmd);
+	free(dump_cmd);
+	free(dump0);
 	free(dropin);
 	free(glob);
 	free(cfg_bak);
 	free(dropin_bak);
-	free(dump_cmd);
-	goto done_bufs;
-done:
-	free(dump_cmd);
-done_bufs:
-	buf_release(&ptext);
-	buf_release(&out);
-	buf_release(&errb);
-	buf_release(&cmd);
 	return rc;
-fail_dump:
-	free(dump_cmd);
-fail:
-	r->status = PREP_FAILED;
-	buf_release(&ptext);
-	buf_release(&out);
-	buf_release(&errb);
-	buf_release(&cmd);
-	return -1;
 }

@@ -9,16 +9,42 @@
 
 Test(containerd, dropin_v1_and_v2)
 {
-	char *d = containerd_dropin(1, "/usr/bin/nvidia-container-runtime", 0);
+	char *d = containerd_dropin(1, "/usr/bin/nvidia-container-runtime", 0, NULL);
 	cr_assert(strstr(d, "version = 2\n"));
 	cr_assert(strstr(d, "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia]\n  runtime_type = \"io.containerd.runc.v2\""));
 	cr_assert(strstr(d, "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia.options]\n  BinaryName = \"/usr/bin/nvidia-container-runtime\""));
 	cr_assert_null(strstr(d, "default_runtime_name"));
 	free(d);
-	d = containerd_dropin(2, "/opt/nv/runtime \"x\"", 1);
+	d = containerd_dropin(2, "/opt/nv/runtime \"x\"", 1, NULL);
 	cr_assert(strstr(d, "version = 3\n"));
 	cr_assert(strstr(d, "[plugins.\"io.containerd.cri.v1.runtime\".containerd]\n  default_runtime_name = \"nvidia\""));
 	cr_assert(strstr(d, "BinaryName = \"/opt/nv/runtime \\\"x\\\"\""), "quotes escaped for TOML: %s", d);
+	free(d);
+}
+
+Test(containerd, dropin_carries_the_whole_cri_section)
+{
+	const char *dump =
+		"version = 2\n[grpc]\n  address = \"/run/containerd/containerd.sock\"\n\n"
+		"[plugins]\n\n  [plugins.\"io.containerd.gc.v1.scheduler\"]\n    pause_threshold = 0.02\n\n"
+		"  [plugins.\"io.containerd.grpc.v1.cri\"]\n    sandbox_image = \"localhost/pause:1\"\n\n"
+		"    [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n      default_runtime_name = \"runc\"\n      snapshotter = \"overlayfs\"\n\n"
+		"      [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes]\n\n"
+		"        [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia]\n          runtime_type = \"io.containerd.runc.v2\"\n\n"
+		"          [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia.options]\n            BinaryName = \"/old/path\"\n\n"
+		"        [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n          runtime_type = \"io.containerd.runc.v2\"\n\n"
+		"          [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n            SystemdCgroup = true\n\n"
+		"  [plugins.\"io.containerd.internal.v1.opt\"]\n    path = \"/opt/containerd\"\n";
+	char *d = containerd_dropin(1, "/usr/bin/nvidia-container-runtime", 1, dump);
+	cr_assert(strstr(d, "sandbox_image = \"localhost/pause:1\""), "the CRI settings are kept: %s", d);
+	cr_assert(strstr(d, "SystemdCgroup = true"), "runc's options are kept: %s", d);
+	cr_assert(strstr(d, "default_runtime_name = \"nvidia\""), "%s", d);
+	cr_assert_null(strstr(d, "default_runtime_name = \"runc\""), "%s", d);
+	cr_assert_null(strstr(d, "/old/path"), "an old nvidia runtime is replaced: %s", d);
+	cr_assert_null(strstr(d, "pause_threshold"), "other plugins are not copied: %s", d);
+	cr_assert_null(strstr(d, "[grpc]"), "%s", d);
+	const char *first = strstr(d, "containerd.runtimes.nvidia]");
+	cr_assert(first && !strstr(first + 1, "containerd.runtimes.nvidia]"), "one nvidia table: %s", d);
 	free(d);
 }
 
