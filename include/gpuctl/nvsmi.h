@@ -44,7 +44,7 @@ int nvsmi_parse_banner(const char *text, char **driver, char **cuda, struct gerr
 /* From /proc/driver/nvidia/version: the driver version (owned). */
 int nvsmi_parse_proc_version(const char *text, char **driver, struct gerr *err);
 
-/* Kernel modules of interest, from /proc/modules. */
+/* Kernel modules of interest, from /proc/modules (or lsmod's output: same first column). */
 struct nv_modules {
 	int nvidia;
 	int nvidia_uvm;

@@ -14,7 +14,7 @@ static const char probe_script[] =
 	"mig.mode.current,compute_mode,pci.bus_id --format=csv 2>&1; printf '\\n@@rc:%s\\n' $?\n"
 	"s banner; nvidia-smi 2>&1 | head -n 6\n"
 	"s procversion; cat /proc/driver/nvidia/version 2>&1\n"
-	"s modules; cat /proc/modules 2>&1\n"
+	"s modules; if [ -r /proc/modules ]; then cat /proc/modules; else lsmod 2>&1; fi\n"
 	"s containerd; containerd --version 2>&1; printf '\\n@@rc:%s\\n' $?\n"
 	"s ctk; command -v nvidia-ctk\n"
 	"s ncr; command -v nvidia-container-runtime\n"

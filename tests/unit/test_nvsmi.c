@@ -116,6 +116,9 @@ Test(nvsmi, proc_modules_headless_h100)
 	free(t);
 	proc_modules_parse("ext4 1 0 - Live 0x0\nnvidia_modeset 1 0 - Live 0x0\nnvidia_drm 2 0 - Live\n", &m);
 	cr_assert(!m.nvidia && m.nvidia_modeset && m.nvidia_drm);
+	/* lsmod's format, where /proc/modules is absent */
+	proc_modules_parse("Module                  Size  Used by\nnvidia_uvm           1830912  0\nnvidia              14299136  1 nvidia_uvm\n", &m);
+	cr_assert(m.nvidia && m.nvidia_uvm && !m.nvidia_modeset);
 }
 
 Test(nvsmi, version_compare)

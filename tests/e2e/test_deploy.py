@@ -1,0 +1,192 @@
+"""gpuctl deploy's node phase against the SSH rig: real sshd, sudo, containerd
+and runc per simulated node; the result proven through containerd's CRI."""
+import hashlib
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, _exports
+
+HEALTHY = ["gpu-node-1", "gpu-node-2", "gpu-node-3"]
+FAULTS = ["fault-broken-driver", "fault-old-driver", "fault-unknown-hostkey", "fault-hang",
+          "fault-bad-config", "fault-restart-fails"]
+
+
+def rig_up(reset=None):
+    env = dict(os.environ, GPUCTL_RIG_FAULTS="1")
+    if reset:
+        env["GPUCTL_RIG_RESET"] = " ".join(reset)
+    p = subprocess.run([os.path.join(ROOT, "tests/rig/up")], capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        raise RuntimeError("tests/rig/up failed:\n" + p.stderr[-4000:])
+    return _exports(p.stdout)
+
+
+@pytest.fixture(scope="module")
+def rig(cluster):
+    if os.geteuid() != 0:
+        pytest.skip("the SSH rig needs root (network and mount namespaces)")
+    return rig_up()
+
+
+class Rig:
+    def __init__(self, env, gpuctl_bin, tmp):
+        self.env = env
+        self.bin = gpuctl_bin
+        self.tmp = tmp
+
+    def reset(self, *nodes):
+        self.env = rig_up(reset=list(nodes))
+
+    def deploy(self, *args, check=None, env=None, timeout=300):
+        e = dict(os.environ, KUBECONFIG=self.env["KUBECONFIG"], NO_COLOR="1", HOME=self.tmp)
+        e.pop("SSH_AUTH_SOCK", None)
+        if env:
+            e.update(env)
+        cmd = [self.bin, "deploy", "--inventory", self.env["GPUCTL_RIG_INVENTORY"], *args]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=timeout)
+        if check is not None:
+            assert p.returncode == check, (f"{' '.join(cmd)} exited {p.returncode}, expected {check}\n"
+                                           f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+        return p
+
+    def deploy_json(self, *args, check=None, env=None):
+        p = self.deploy(*args, "-o", "json", check=check, env=env)
+        doc = json.loads(p.stdout)
+        return {n["name"]: n for n in doc.get("nodes", [])}, doc, p
+
+    def exec(self, node, *cmd, check=True):
+        p = subprocess.run([os.path.join(ROOT, "tests/rig/exec"), node, "--", *cmd], capture_output=True,
+                           text=True, timeout=120)
+        if check:
+            assert p.returncode == 0, f"rig exec {node} {cmd}: {p.stderr}"
+        return p
+
+    def configured(self, node):
+        p = subprocess.run([os.path.join(ROOT, "tests/rig/check-nvidia-runtime"), node], capture_output=True,
+                           text=True, timeout=300)
+        assert p.returncode in (0, 1), f"check-nvidia-runtime {node}: {p.stdout}{p.stderr}"
+        return p.returncode == 0
+
+    def sha(self, node, path="/etc/containerd/config.toml"):
+        return hashlib.sha256(self.exec(node, "cat", path).stdout.encode()).hexdigest()
+
+    def containerd_pid(self, node):
+        return self.exec(node, "cat", "/run/gpuctl-rig/containerd.pid").stdout.strip()
+
+
+@pytest.fixture
+def r(rig, gpuctl_bin, tmp_path):
+    return Rig(rig, gpuctl_bin, str(tmp_path))
+
+
+def test_prepares_nodes_and_proves_it_through_cri(r):
+    r.reset(*HEALTHY)
+    assert not r.configured("gpu-node-1"), "a fresh node must not have the nvidia runtime"
+    nodes, doc, p = r.deploy_json(*HEALTHY, check=0)
+    assert doc["kind"] == "DeployResult"
+    for n, gpus in zip(HEALTHY, (1, 4, 8)):
+        res = nodes[n]
+        assert res["result"] == "changed", res
+        probe = res["probe"]
+        assert probe["driver"]["version"] == "580.159.04" and probe["driver"]["cudaVersion"] == "13.0"
+        assert probe["driver"]["meetsMinimum"] is True
+        assert len(probe["gpus"]) == gpus and probe["gpus"][0]["name"] == "NVIDIA H100 80GB HBM3"
+        assert probe["kernelModules"] == {"nvidia": True, "nvidia_uvm": True, "nvidia_modeset": False}
+        assert probe["containerd"]["version"].startswith("1.6") and probe["containerd"]["configVersion"] == 2
+        assert res["containerd"]["method"] == "drop-in" and res["containerd"]["backup"]
+        assert r.configured(n), f"{n}: the nvidia runtime does not work through CRI"
+    assert nodes["gpu-node-1"]["probe"]["gpus"][0]["uuid"] == "GPU-f3c1c444-0b96-889d-5c44-d5150de13261"
+    assert doc["runtimeClass"]["handler"] == "nvidia"
+
+
+def test_second_run_is_unchanged_and_does_not_restart(r):
+    r.deploy("gpu-node-1", check=0)
+    pid = r.containerd_pid("gpu-node-1")
+    before = r.sha("gpu-node-1")
+    nodes, _, _ = r.deploy_json("gpu-node-1", check=0)
+    assert nodes["gpu-node-1"]["result"] == "unchanged"
+    assert r.containerd_pid("gpu-node-1") == pid, "containerd was restarted on an unchanged node"
+    assert r.sha("gpu-node-1") == before
+
+
+def test_dry_run_changes_nothing(r):
+    r.reset("gpu-node-2")
+    before = r.sha("gpu-node-2")
+    pid = r.containerd_pid("gpu-node-2")
+    p = r.deploy("--dry-run", "gpu-node-2", check=0)
+    assert "[dry run]" in p.stdout
+    assert r.sha("gpu-node-2") == before and r.containerd_pid("gpu-node-2") == pid
+    assert not r.configured("gpu-node-2")
+
+
+def test_faulty_nodes_fail_clearly_and_nothing_is_lost(r):
+    r.reset("fault-bad-config", "fault-restart-fails", "gpu-node-3")
+    bad_before = r.sha("fault-bad-config")
+    orig = open(os.path.join(r.env["GPUCTL_RIG_DIR"], "nodes/fault-restart-fails/original-config.toml"), "rb").read()
+    t0 = time.monotonic()
+    nodes, doc, p = r.deploy_json("--ssh-timeout", "5", "gpu-node-3", *FAULTS, check=1)
+    wall = time.monotonic() - t0
+    assert nodes["gpu-node-3"]["result"] == "changed", "healthy nodes are done despite the faulty ones"
+    msg = {n: nodes[n].get("error", {}).get("message", "") for n in FAULTS}
+    assert "NVIDIA-SMI has failed" in msg["fault-broken-driver"], msg
+    assert "older than the minimum 470" in msg["fault-old-driver"], msg
+    assert "unknown host key" in msg["fault-unknown-hostkey"] and "SHA256:" in msg["fault-unknown-hostkey"]
+    assert nodes["fault-hang"]["result"] == "failed" and nodes["fault-hang"]["error"]["reason"] == "timeout", msg
+    assert wall < 40, f"one hung node held the run for {wall:.0f}s (timeout 5s)"
+    assert "cannot parse" in msg["fault-bad-config"], msg
+    assert r.sha("fault-bad-config") == bad_before, "a config containerd cannot parse was touched"
+    assert nodes["fault-restart-fails"]["result"] == "rolled-back", nodes["fault-restart-fails"]
+    assert "rolled back" in msg["fault-restart-fails"]
+    now = r.exec("fault-restart-fails", "cat", "/etc/containerd/config.toml").stdout.encode()
+    assert now == orig, "rollback did not restore the original byte for byte"
+    assert r.exec("fault-restart-fails", "systemctl", "is-active", "containerd", check=False).stdout.strip() == "active"
+    # the text output: one line per node and a summary
+    p = r.deploy("--ssh-timeout", "5", "fault-old-driver", check=1)
+    assert p.stdout.startswith("node/fault-old-driver  failed") and "1 failed" in p.stderr
+
+
+def test_accept_new_adds_unknown_host_key(r):
+    kh = os.path.join(r.tmp, "known_hosts")
+    with open(r.env["GPUCTL_RIG_KNOWN_HOSTS"]) as src, open(kh, "w") as dst:
+        dst.write(src.read())
+    r.deploy("--known-hosts", kh, "--ssh-accept-new", "--only", "nodes", "fault-unknown-hostkey", check=0)
+    assert "10.77.0.203" in open(kh).read()
+    r.deploy("--known-hosts", kh, "--only", "nodes", "fault-unknown-hostkey", check=0)
+
+
+def test_changed_host_key_is_refused(r):
+    kh = os.path.join(r.tmp, "known_hosts")
+    key = os.path.join(r.tmp, "k")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    pub = open(key + ".pub").read().split()
+    with open(kh, "w") as f:
+        f.write(f"10.77.0.11 {pub[0]} {pub[1]}\n")
+    p = r.deploy("--known-hosts", kh, "--ssh-accept-new", "--only", "nodes", "gpu-node-1", check=1)
+    assert "CHANGED" in p.stdout + p.stderr and "SHA256:" in p.stdout + p.stderr
+
+
+def test_sudo_that_wants_a_password_is_a_clear_error(r):
+    p = r.deploy("--ssh-user", r.env["GPUCTL_RIG_USER_SUDO_PASSWORD"], "--ssh-timeout", "10", "--only", "nodes",
+                 "gpu-node-1", check=1)
+    assert "needs a password for sudo" in p.stdout + p.stderr
+
+
+def test_encrypted_and_rsa_keys(r):
+    r.deploy("-i", r.env["GPUCTL_RIG_KEY_ECDSA_ENC"], "--only", "nodes", "gpu-node-1",
+             env={"GPUCTL_SSH_PASSPHRASE": r.env["GPUCTL_RIG_KEY_PASSPHRASE"]}, check=0)
+    p = r.deploy("-i", r.env["GPUCTL_RIG_KEY_ECDSA_ENC"], "--only", "nodes", "gpu-node-1", check=1)
+    assert "passphrase" in p.stdout + p.stderr
+    r.deploy("-i", r.env["GPUCTL_RIG_KEY_RSA"], "--only", "nodes", "gpu-node-1", check=0)
+
+
+def test_bad_inventory_is_a_usage_error(r):
+    bad = os.path.join(r.tmp, "inv.yaml")
+    with open(bad, "w") as f:
+        f.write("apiVersion: gpuctl.io/v1alpha1\nkind: Inventory\nnodes:\n- {name: gpu-node-1, adress: x}\n")
+    p = subprocess.run([r.bin, "deploy", "--inventory", bad], capture_output=True, text=True,
+                       env=dict(os.environ, KUBECONFIG=r.env["KUBECONFIG"]))
+    assert p.returncode == 2 and bad in p.stderr and 'unknown field "adress"' in p.stderr
