@@ -29,7 +29,9 @@ def rig_up(reset=None):
 def rig(cluster):
     if os.geteuid() != 0:
         pytest.skip("the SSH rig needs root (network and mount namespaces)")
-    return rig_up()
+    yield rig_up()
+    # the fault-* nodes must not stay in the cluster as extra GPU nodes
+    subprocess.run([os.path.join(ROOT, "tests/rig/down")], capture_output=True, text=True)
 
 
 class Rig:
