@@ -1,0 +1,57 @@
+#!/bin/sh
+# Becomes pid 1 of a simulated node. Started by tests/rig/up as root inside
+# the node's network namespace and its fresh (persisted) mount, UTS and PID
+# namespaces:
+#
+#   node-setup.sh NODE_DIR NAME RIG_NS_DIR RIG_INIT [CRICTL]
+#
+# Gives the node its own view of the filesystem: copy-on-write overlays over
+# the host's /etc, /var/lib and /root (the node's changes land in
+# NODE_DIR/fs/*.upper; the host's files stay untouched), private folders bound
+# over /home, /usr/local, /var/log, /run, /tmp, its own /proc (its PID
+# namespace) with /proc/driver from the replay data, and the node's
+# containerd root on a plain ext4 folder (its overlayfs snapshotter cannot
+# live on an overlay). Mounts never propagate to the host (private
+# propagation). Then writes /run/gpuctl-rig/ready and execs RIG_INIT, which
+# reaps the node's orphans for as long as the node lives.
+set -eu
+N=$1 NAME=$2 RIGNS=$3 INIT=$4 CRICTL=${5:-}
+FS=$N/fs
+
+# Copies of the host's namespace mounts would pin other nodes' namespaces.
+umount -l "$RIGNS" 2>/dev/null || true
+if mountpoint -q /run/netns 2>/dev/null; then umount -l /run/netns; fi
+
+hostname "$NAME"
+mount -t proc -o nosuid,nodev,noexec proc /proc
+
+ovl() { # DIR NAME: copy-on-write view of the host's DIR
+	mount -t overlay "gpuctl-rig-$2" -o "lowerdir=$1,upperdir=$FS/$2.upper,workdir=$FS/$2.work" "$1"
+}
+ovl /etc etc
+ovl /var/lib var-lib
+ovl /root root
+mount --bind "$FS/containerd-root" /var/lib/containerd
+if [ -d "$FS/k3s-containerd-root" ]; then
+	mount --bind "$FS/k3s-containerd-root" /var/lib/rancher/k3s/agent/containerd
+fi
+mount --bind "$FS/home" /home
+mount --bind "$FS/usr-local" /usr/local
+mount --bind "$FS/log" /var/log
+mount --bind "$FS/run" /run
+mount --bind "$FS/proc-driver" /proc/driver
+if [ -e /proc/modules ] && [ -f "$FS/proc-modules" ]; then
+	mount --bind "$FS/proc-modules" /proc/modules
+fi
+if [ -f /usr/bin/systemctl ]; then
+	mount --bind /usr/local/bin/systemctl /usr/bin/systemctl
+fi
+if [ -n "$CRICTL" ] && [ -f "$CRICTL" ] && [ -f /usr/local/bin/crictl ]; then
+	mount --bind "$CRICTL" /usr/local/bin/crictl
+fi
+cp "$INIT" /run/gpuctl-rig/init
+# Last: the node's /tmp hides the host's (and with it, usually, the rig's
+# state folder; nothing below needs it).
+mount --bind "$FS/tmp" /tmp
+echo "$NAME" >/run/gpuctl-rig/ready
+exec /run/gpuctl-rig/init
