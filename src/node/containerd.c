@@ -313,6 +313,40 @@ static char *grpc_address(const char *dump)
 	return n ? xstrndup(a, n) : NULL;
 }
 
+/* Find the CRI plugin's row of `ctr plugins ls` (TYPE ID PLATFORMS STATUS):
+ * plugin id "io.containerd.grpc.v1.cri" is type io.containerd.grpc.v1, id cri.
+ * Returns 1 ok, 0 present but not ok, -1 absent. */
+static int cri_row(const char *out, const char *pl, struct buf *detail)
+{
+	const char *dot = strrchr(pl, '.');
+	size_t tl = (size_t)(dot - pl);
+	const char *id = dot + 1;
+	const char *p = out;
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+		char *line = xstrndup(p, n);
+		char *save = NULL;
+		char *type = strtok_r(line, " \t", &save);
+		char *pid = type ? strtok_r(NULL, " \t", &save) : NULL;
+		char *last = pid, *w;
+		while ((w = strtok_r(NULL, " \t", &save)))
+			last = w;
+		int hit = type && pid && strlen(type) == tl && !strncmp(type, pl, tl) && !strcmp(pid, id);
+		int ok = hit && !strcmp(last, "ok");
+		if (hit) {
+			buf_reset(detail);
+			buf_add(detail, p, n);
+		}
+		free(line);
+		if (hit)
+			return ok;
+		p += n;
+		if (*p)
+			p++;
+	}
+	return -1;
+}
+
 static int cri_loaded(struct ctx *x, const char *pl, const char *dump, struct buf *detail)
 {
 	struct buf cmd = BUF_INIT;
@@ -325,29 +359,24 @@ static int cri_loaded(struct ctx *x, const char *pl, const char *dump, struct bu
 	}
 	buf_adds(&cmd, "plugins ls 2>&1");
 	free(addr);
+	int result = 0;
 	for (int i = 0; i < 10; i++) {
 		struct buf out = BUF_INIT;
 		int status = 1;
 		if (run(x, cmd.s, NULL, &out, NULL, &status) < 0) {
 			buf_release(&out);
-			buf_release(&cmd);
-			return 0;
+			break;
 		}
-		const char *l = strstr(out.s, pl);
-		if (status == 0 && l) {
-			size_t n = strcspn(l, "\n");
-			int ok = memmem(l, n, " ok", 3) != NULL;
-			buf_reset(detail);
-			buf_add(detail, l, n);
-			buf_release(&out);
-			buf_release(&cmd);
-			return ok;
-		}
+		int row = status == 0 ? cri_row(out.s, pl, detail) : -1;
 		buf_release(&out);
+		if (row >= 0) {
+			result = row;
+			break;
+		}
 		run(x, "sleep 1", NULL, NULL, NULL, &status);
 	}
 	buf_release(&cmd);
-	return 0;
+	return result;
 }
 
 int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const struct containerd_opts *o,

@@ -222,6 +222,25 @@ static int auth_agent(struct ssh_conn *c)
 	return ok;
 }
 
+/* An RSA private key (PEM "RSA PRIVATE KEY", or an OpenSSH key whose .pub says ssh-rsa). */
+static int is_rsa_key(const char *path)
+{
+	struct buf b = BUF_INIT;
+	struct gerr e = GERR_INIT;
+	int rsa = 0;
+	if (buf_read_file(&b, path, 1u << 16, &e) == 0)
+		rsa = strstr(b.s, "BEGIN RSA PRIVATE KEY") != NULL;
+	buf_wipe(&b);
+	gerr_clear(&e);
+	char *pub = xasprintf("%s.pub", path);
+	if (!rsa && buf_read_file(&b, pub, 1u << 16, &e) == 0)
+		rsa = !strncmp(b.s, "ssh-rsa ", 8);
+	buf_release(&b);
+	gerr_clear(&e);
+	free(pub);
+	return rsa;
+}
+
 static int authenticate(struct ssh_conn *c, const struct ssh_target *t, struct gerr *err)
 {
 	if (t->identity_file) {
@@ -237,8 +256,13 @@ static int authenticate(struct ssh_conn *c, const struct ssh_target *t, struct g
 			return gerr_set(err, GERR_AUTH, "node %s: cannot use key %s: %s%s", t->name, t->identity_file,
 					session_error(c->s),
 					t->passphrase ? "" : " (if the key is encrypted, give its passphrase)");
-		return gerr_set(err, GERR_AUTH, "node %s: %s@%s refused key %s: %s", t->name, c->user, t->host,
-				t->identity_file, session_error(c->s));
+		gerr_set(err, GERR_AUTH, "node %s: %s@%s refused key %s: %s", t->name, c->user, t->host,
+			 t->identity_file, session_error(c->s));
+		if (is_rsa_key(t->identity_file) && strcmp(libssh2_version(0) ? libssh2_version(0) : "", "1.11") < 0)
+			gerr_hint(err,
+				  "this is an RSA key and libssh2 %s signs with ssh-rsa (SHA-1), which OpenSSH 8.8 and later refuse; use an ed25519 or ecdsa key",
+				  libssh2_version(0));
+		return -1;
 	}
 	const char *sock = getenv("SSH_AUTH_SOCK");
 	if (sock && *sock && auth_agent(c) == 0)
