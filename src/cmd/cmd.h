@@ -77,4 +77,27 @@ int edit_report(struct gctx *g, const char *kind, const char *state_field, const
 int edit_run(struct gctx *g, const struct node_target *t, edit_plan_fn plan, void *ud, enum dry_run dry,
 	     const char *kind, const char *state_field, const char *verb);
 
+/* What label and taint each bring to the shared command body: their
+ * argument syntax, defaults and plan.  plan is the command's own state. */
+struct edit_cmd {
+	const char *name;          /* "label" */
+	const char *usage;
+	const char *summary;
+	const char *overwrite_help;
+	const char *kind;          /* NodeLabelResult */
+	const char *state_field;   /* labels */
+	const char *verb;          /* labeled */
+	int (*is_op)(const char *arg);
+	int (*add_op)(void *plan, const char *arg, struct gerr *err);
+	int (*check_ops)(void *plan, struct gerr *err);
+	size_t (*count_ops)(void *plan);
+	int (*default_ops)(struct gctx *g, void *plan, struct gerr *err);
+	void (*set_overwrite)(void *plan, int overwrite);
+	edit_plan_fn plan;
+};
+
+/* Parse flags and arguments (NODE... vs operations), validate, fill
+ * defaults, run; returns the exit code. */
+int edit_cmd_main(struct gctx *g, int argc, char **argv, const struct edit_cmd *c, void *plan);
+
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "gpuctl/json.h"
 #include "gpuctl/buf.h"
 #include "gpuctl/fanout.h"
 #include "gpuctl/kube.h"
@@ -49,12 +50,6 @@ struct deploy {
 	struct containerd_opts copts;
 	size_t changed, unchanged, failed;
 };
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 static void job_run(void *ud, size_t i)
 {
@@ -225,7 +220,7 @@ static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct no
 		const cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "metadata");
 		const cJSON *st = cJSON_GetObjectItemCaseSensitive(it, "status");
 		j->spec.sudo = -1;
-		j->spec.name = xstrdup(jstr(md, "name"));
+		j->spec.name = xstrdup(json_str(md, "name"));
 		/* flags override the inventory entry, which overrides its defaults */
 		node_spec_fill(&j->spec, flags);
 		const struct node_spec *e = inv->path ? inventory_find(inv, j->spec.name) : NULL;
@@ -235,14 +230,14 @@ static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct no
 		if (!j->spec.address) {
 			const cJSON *a;
 			cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(st, "addresses")) {
-				const char *ty = jstr(a, "type");
-				if (ty && !strcmp(ty, "InternalIP") && jstr(a, "address")) {
-					j->spec.address = xstrdup(jstr(a, "address"));
+				const char *ty = json_str(a, "type");
+				if (ty && !strcmp(ty, "InternalIP") && json_str(a, "address")) {
+					j->spec.address = xstrdup(json_str(a, "address"));
 					break;
 				}
 			}
 		}
-		const char *os = jstr(cJSON_GetObjectItemCaseSensitive(st, "nodeInfo"), "osImage");
+		const char *os = json_str(cJSON_GetObjectItemCaseSensitive(st, "nodeInfo"), "osImage");
 		if (os && strstr(os, "Talos")) {
 			j->talos_os = os;
 			any_talos = 1;
@@ -289,7 +284,7 @@ static int phase_runtimeclass(struct gctx *g, struct kube_client *kc, enum dry_r
 		return gerr_prefix(err, "runtimeclass nvidia");
 	}
 	gerr_clear(&gerr_);
-	const char *h = jstr(before, "handler");
+	const char *h = json_str(before, "handler");
 	const char *result;
 	if (existed && h && !strcmp(h, "nvidia")) {
 		result = "unchanged";

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "gpuctl/json.h"
 #include "gpuctl/buf.h"
 #include "gpuctl/labels.h"
 
@@ -21,12 +22,6 @@ struct label_plan {
 	int defaults;  /* ops came from the defaults: "{product}" is substituted per node */
 	int overwrite;
 };
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 static void add_change(cJSON *changes, const char *op, const char *key, const char *value, const char *old)
 {
@@ -64,7 +59,7 @@ static int plan_labels(void *ud, const cJSON *node, struct edit_result *r)
 	int changed = 0;
 	for (size_t i = 0; i < p->nops; i++) {
 		const struct label_op *op = &p->ops[i];
-		const char *cur = jstr(labels, op->key);
+		const char *cur = json_str(labels, op->key);
 		if (!op->value) {
 			if (cur) {
 				add_change(r->changes, "remove", op->key, NULL, cur);
@@ -106,7 +101,7 @@ static int plan_labels(void *ud, const cJSON *node, struct edit_result *r)
 	if (changed) {
 		cJSON *patch = cJSON_CreateObject();
 		cJSON *pm = cJSON_AddObjectToObject(patch, "metadata");
-		const char *rv = jstr(md, "resourceVersion");
+		const char *rv = json_str(md, "resourceVersion");
 		if (rv) /* optimistic concurrency: a concurrent change gives 409 and a re-plan */
 			cJSON_AddStringToObject(pm, "resourceVersion", rv);
 		cJSON_AddItemToObject(pm, "labels", patch_labels);
@@ -130,7 +125,7 @@ static int default_ops(struct gctx *g, struct label_op **ops, size_t *nops, stru
 	if (g->config) {
 		defs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g->config, "label"),
 							"defaults");
-		path = jstr(g->config, "__path");
+		path = json_str(g->config, "__path");
 	}
 	if (!defs) {
 		*ops = xcalloc(2, sizeof(**ops));
@@ -167,73 +162,55 @@ fail:
 	return -1;
 }
 
+static int label_add_op(void *ud, const char *arg, struct gerr *err)
+{
+	struct label_plan *p = ud;
+	struct label_op op;
+	if (label_op_parse(arg, &op, err) < 0)
+		return -1;
+	p->ops = xrealloc(p->ops, (p->nops + 1) * sizeof(*p->ops));
+	p->ops[p->nops++] = op;
+	return 0;
+}
+
+static int label_check(void *ud, struct gerr *err)
+{
+	struct label_plan *p = ud;
+	return label_ops_check(p->ops, p->nops, err);
+}
+
+static size_t label_count(void *ud)
+{
+	return ((struct label_plan *)ud)->nops;
+}
+
+static int label_defaults(struct gctx *g, void *ud, struct gerr *err)
+{
+	struct label_plan *p = ud;
+	free(p->ops);
+	p->ops = NULL;
+	p->defaults = 1;
+	return default_ops(g, &p->ops, &p->nops, err);
+}
+
+static void label_set_overwrite(void *ud, int overwrite)
+{
+	((struct label_plan *)ud)->overwrite = overwrite;
+}
+
 int cmd_label(struct gctx *g, int argc, char **argv)
 {
-	const char *selector = NULL, *dry_s = NULL;
-	int overwrite = 0, all = 0;
-	struct opt opts[] = {
-		{ "selector", 'l', OPT_STRING, &selector, "SELECTOR", "act on the nodes matching this label selector", NULL },
-		{ "all", 0, OPT_BOOL, &all, NULL, "act on every node, GPU or not", NULL },
-		{ "overwrite", 0, OPT_BOOL, &overwrite, NULL, "allow changing the value of an existing label", NULL },
-		{ "dry-run", 0, OPT_OPTARG, &dry_s, "MODE", "client (nothing sent) or server (validated, not saved)", "client" },
-		OPT_END,
+	static const struct edit_cmd spec = {
+		.name = "label", .usage = usage, .summary = summary,
+		.overwrite_help = "allow changing the value of an existing label",
+		.kind = "NodeLabelResult", .state_field = "labels", .verb = "labeled",
+		.is_op = label_arg_is_op, .add_op = label_add_op, .check_ops = label_check, .count_ops = label_count,
+		.default_ops = label_defaults, .set_overwrite = label_set_overwrite, .plan = plan_labels,
 	};
-	struct gerr err = GERR_INIT;
-	char **rest;
-	int nrest, help, code = 0;
 	struct label_plan plan = { 0 };
-	struct node_target t = { 0 };
-	enum dry_run dry = DRY_NONE;
-	static const char *const formats[] = { "json", "yaml", NULL };
-	if (opt_parse(g, argc, argv, opts, usage, summary, &rest, &nrest, &help, &err) < 0)
-		goto usage_error;
-	if (help)
-		return 0;
-	if (gctx_check_output(g, formats, &err) < 0 || parse_dry_run(dry_s, &dry, &err) < 0)
-		goto usage_error;
-	t.names = xcalloc((size_t)nrest + 1, sizeof(char *));
-	plan.ops = xcalloc((size_t)nrest + 1, sizeof(*plan.ops));
-	for (int i = 0; i < nrest; i++) {
-		if (label_arg_is_op(rest[i])) {
-			if (label_op_parse(rest[i], &plan.ops[plan.nops], &err) < 0)
-				goto usage_error;
-			plan.nops++;
-		} else {
-			t.names[t.nnames++] = rest[i];
-		}
-	}
-	if (all && (t.nnames || selector)) {
-		gerr_set(&err, GERR_USAGE, "--all cannot be combined with node names or -l");
-		goto usage_error;
-	}
-	if (label_ops_check(plan.ops, plan.nops, &err) < 0)
-		goto usage_error;
-	t.selector = selector;
-	t.all = all;
-	if (node_target_check(&t, &err) < 0)
-		goto usage_error;
-	plan.overwrite = overwrite;
-	if (plan.nops == 0) {
-		free(plan.ops);
-		plan.ops = NULL;
-		if (gctx_load_config(g, &err) < 0 || default_ops(g, &plan.ops, &plan.nops, &err) < 0) {
-			gctx_print_error(g, &err);
-			code = 2;
-			goto out;
-		}
-		plan.defaults = 1;
-	}
-	code = edit_run(g, &t, plan_labels, &plan, dry, "NodeLabelResult", "labels", "labeled");
-	goto out;
-usage_error:
-	gctx_print_error(g, &err);
-	fprintf(stderr, "usage: %s\nRun 'gpuctl help label' for details.\n", usage);
-	code = 2;
-out:
-	gerr_clear(&err);
+	int code = edit_cmd_main(g, argc, argv, &spec, &plan);
 	for (size_t i = 0; i < plan.nops; i++)
 		label_op_release(&plan.ops[i]);
 	free(plan.ops);
-	free(t.names);
 	return code;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "gpuctl/json.h"
 #include "gpuctl/buf.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/labels.h"
@@ -13,20 +14,9 @@
 #define MAX_CONFLICT_ROUNDS 5
 #define WRITE_PARALLEL 64
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static const cJSON *jpath(const cJSON *o, const char *a, const char *b)
-{
-	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b);
-}
-
 static const char *node_name(const cJSON *node)
 {
-	const cJSON *v = jpath(node, "metadata", "name");
+	const cJSON *v = json_get2(node, "metadata", "name");
 	return cJSON_IsString(v) ? v->valuestring : "";
 }
 
@@ -44,18 +34,18 @@ static long quantity_int(const cJSON *q)
 int node_is_gpu(const cJSON *node)
 {
 	const cJSON *st = cJSON_GetObjectItemCaseSensitive(node, "status");
-	if (quantity_int(jpath(st, "capacity", "nvidia.com/gpu")) > 0 ||
-	    quantity_int(jpath(st, "allocatable", "nvidia.com/gpu")) > 0)
+	if (quantity_int(json_get2(st, "capacity", "nvidia.com/gpu")) > 0 ||
+	    quantity_int(json_get2(st, "allocatable", "nvidia.com/gpu")) > 0)
 		return 1;
-	const cJSON *labels = jpath(node, "metadata", "labels");
-	const char *nfd = jstr(labels, "feature.node.kubernetes.io/pci-10de.present");
-	const char *present = jstr(labels, "nvidia.com/gpu.present");
+	const cJSON *labels = json_get2(node, "metadata", "labels");
+	const char *nfd = json_str(labels, "feature.node.kubernetes.io/pci-10de.present");
+	const char *present = json_str(labels, "nvidia.com/gpu.present");
 	return (nfd && !strcmp(nfd, "true")) || (present && !strcmp(present, "true"));
 }
 
 const char *node_gpu_product(const cJSON *node)
 {
-	const char *p = jstr(jpath(node, "metadata", "labels"), "nvidia.com/gpu.product");
+	const char *p = json_str(json_get2(node, "metadata", "labels"), "nvidia.com/gpu.product");
 	return p && *p ? p : NULL;
 }
 
@@ -322,10 +312,10 @@ int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud
 
 static void describe_change(struct buf *b, const cJSON *ch)
 {
-	const char *op = jstr(ch, "op");
-	const char *key = jstr(ch, "key");
-	const char *value = jstr(ch, "value");
-	const char *effect = jstr(ch, "effect");
+	const char *op = json_str(ch, "op");
+	const char *key = json_str(ch, "key");
+	const char *value = json_str(ch, "value");
+	const char *effect = json_str(ch, "effect");
 	char sign = !strcmp(op, "remove") ? '-' : !strcmp(op, "update") ? '~' : '+';
 	buf_addf(b, " %c%s", sign, key);
 	if (value && *value && strcmp(op, "remove"))
@@ -453,5 +443,61 @@ int edit_run(struct gctx *g, const struct node_target *t, edit_plan_fn plan, voi
 		gerr_clear(&err);
 		return 1;
 	}
+	return code;
+}
+
+int edit_cmd_main(struct gctx *g, int argc, char **argv, const struct edit_cmd *c, void *plan)
+{
+	const char *selector = NULL, *dry_s = NULL;
+	int overwrite = 0, all = 0;
+	struct opt opts[] = {
+		{ "selector", 'l', OPT_STRING, &selector, "SELECTOR", "act on the nodes matching this label selector", NULL },
+		{ "all", 0, OPT_BOOL, &all, NULL, "act on every node, GPU or not", NULL },
+		{ "overwrite", 0, OPT_BOOL, &overwrite, NULL, c->overwrite_help, NULL },
+		{ "dry-run", 0, OPT_OPTARG, &dry_s, "MODE", "client (nothing sent) or server (validated, not saved)", "client" },
+		OPT_END,
+	};
+	struct gerr err = GERR_INIT;
+	char **rest;
+	int nrest, help, code = 0;
+	struct node_target t = { 0 };
+	enum dry_run dry = DRY_NONE;
+	static const char *const formats[] = { "json", "yaml", NULL };
+	if (opt_parse(g, argc, argv, opts, c->usage, c->summary, &rest, &nrest, &help, &err) < 0)
+		goto usage_error;
+	if (help)
+		goto out;
+	if (gctx_check_output(g, formats, &err) < 0 || parse_dry_run(dry_s, &dry, &err) < 0)
+		goto usage_error;
+	t.names = xcalloc((size_t)nrest + 1, sizeof(char *));
+	for (int i = 0; i < nrest; i++) {
+		if (!c->is_op(rest[i]))
+			t.names[t.nnames++] = rest[i];
+		else if (c->add_op(plan, rest[i], &err) < 0)
+			goto usage_error;
+	}
+	if (all && (t.nnames || selector)) {
+		gerr_set(&err, GERR_USAGE, "--all cannot be combined with node names or -l");
+		goto usage_error;
+	}
+	t.selector = selector;
+	t.all = all;
+	if (c->check_ops(plan, &err) < 0 || node_target_check(&t, &err) < 0)
+		goto usage_error;
+	if (c->count_ops(plan) == 0 && (gctx_load_config(g, &err) < 0 || c->default_ops(g, plan, &err) < 0)) {
+		gctx_print_error(g, &err);
+		code = 2;
+		goto out;
+	}
+	c->set_overwrite(plan, overwrite);
+	code = edit_run(g, &t, c->plan, plan, dry, c->kind, c->state_field, c->verb);
+	goto out;
+usage_error:
+	gctx_print_error(g, &err);
+	fprintf(stderr, "usage: %s\nRun 'gpuctl help %s' for details.\n", c->usage, c->name);
+	code = 2;
+out:
+	gerr_clear(&err);
+	free(t.names);
 	return code;
 }

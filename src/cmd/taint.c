@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "gpuctl/json.h"
 #include "gpuctl/buf.h"
 #include "gpuctl/labels.h"
 
@@ -21,21 +22,15 @@ struct taint_plan {
 	int overwrite;
 };
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static const char *tval(const cJSON *t)
 {
-	const char *v = jstr(t, "value");
+	const char *v = json_str(t, "value");
 	return v ? v : "";
 }
 
 static int same_key_effect(const cJSON *t, const char *key, const char *effect)
 {
-	const char *k = jstr(t, "key"), *e = jstr(t, "effect");
+	const char *k = json_str(t, "key"), *e = json_str(t, "effect");
 	return k && e && !strcmp(k, key) && !strcmp(e, effect);
 }
 
@@ -99,7 +94,7 @@ static int plan_taints(void *ud, const cJSON *node, struct edit_result *r)
 		int replaced = 0;
 		const cJSON *a;
 		cJSON_ArrayForEach(a, after)
-			if (same_key_effect(t, jstr(a, "key"), jstr(a, "effect")))
+			if (same_key_effect(t, json_str(a, "key"), json_str(a, "effect")))
 				replaced = 1;
 		if (!replaced)
 			cJSON_AddItemToArray(after, cJSON_Duplicate(t, 1));
@@ -111,7 +106,7 @@ static int plan_taints(void *ud, const cJSON *node, struct edit_result *r)
 			continue;
 		for (int k = cJSON_GetArraySize(after) - 1; k >= 0; k--) {
 			cJSON *x = cJSON_GetArrayItem(after, k);
-			const char *key = jstr(x, "key"), *eff = jstr(x, "effect");
+			const char *key = json_str(x, "key"), *eff = json_str(x, "effect");
 			if (key && !strcmp(key, op->key) && (!*op->effect || (eff && !strcmp(eff, op->effect)))) {
 				add_change(r->changes, "remove", key, tval(x), eff ? eff : "", NULL);
 				cJSON_DeleteItemFromArray(after, k);
@@ -128,7 +123,7 @@ static int plan_taints(void *ud, const cJSON *node, struct edit_result *r)
 	r->state = after;
 	cJSON *patch = cJSON_CreateObject();
 	cJSON *pm = cJSON_AddObjectToObject(patch, "metadata");
-	const char *rv = jstr(md, "resourceVersion");
+	const char *rv = json_str(md, "resourceVersion");
 	if (rv)
 		cJSON_AddStringToObject(pm, "resourceVersion", rv);
 	cJSON *spec = cJSON_AddObjectToObject(patch, "spec");
@@ -148,7 +143,7 @@ static int default_ops(struct gctx *g, struct taint_op **ops, size_t *nops, stru
 	if (g->config) {
 		defs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g->config, "taint"),
 							"defaults");
-		path = jstr(g->config, "__path");
+		path = json_str(g->config, "__path");
 	}
 	if (!defs) {
 		*ops = xcalloc(1, sizeof(**ops));
@@ -184,72 +179,54 @@ fail:
 	return -1;
 }
 
+static int taint_add_op(void *ud, const char *arg, struct gerr *err)
+{
+	struct taint_plan *p = ud;
+	struct taint_op op;
+	if (taint_op_parse(arg, &op, err) < 0)
+		return -1;
+	p->ops = xrealloc(p->ops, (p->nops + 1) * sizeof(*p->ops));
+	p->ops[p->nops++] = op;
+	return 0;
+}
+
+static int taint_check(void *ud, struct gerr *err)
+{
+	struct taint_plan *p = ud;
+	return taint_ops_check(p->ops, p->nops, err);
+}
+
+static size_t taint_count(void *ud)
+{
+	return ((struct taint_plan *)ud)->nops;
+}
+
+static int taint_defaults(struct gctx *g, void *ud, struct gerr *err)
+{
+	struct taint_plan *p = ud;
+	free(p->ops);
+	p->ops = NULL;
+	return default_ops(g, &p->ops, &p->nops, err);
+}
+
+static void taint_set_overwrite(void *ud, int overwrite)
+{
+	((struct taint_plan *)ud)->overwrite = overwrite;
+}
+
 int cmd_taint(struct gctx *g, int argc, char **argv)
 {
-	const char *selector = NULL, *dry_s = NULL;
-	int overwrite = 0, all = 0;
-	struct opt opts[] = {
-		{ "selector", 'l', OPT_STRING, &selector, "SELECTOR", "act on the nodes matching this label selector", NULL },
-		{ "all", 0, OPT_BOOL, &all, NULL, "act on every node, GPU or not", NULL },
-		{ "overwrite", 0, OPT_BOOL, &overwrite, NULL, "allow changing the value of an existing taint", NULL },
-		{ "dry-run", 0, OPT_OPTARG, &dry_s, "MODE", "client (nothing sent) or server (validated, not saved)", "client" },
-		OPT_END,
+	static const struct edit_cmd spec = {
+		.name = "taint", .usage = usage, .summary = summary,
+		.overwrite_help = "allow changing the value of an existing taint",
+		.kind = "NodeTaintResult", .state_field = "taints", .verb = "tainted",
+		.is_op = taint_arg_is_op, .add_op = taint_add_op, .check_ops = taint_check, .count_ops = taint_count,
+		.default_ops = taint_defaults, .set_overwrite = taint_set_overwrite, .plan = plan_taints,
 	};
-	struct gerr err = GERR_INIT;
-	char **rest;
-	int nrest, help, code = 0;
 	struct taint_plan plan = { 0 };
-	struct node_target t = { 0 };
-	enum dry_run dry = DRY_NONE;
-	static const char *const formats[] = { "json", "yaml", NULL };
-	if (opt_parse(g, argc, argv, opts, usage, summary, &rest, &nrest, &help, &err) < 0)
-		goto usage_error;
-	if (help)
-		return 0;
-	if (gctx_check_output(g, formats, &err) < 0 || parse_dry_run(dry_s, &dry, &err) < 0)
-		goto usage_error;
-	t.names = xcalloc((size_t)nrest + 1, sizeof(char *));
-	plan.ops = xcalloc((size_t)nrest + 1, sizeof(*plan.ops));
-	for (int i = 0; i < nrest; i++) {
-		if (taint_arg_is_op(rest[i])) {
-			if (taint_op_parse(rest[i], &plan.ops[plan.nops], &err) < 0)
-				goto usage_error;
-			plan.nops++;
-		} else {
-			t.names[t.nnames++] = rest[i];
-		}
-	}
-	if (all && (t.nnames || selector)) {
-		gerr_set(&err, GERR_USAGE, "--all cannot be combined with node names or -l");
-		goto usage_error;
-	}
-	if (taint_ops_check(plan.ops, plan.nops, &err) < 0)
-		goto usage_error;
-	t.selector = selector;
-	t.all = all;
-	if (node_target_check(&t, &err) < 0)
-		goto usage_error;
-	plan.overwrite = overwrite;
-	if (plan.nops == 0) {
-		free(plan.ops);
-		plan.ops = NULL;
-		if (gctx_load_config(g, &err) < 0 || default_ops(g, &plan.ops, &plan.nops, &err) < 0) {
-			gctx_print_error(g, &err);
-			code = 2;
-			goto out;
-		}
-	}
-	code = edit_run(g, &t, plan_taints, &plan, dry, "NodeTaintResult", "taints", "tainted");
-	goto out;
-usage_error:
-	gctx_print_error(g, &err);
-	fprintf(stderr, "usage: %s\nRun 'gpuctl help taint' for details.\n", usage);
-	code = 2;
-out:
-	gerr_clear(&err);
+	int code = edit_cmd_main(g, argc, argv, &spec, &plan);
 	for (size_t i = 0; i < plan.nops; i++)
 		taint_op_release(&plan.ops[i]);
 	free(plan.ops);
-	free(t.names);
 	return code;
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gpuctl/json.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/yaml.h"
 
@@ -63,12 +64,6 @@ static int b64_decode(const char *in, struct buf *out)
 	if (pad > 2 || bits >= 6)
 		return -1;
 	return 0;
-}
-
-static const char *jstr(const cJSON *obj, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 static char *dir_of(const char *path)
@@ -131,7 +126,7 @@ static void resolve_paths(cJSON *cfg, const char *file)
 		resolve_field(u, "client-key", dir);
 		resolve_field(u, "tokenFile", dir);
 		cJSON *ex = cJSON_GetObjectItemCaseSensitive(u, "exec");
-		const char *cmd = jstr(ex, "command");
+		const char *cmd = json_str(ex, "command");
 		/* kubectl resolves the command only when it names a path */
 		if (cmd && strchr(cmd, '/'))
 			resolve_field(ex, "command", dir);
@@ -152,7 +147,7 @@ static int check_named_list(const cJSON *cfg, const char *list, const char *inne
 	cJSON_ArrayForEach(it, arr) {
 		if (!cJSON_IsObject(it))
 			return gerr_set(err, GERR_CONFIG, "%s: %s[%d] must be a mapping", file, list, i);
-		const char *name = jstr(it, "name");
+		const char *name = json_str(it, "name");
 		if (!name || !*name)
 			return gerr_set(err, GERR_CONFIG, "%s: %s[%d] has no \"name\"", file, list, i);
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(it, inner);
@@ -168,7 +163,7 @@ static cJSON *find_named(const cJSON *arr, const char *name)
 {
 	const cJSON *it;
 	cJSON_ArrayForEach(it, arr) {
-		const char *n = jstr(it, "name");
+		const char *n = json_str(it, "name");
 		if (n && !strcmp(n, name))
 			return (cJSON *)it;
 	}
@@ -180,7 +175,7 @@ static void merge_list(cJSON *merged, const cJSON *cfg, const char *list)
 	cJSON *dst = cJSON_GetObjectItemCaseSensitive(merged, list);
 	const cJSON *it;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(cfg, list)) {
-		const char *name = jstr(it, "name");
+		const char *name = json_str(it, "name");
 		if (!find_named(dst, name)) /* first file to define a name wins */
 			cJSON_AddItemToArray(dst, cJSON_Duplicate(it, 1));
 	}
@@ -214,7 +209,7 @@ int kube_config_merge_files(const char *const *files, cJSON **out, struct gerr *
 				 files[i]);
 			goto fail;
 		}
-		const char *kind = jstr(cfg, "kind");
+		const char *kind = json_str(cfg, "kind");
 		if (kind && strcmp(kind, "Config")) {
 			gerr_set(err, GERR_CONFIG, "%s: kind is \"%s\", expected \"Config\"", files[i], kind);
 			cJSON_Delete(cfg);
@@ -236,8 +231,8 @@ int kube_config_merge_files(const char *const *files, cJSON **out, struct gerr *
 		merge_list(merged, cfg, "clusters");
 		merge_list(merged, cfg, "users");
 		merge_list(merged, cfg, "contexts");
-		const char *cur = jstr(cfg, "current-context");
-		if (cur && *cur && !jstr(merged, "current-context"))
+		const char *cur = json_str(cfg, "current-context");
+		if (cur && *cur && !json_str(merged, "current-context"))
 			cJSON_AddStringToObject(merged, "current-context", cur);
 		cJSON_Delete(cfg);
 	}
@@ -253,7 +248,7 @@ static int read_pem(struct buf *dst, const cJSON *obj, const char *data_key, con
 		    const char *what, const char *src, char **origin, struct gerr *err)
 {
 	const cJSON *d = cJSON_GetObjectItemCaseSensitive(obj, data_key);
-	const char *path = jstr(obj, file_key);
+	const char *path = json_str(obj, file_key);
 	if (d && !cJSON_IsNull(d)) {
 		if (!cJSON_IsString(d))
 			return gerr_set(err, GERR_CONFIG, "%s: %s: %s must be a base64 string", src, what,
@@ -327,8 +322,8 @@ static int parse_exec(const cJSON *ex, const cJSON *cluster, const char *src, co
 {
 	struct kube_exec_config *e = xcalloc(1, sizeof(*e));
 	char *what = xasprintf("user \"%s\": exec", user);
-	const char *av = jstr(ex, "apiVersion");
-	const char *cmd = jstr(ex, "command");
+	const char *av = json_str(ex, "apiVersion");
+	const char *cmd = json_str(ex, "command");
 	if (!av) {
 		gerr_set(err, GERR_CONFIG, "%s: %s: apiVersion is required (client.authentication.k8s.io/v1)",
 			 src, what);
@@ -362,8 +357,8 @@ static int parse_exec(const cJSON *ex, const cJSON *cluster, const char *src, co
 	int i = 0;
 	const cJSON *it;
 	cJSON_ArrayForEach(it, env) {
-		const char *name = jstr(it, "name");
-		const char *value = jstr(it, "value");
+		const char *name = json_str(it, "name");
+		const char *value = json_str(it, "value");
 		if (!name || !*name || !value || strchr(name, '=')) {
 			gerr_set(err, GERR_CONFIG, "%s: %s: env[%d] needs a name and a string value", src,
 				 what, i);
@@ -371,11 +366,11 @@ static int parse_exec(const cJSON *ex, const cJSON *cluster, const char *src, co
 		}
 		e->env[i++] = xasprintf("%s=%s", name, value);
 	}
-	const char *hint = jstr(ex, "installHint");
+	const char *hint = json_str(ex, "installHint");
 	e->install_hint = hint ? xstrdup(hint) : NULL;
 	const cJSON *pci = cJSON_GetObjectItemCaseSensitive(ex, "provideClusterInfo");
 	e->provide_cluster_info = cJSON_IsTrue(pci);
-	const char *im = jstr(ex, "interactiveMode");
+	const char *im = json_str(ex, "interactiveMode");
 	if (im && strcmp(im, "Never") && strcmp(im, "IfAvailable") && strcmp(im, "Always")) {
 		gerr_set(err, GERR_CONFIG,
 			 "%s: %s: interactiveMode \"%s\" is invalid (Never, IfAvailable or Always)", src,
@@ -390,7 +385,7 @@ static int parse_exec(const cJSON *ex, const cJSON *cluster, const char *src, co
 	const cJSON *ext = cJSON_GetObjectItemCaseSensitive(cluster, "extensions");
 	const cJSON *x;
 	cJSON_ArrayForEach(x, ext) {
-		const char *xn = jstr(x, "name");
+		const char *xn = json_str(x, "name");
 		if (xn && !strcmp(xn, "client.authentication.k8s.io/exec"))
 			e->cluster_config = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(x, "extension"), 1);
 	}
@@ -581,7 +576,7 @@ int kube_config_load(const struct kube_opts *o, struct kube_config **out, struct
 	struct kube_config *c = config_new();
 	c->source = src;
 
-	const char *ctxname = o->context && *o->context ? o->context : jstr(merged, "current-context");
+	const char *ctxname = o->context && *o->context ? o->context : json_str(merged, "current-context");
 	const cJSON *contexts = cJSON_GetObjectItemCaseSensitive(merged, "contexts");
 	const cJSON *ctx = NULL;
 	if (!ctxname || !*ctxname) {
@@ -589,7 +584,7 @@ int kube_config_load(const struct kube_opts *o, struct kube_config **out, struct
 			struct buf names = BUF_INIT;
 			const cJSON *it;
 			cJSON_ArrayForEach(it, contexts) {
-				buf_addf(&names, "%s%s", names.len ? ", " : "", jstr(it, "name"));
+				buf_addf(&names, "%s%s", names.len ? ", " : "", json_str(it, "name"));
 			}
 			if (names.len)
 				gerr_set(err, GERR_CONFIG,
@@ -611,9 +606,9 @@ int kube_config_load(const struct kube_opts *o, struct kube_config **out, struct
 		c->context_name = xstrdup(ctxname);
 	}
 	const cJSON *cbody = cJSON_GetObjectItemCaseSensitive(ctx, "context");
-	const char *clname = o->cluster && *o->cluster ? o->cluster : jstr(cbody, "cluster");
-	const char *uname = o->user && *o->user ? o->user : jstr(cbody, "user");
-	const char *ns = o->namespace_ && *o->namespace_ ? o->namespace_ : jstr(cbody, "namespace");
+	const char *clname = o->cluster && *o->cluster ? o->cluster : json_str(cbody, "cluster");
+	const char *uname = o->user && *o->user ? o->user : json_str(cbody, "user");
+	const char *ns = o->namespace_ && *o->namespace_ ? o->namespace_ : json_str(cbody, "namespace");
 	c->namespace_ = xstrdup(ns && *ns ? ns : "default");
 	if (!clname || !*clname) {
 		gerr_set(err, GERR_CONFIG, "%s: context \"%s\" names no cluster", src, ctxname);
@@ -628,7 +623,7 @@ int kube_config_load(const struct kube_opts *o, struct kube_config **out, struct
 	c->cluster_name = xstrdup(clname);
 	const cJSON *cluster = cJSON_GetObjectItemCaseSensitive(cl, "cluster");
 	char *clwhat = xasprintf("cluster \"%s\"", clname);
-	const char *server = o->server && *o->server ? o->server : jstr(cluster, "server");
+	const char *server = o->server && *o->server ? o->server : json_str(cluster, "server");
 	if (!server || !*server) {
 		gerr_set(err, GERR_CONFIG, "%s: %s has no server", src, clwhat);
 		free(clwhat);
@@ -660,9 +655,9 @@ int kube_config_load(const struct kube_opts *o, struct kube_config **out, struct
 	}
 	if (c->insecure)
 		buf_release(&c->ca_pem);
-	const char *tsn = jstr(cluster, "tls-server-name");
+	const char *tsn = json_str(cluster, "tls-server-name");
 	c->tls_server_name = tsn && *tsn ? xstrdup(tsn) : NULL;
-	const char *proxy = jstr(cluster, "proxy-url");
+	const char *proxy = json_str(cluster, "proxy-url");
 	if (proxy && *proxy) {
 		if (strncmp(proxy, "http://", 7) && strncmp(proxy, "https://", 8) &&
 		    strncmp(proxy, "socks5://", 9)) {
@@ -697,8 +692,8 @@ int kube_config_load(const struct kube_opts *o, struct kube_config **out, struct
 			urc = gerr_set(err, GERR_CONFIG,
 				       "%s: %s: client-certificate and client-key must be given together", src,
 				       uwhat);
-		const char *tok = jstr(user, "token");
-		const char *tf = jstr(user, "tokenFile");
+		const char *tok = json_str(user, "token");
+		const char *tf = json_str(user, "tokenFile");
 		if (urc == 0 && !c->token && tok && *tok)
 			c->token = xstrdup(tok);
 		if (urc == 0 && !c->token && tf && *tf) {
@@ -709,8 +704,8 @@ int kube_config_load(const struct kube_opts *o, struct kube_config **out, struct
 			else
 				c->token_file = xstrdup(tf);
 		}
-		const char *un = jstr(user, "username");
-		const char *pw = jstr(user, "password");
+		const char *un = json_str(user, "username");
+		const char *pw = json_str(user, "password");
 		if (urc == 0 && un && *un) {
 			c->username = xstrdup(un);
 			c->password = xstrdup(pw ? pw : "");
@@ -724,8 +719,8 @@ int kube_config_load(const struct kube_opts *o, struct kube_config **out, struct
 		}
 		const cJSON *ap = cJSON_GetObjectItemCaseSensitive(user, "auth-provider");
 		if (urc == 0 && ap && !cJSON_IsNull(ap) && !c->token && !c->exec) {
-			const char *apn = jstr(ap, "name");
-			const char *idt = jstr(cJSON_GetObjectItemCaseSensitive(ap, "config"), "id-token");
+			const char *apn = json_str(ap, "name");
+			const char *idt = json_str(cJSON_GetObjectItemCaseSensitive(ap, "config"), "id-token");
 			if (apn && !strcmp(apn, "oidc") && idt && *idt) {
 				c->token = xstrdup(idt);
 			} else {
@@ -736,7 +731,7 @@ int kube_config_load(const struct kube_opts *o, struct kube_config **out, struct
 					  "use the exec plugin of your provider instead (gke-gcloud-auth-plugin, kubelogin, aws eks get-token)");
 			}
 		}
-		const char *as = jstr(user, "as");
+		const char *as = json_str(user, "as");
 		if (urc == 0 && as && *as)
 			urc = gerr_set(err, GERR_CONFIG, "%s: %s: impersonation (as) is not supported by gpuctl",
 				       src, uwhat);

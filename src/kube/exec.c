@@ -3,14 +3,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "gpuctl/json.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/spawn.h"
-
-static const char *jstr(const cJSON *obj, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 static void b64_encode(const unsigned char *in, size_t n, struct buf *out)
 {
@@ -172,8 +167,8 @@ int kube_exec_run(const struct kube_config *cfg, int stdin_is_tty, struct kube_e
 				who, e->command);
 	}
 	rc = -1;
-	const char *kind = jstr(resp, "kind");
-	const char *av = jstr(resp, "apiVersion");
+	const char *kind = json_str(resp, "kind");
+	const char *av = json_str(resp, "apiVersion");
 	const cJSON *st = cJSON_GetObjectItemCaseSensitive(resp, "status");
 	if (!kind || strcmp(kind, "ExecCredential")) {
 		gerr_set(err, GERR_AUTH, "user \"%s\": exec plugin printed kind \"%s\", expected ExecCredential",
@@ -190,10 +185,10 @@ int kube_exec_run(const struct kube_config *cfg, int stdin_is_tty, struct kube_e
 		gerr_set(err, GERR_AUTH, "user \"%s\": exec plugin printed an ExecCredential without status", who);
 		goto out;
 	}
-	const char *tok = jstr(st, "token");
-	const char *cert = jstr(st, "clientCertificateData");
-	const char *key = jstr(st, "clientKeyData");
-	const char *exp = jstr(st, "expirationTimestamp");
+	const char *tok = json_str(st, "token");
+	const char *cert = json_str(st, "clientCertificateData");
+	const char *key = json_str(st, "clientKeyData");
+	const char *exp = json_str(st, "expirationTimestamp");
 	if ((cert && *cert) != (key && *key)) {
 		gerr_set(err, GERR_AUTH,
 			 "user \"%s\": exec plugin must give clientCertificateData and clientKeyData together", who);
