@@ -85,7 +85,8 @@ static void job_run(void *ud, size_t i)
 		return;
 	}
 	j->probed = 1;
-	if (!j->probe.driver_ok || !j->probe.nvidia_runtime || !j->probe.containerd_version ||
+	int embedded = j->probe.flavour && (!strcmp(j->probe.flavour, "k3s") || !strcmp(j->probe.flavour, "rke2"));
+	if (!j->probe.driver_ok || !j->probe.nvidia_runtime || (!j->probe.containerd_version && !embedded) ||
 	    !j->probe.modules.nvidia || !j->probe.modules.nvidia_uvm) {
 		const cJSON *first = cJSON_GetArrayItem(j->probe.problems, 0);
 		gerr_set(&j->err, GERR_CONFIG, "node %s is not ready for the nvidia runtime: %s", j->spec.name,

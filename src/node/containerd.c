@@ -379,6 +379,154 @@ static int cri_loaded(struct ctx *x, const char *pl, const char *dump, struct bu
 	return result;
 }
 
+/* ---- k3s / rke2: they generate containerd's config.toml at every start,
+ * from config.toml.tmpl when it exists; the runtime goes into the template. */
+
+static const char k3s_base_line[] = "{{ template \"base\" . }}";
+
+static int k3s_prepare(struct ctx *x, const struct probe_result *p, const struct containerd_opts *o, const char *rt)
+{
+	struct prep_result *r = x->r;
+	const char *tmpl = p->config_path;
+	size_t tl = strlen(tmpl);
+	if (tl < 5 || strcmp(tmpl + tl - 5, ".tmpl")) {
+		gerr_set(&r->err, GERR_CONFIG, "%s node: the containerd config path %s should be the .tmpl template", p->flavour,
+			 tmpl);
+		r->status = PREP_FAILED;
+		return -1;
+	}
+	char *gen = xstrndup(tmpl, tl - 5);
+	const char *unit = !strcmp(p->flavour, "rke2") ? "rke2-agent" : "k3s";
+	char *restart_def = NULL, *check_def = NULL;
+	struct buf gtext = BUF_INIT, ttext = BUF_INIT, cmd = BUF_INIT, errb = BUF_INIT;
+	char *bak = NULL;
+	int rc = -1, have_tmpl = 0, status = 0;
+	r->status = PREP_FAILED;
+	r->method = xstrdup("k3s-template");
+	if (!o->restart_command) {
+		/* a k3s agent node runs k3s-agent, a server k3s (rke2: rke2-agent / rke2-server) */
+		struct buf u = BUF_INIT;
+		char *probe = xasprintf("for u in %s-agent %s-server %s; do systemctl is-active --quiet $u && { echo $u; break; }; done",
+					!strcmp(p->flavour, "rke2") ? "rke2" : "k3s", !strcmp(p->flavour, "rke2") ? "rke2" : "k3s",
+					!strcmp(p->flavour, "rke2") ? "rke2" : "k3s");
+		run(x, probe, NULL, &u, NULL, &status);
+		free(probe);
+		size_t n = strcspn(u.s, "\n");
+		if (n)
+			u.s[n] = '\0';
+		if (n)
+			unit = NULL;
+		restart_def = xasprintf("systemctl restart %s", n ? u.s : unit);
+		check_def = xasprintf("systemctl is-active --quiet %s", n ? u.s : unit);
+		buf_release(&u);
+	}
+	const char *restart = o->restart_command ? o->restart_command : restart_def;
+	const char *check = o->check_command ? o->check_command : check_def ? check_def : "true";
+	int gen_ok = exists(x, gen, &gtext);
+	have_tmpl = exists(x, tmpl, &ttext);
+	if (r->err.code != GERR_OK)
+		goto out;
+	int v3 = gen_ok && strstr(gtext.s, "version = 3") != NULL;
+	int major = v3 ? 2 : 1;
+	if (gen_ok && dump_has_runtime(gtext.s, major, rt, o->default_runtime)) {
+		r->status = PREP_UNCHANGED;
+		free(r->method);
+		r->method = xstrdup("none");
+		step(x, "the nvidia runtime is already in %s", gen);
+		rc = 0;
+		goto out;
+	}
+	if (have_tmpl && !strstr(ttext.s, k3s_base_line)) {
+		gerr_set(&r->err, GERR_CONFIG,
+			 "%s is a custom template (without %s); gpuctl will not rewrite it: add the nvidia runtime there yourself",
+			 tmpl, k3s_base_line);
+		goto out;
+	}
+	if (o->dry_run) {
+		r->status = PREP_CHANGED;
+		step(x, "would add the nvidia runtime to %s (dry run: nothing written)", tmpl);
+		rc = 0;
+		goto out;
+	}
+	struct buf content = BUF_INIT;
+	if (have_tmpl) {
+		char stamp[32];
+		snprintf(stamp, sizeof(stamp), "%ld", (long)time(NULL));
+		bak = xasprintf("%s.gpuctl-backup-%s", tmpl, stamp);
+		buf_adds(&cmd, "cp -p ");
+		sh_quote(&cmd, tmpl);
+		buf_addc(&cmd, ' ');
+		sh_quote(&cmd, bak);
+		if (run(x, cmd.s, NULL, NULL, &errb, &status) < 0 || status != 0) {
+			if (r->err.code == GERR_OK)
+				gerr_set(&r->err, GERR_IO, "cannot back up %s: %s", tmpl, errb.s);
+			buf_release(&content);
+			goto out;
+		}
+		r->backup = xstrdup(bak);
+		step(x, "backed up to %s", bak);
+		buf_add(&content, ttext.s, ttext.len);
+		if (content.len && content.s[content.len - 1] != '\n')
+			buf_addc(&content, '\n');
+	} else {
+		buf_addf(&content, "%s\n", k3s_base_line);
+	}
+	/* the nvidia tables only: the base config keeps everything else */
+	char *tables = containerd_dropin(major, rt, 0, NULL);
+	const char *t = strstr(tables, "[plugins.");
+	buf_addf(&content, "\n# Added by gpuctl: the NVIDIA container runtime.\n%s", t ? t : tables);
+	if (o->default_runtime)
+		buf_addf(&content, "\n[plugins.\"%s\".containerd]\n  default_runtime_name = \"nvidia\"\n", cri_plugin(major));
+	free(tables);
+	int wrc = write_atomic(x, tmpl, content.s);
+	buf_release(&content);
+	if (wrc < 0)
+		goto rollback;
+	step(x, "wrote %s", tmpl);
+	int rs = 1;
+	if (run(x, restart, NULL, NULL, NULL, &rs) < 0)
+		goto rollback;
+	step(x, "ran: %s", restart);
+	buf_reset(&gtext);
+	if (rs != 0 || !service_ok(x, check) || !exists(x, gen, &gtext) ||
+	    !dump_has_runtime(gtext.s, major, rt, o->default_runtime)) {
+		if (r->err.code == GERR_OK)
+			gerr_set(&r->err, GERR_API, "%s did not come back with the nvidia runtime in %s after `%s` (exit %d)",
+				 p->flavour, gen, restart, rs);
+		goto rollback;
+	}
+	step(x, "%s regenerated its containerd config with the nvidia runtime", p->flavour);
+	r->status = PREP_CHANGED;
+	rc = 0;
+	goto out;
+rollback:
+	restore(x, tmpl, bak, have_tmpl);
+	{
+		int s2 = 1;
+		struct gerr keep = GERR_INIT;
+		gerr_move(&keep, &r->err);
+		run(x, restart, NULL, NULL, NULL, &s2);
+		int back = s2 == 0 && service_ok(x, check);
+		gerr_clear(&r->err);
+		gerr_move(&r->err, &keep);
+		gerr_prefix(&r->err, back ? "rolled back (original template restored, %s running again)"
+					  : "ROLLBACK INCOMPLETE: the original template is restored but %s does not run; check the node",
+			    p->flavour);
+	}
+	r->status = PREP_ROLLED_BACK;
+out:
+	(void)unit;
+	free(gen);
+	free(bak);
+	free(restart_def);
+	free(check_def);
+	buf_release(&gtext);
+	buf_release(&ttext);
+	buf_release(&cmd);
+	buf_release(&errb);
+	return rc;
+}
+
 int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const struct containerd_opts *o,
 		       struct prep_result *r)
 {
@@ -391,13 +539,8 @@ int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const s
 	const char *check = o->check_command ? o->check_command : "systemctl is-active --quiet containerd";
 	const char *cfg = p->config_path ? p->config_path : "/etc/containerd/config.toml";
 	int major = p->containerd_major ? p->containerd_major : 1;
-	if (p->flavour && (!strcmp(p->flavour, "k3s") || !strcmp(p->flavour, "rke2"))) {
-		r->status = PREP_FAILED;
-		gerr_set(&r->err, GERR_CONFIG,
-			 "%s nodes configure containerd through %s; gpuctl does not write it yet: recent %s releases add the nvidia runtime by themselves when nvidia-container-runtime is installed",
-			 p->flavour, cfg, p->flavour);
-		return -1;
-	}
+	if (p->flavour && (!strcmp(p->flavour, "k3s") || !strcmp(p->flavour, "rke2")))
+		return k3s_prepare(&x, p, o, rt);
 	struct buf ptext = BUF_INIT, dtext = BUF_INIT, out = BUF_INIT, errb = BUF_INIT, cmd = BUF_INIT;
 	char *dump_cmd = NULL, *dump0 = NULL, *dropin = NULL, *glob = NULL, *cfg_bak = NULL, *dropin_bak = NULL;
 	int status = 0, rc = -1, have_cfg = 0, have_dropin = 0, touched = 0, restarted = 0;

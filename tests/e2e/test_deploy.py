@@ -16,7 +16,7 @@ FAULTS = ["fault-broken-driver", "fault-old-driver", "fault-unknown-hostkey", "f
 
 
 def rig_up(reset=None):
-    env = dict(os.environ, GPUCTL_RIG_FAULTS="1")
+    env = dict(os.environ, GPUCTL_RIG_FAULTS="1", GPUCTL_RIG_K3S="1")
     if reset:
         env["GPUCTL_RIG_RESET"] = " ".join(reset)
     p = subprocess.run([os.path.join(ROOT, "tests/rig/up")], capture_output=True, text=True, env=env)
@@ -149,6 +149,22 @@ def test_faulty_nodes_fail_clearly_and_nothing_is_lost(r):
     # the text output: one line per node and a summary
     p = r.deploy("--ssh-timeout", "5", "fault-old-driver", check=1)
     assert p.stdout.startswith("node/fault-old-driver  failed") and "1 failed" in p.stderr
+
+
+def test_k3s_node_gets_the_runtime_through_its_template(r):
+    r.reset("k3s-gpu-node")
+    tmpl = "/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl"
+    assert r.exec("k3s-gpu-node", "test", "-e", tmpl, check=False).returncode != 0
+    nodes, _, _ = r.deploy_json("--only", "nodes", "k3s-gpu-node", check=0)
+    res = nodes["k3s-gpu-node"]
+    assert res["result"] == "changed" and res["containerd"]["method"] == "k3s-template", res
+    text = r.exec("k3s-gpu-node", "cat", tmpl).stdout
+    assert text.startswith('{{ template "base" . }}\n') and "runtimes.nvidia.options]" in text
+    gen = r.exec("k3s-gpu-node", "cat", "/var/lib/rancher/k3s/agent/etc/containerd/config.toml").stdout
+    assert "BinaryName" in gen and "runtimes.nvidia" in gen, "k3s did not regenerate its config from the template"
+    assert r.configured("k3s-gpu-node")
+    nodes, _, _ = r.deploy_json("--only", "nodes", "k3s-gpu-node", check=0)
+    assert nodes["k3s-gpu-node"]["result"] == "unchanged"
 
 
 def test_accept_new_adds_unknown_host_key(r):
