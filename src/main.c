@@ -59,7 +59,6 @@ static int run(const struct cmd_entry *c, int argc, char **argv)
 	g.kopts.max_retries = 5;
 	g.kopts.request_timeout_ms = 60000;
 	g.color = out_want_color(stdout);
-	g.progress = out_want_color(stderr);
 	int rc = c->fn(&g, argc, argv);
 	gctx_release(&g);
 	return rc;

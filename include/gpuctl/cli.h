@@ -50,7 +50,6 @@ struct gctx {
 	cJSON *config;            /* the parsed gpuctl config file (or NULL) */
 	int verbose;
 	int color;                /* colour on stdout */
-	int progress;             /* progress on stderr (it is a terminal) */
 	struct kube_client *kube; /* created by gctx_kube() */
 	const char *prog;         /* "gpuctl label" for messages */
 };

@@ -1,4 +1,4 @@
-/* out.h - rendering results: terminal lines, JSON, YAML; colour and progress. */
+/* out.h - rendering results: terminal lines, JSON, YAML; colour. */
 #ifndef GPUCTL_OUT_H
 #define GPUCTL_OUT_H
 
