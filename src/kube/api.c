@@ -192,10 +192,17 @@ int kube_delete(struct kube_client *c, const char *path, const char *propagation
 	char *p = with_write_params(path, dry_run, NULL, 0);
 	char *body = NULL;
 	if (propagation) {
+		/* With a body the API server takes every option from it and
+		 * ignores the query (?dryRun=All included): dryRun goes in the
+		 * body too, or a dry run deletes for real. */
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "kind", "DeleteOptions");
 		cJSON_AddStringToObject(o, "apiVersion", "v1");
 		cJSON_AddStringToObject(o, "propagationPolicy", propagation);
+		if (dry_run) {
+			cJSON *dr = cJSON_AddArrayToObject(o, "dryRun");
+			cJSON_AddItemToArray(dr, cJSON_CreateString("All"));
+		}
 		body = cJSON_PrintUnformatted(o);
 		cJSON_Delete(o);
 	}
@@ -249,6 +256,7 @@ struct watch_state {
 	char *rv;
 	int gone;
 	int stop;
+	long events;     /* events delivered by the current stream */
 };
 
 static void set_rv(struct watch_state *ws, const cJSON *obj)
@@ -286,6 +294,7 @@ static int on_watch_line(void *ud, const char *line, size_t len, struct gerr *er
 		}
 	} else {
 		set_rv(ws, obj);
+		ws->events++;
 		r = ws->fn(ws->ud, type, obj, err);
 		if (r > 0)
 			ws->stop = 1;
@@ -329,7 +338,8 @@ int kube_watch(struct kube_client *c, const char *path, const struct kube_watch_
 {
 	struct watch_state ws = { .fn = fn, .ud = ud };
 	long deadline = wo->timeout_ms > 0 ? mono_ms() + wo->timeout_ms : 0;
-	int rc = 0;
+	int rc = 0, empty = 0;
+	unsigned seed = (unsigned)mono_ms();
 	if (wo->resource_version && *wo->resource_version)
 		ws.rv = xstrdup(wo->resource_version);
 	else if (relist(c, path, wo, &ws, err) < 0)
@@ -359,13 +369,21 @@ int kube_watch(struct kube_client *c, const char *path, const struct kube_watch_
 		kube_query_add(&p, "timeoutSeconds", ts);
 		struct kube_call call = { .method = "GET", .path = p.s, .idempotent = 1, .what = "watch" };
 		ws.gone = 0;
-		int r = kube_stream(c, &call, on_watch_line, &ws, deadline ? left + 2000 : 0, err);
+		ws.events = 0;
+		/* timeoutSeconds (rounded up) ends the stream at the deadline or
+		 * after it: no need to wait beyond the deadline for the server */
+		int r = kube_stream(c, &call, on_watch_line, &ws, deadline ? left : 0, err);
 		kube_call_release(&call);
 		buf_release(&p);
-		if (r < 0 && err->code == GERR_GONE)
+		if (r < 0 && err->code == GERR_GONE) {
 			ws.gone = 1;
-		else if (r < 0)
-			{ rc = -1; break; }
+		} else if (r < 0 && err->code == GERR_TIMEOUT && deadline && mono_ms() >= deadline) {
+			rc = gerr_set(err, GERR_TIMEOUT, "watch %s: no result within %ld ms", path, wo->timeout_ms);
+			break;
+		} else if (r < 0) {
+			rc = -1;
+			break;
+		}
 		if (ws.gone) {
 			/* our resourceVersion is too old: relist and go on from the new one */
 			gerr_clear(err);
@@ -373,6 +391,18 @@ int kube_watch(struct kube_client *c, const char *path, const struct kube_watch_
 				rc = -1;
 				break;
 			}
+			empty = 0;
+		} else if (!ws.stop && ws.events == 0) {
+			/* a stream that ended at once: back off before asking again */
+			long d = kube_backoff_ms(++empty, 100, 5000, -1, &seed);
+			if (deadline && d > deadline - mono_ms())
+				d = deadline - mono_ms();
+			if (d > 0) {
+				struct timespec pause = { d / 1000, (d % 1000) * 1000000L };
+				nanosleep(&pause, NULL);
+			}
+		} else {
+			empty = 0;
 		}
 	}
 	free(ws.rv);

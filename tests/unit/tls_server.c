@@ -104,10 +104,21 @@ static char *sndup(const char *s, size_t n)
 	return d;
 }
 
+static void chunks_release(struct ts_reply *r)
+{
+	for (size_t i = 0; i < r->nchunks; i++)
+		free(r->chunks[i].data);
+	free(r->chunks);
+	r->chunks = NULL;
+	r->nchunks = 0;
+	r->stream = 0;
+}
+
 void ts_reply_set(struct ts_reply *r, int status, const char *headers, const char *body)
 {
 	free(r->headers);
 	free(r->body);
+	chunks_release(r);
 	r->kind = TS_RESPOND;
 	r->status = status;
 	r->headers = sdup(headers);
@@ -118,16 +129,35 @@ void ts_reply_reset(struct ts_reply *r)
 {
 	free(r->headers);
 	free(r->body);
+	chunks_release(r);
 	r->headers = NULL;
 	r->body = NULL;
 	r->kind = TS_RESET;
 	r->status = 0;
 }
 
+void ts_reply_stream(struct ts_reply *r, int status, const char *headers)
+{
+	ts_reply_set(r, status, headers, NULL);
+	r->stream = 1;
+}
+
+void ts_reply_chunk(struct ts_reply *r, int delay_ms, const char *data)
+{
+	struct ts_chunk *n = realloc(r->chunks, (r->nchunks + 1) * sizeof(*n));
+	if (!n)
+		die("out of memory");
+	r->chunks = n;
+	r->chunks[r->nchunks].delay_ms = delay_ms;
+	r->chunks[r->nchunks].data = sdup(data ? data : "");
+	r->nchunks++;
+}
+
 static void reply_release(struct ts_reply *r)
 {
 	free(r->headers);
 	free(r->body);
+	chunks_release(r);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -136,6 +166,10 @@ static void reply_copy(struct ts_reply *dst, const struct ts_reply *src)
 	*dst = *src;
 	dst->headers = sdup(src->headers);
 	dst->body = sdup(src->body);
+	dst->chunks = NULL;
+	dst->nchunks = 0;
+	for (size_t i = 0; i < src->nchunks; i++)
+		ts_reply_chunk(dst, src->chunks[i].delay_ms, src->chunks[i].data);
 }
 
 static void request_free(struct ts_request *r)
@@ -480,6 +514,11 @@ static char *format_response(const struct ts_reply *r, size_t *out_len)
 	}
 	if (!have_ct)
 		append(&s, &len, &cap, "Content-Type: application/json\r\n", 32);
+	if (r->stream) {
+		append(&s, &len, &cap, "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n", 49);
+		*out_len = len;
+		return s;
+	}
 	n = snprintf(line, sizeof(line), "Content-Length: %zu\r\nConnection: close\r\n\r\n", strlen(body));
 	append(&s, &len, &cap, line, (size_t)n);
 	append(&s, &len, &cap, body, strlen(body));
@@ -497,6 +536,26 @@ static int ssl_write_all(SSL *ssl, const char *s, size_t n)
 		n -= w;
 	}
 	return 0;
+}
+
+/* The pieces of a streamed reply, then the last chunk; 0 when the peer went
+ * away or the server stops. */
+static int write_chunks(struct tls_server *ts, SSL *ssl, const struct ts_reply *r)
+{
+	for (size_t i = 0; i < r->nchunks; i++) {
+		const struct ts_chunk *c = &r->chunks[i];
+		if (c->delay_ms > 0 && !nap(ts, c->delay_ms))
+			return 0;
+		size_t dl = strlen(c->data);
+		if (!dl)
+			continue;
+		char head[32];
+		int hn = snprintf(head, sizeof(head), "%zx\r\n", dl);
+		if (ssl_write_all(ssl, head, (size_t)hn) < 0 || ssl_write_all(ssl, c->data, dl) < 0 ||
+		    ssl_write_all(ssl, "\r\n", 2) < 0)
+			return 0;
+	}
+	return ssl_write_all(ssl, "0\r\n\r\n", 5) == 0;
 }
 
 /* After the response: half-close and read until the client closes, so the
@@ -558,6 +617,8 @@ static void *conn_main(void *arg)
 	char *resp = format_response(&r, &n);
 	int ok = ssl_write_all(ssl, resp, n) == 0;
 	free(resp);
+	if (ok && r.stream)
+		ok = write_chunks(ts, ssl, &r);
 	if (ok && r.status / 100 == 2) {
 		pthread_mutex_lock(&ts->mu);
 		ts->resp2xx++;

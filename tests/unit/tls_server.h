@@ -41,17 +41,35 @@ enum ts_kind {
 	TS_RESET,   /* close the connection with a TCP RST, no response */
 };
 
+/* One piece of a streamed body. */
+struct ts_chunk {
+	int delay_ms;    /* pause before it */
+	char *data;      /* owned; "" is a pause only */
+};
+
 struct ts_reply {
 	enum ts_kind kind;
 	int status;
 	char *headers;   /* owned; "Name: value" lines separated by \n (or \r\n) */
 	char *body;      /* owned */
 	int delay_ms;
+	/* streaming (ts_reply_stream): the status line and headers go out at
+	 * once (after delay_ms), then the chunks, each after its own delay,
+	 * with "Transfer-Encoding: chunked"; body is not used. */
+	int stream;
+	struct ts_chunk *chunks; /* owned */
+	size_t nchunks;
 };
 
 /* Fill a reply (strings are copied; headers and body may be NULL). */
 void ts_reply_set(struct ts_reply *r, int status, const char *headers, const char *body);
 void ts_reply_reset(struct ts_reply *r);
+/* Make r a streamed reply without chunks yet (headers copied, may be NULL). */
+void ts_reply_stream(struct ts_reply *r, int status, const char *headers);
+/* Append a piece to a streamed reply: after delay_ms, data is written as one
+ * chunk (data "" only pauses).  The stream ends after the last piece; a long
+ * last pause holds it open (ts_stop cuts pauses short). */
+void ts_reply_chunk(struct ts_reply *r, int delay_ms, const char *data);
 
 /* The route callback: called (serialised, in a server thread) for each
  * request when the queue is empty; fill *out (initially 599 unscripted). */
