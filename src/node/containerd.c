@@ -403,7 +403,7 @@ static int k3s_prepare(struct ctx *x, const struct probe_result *p, const struct
 	int rc = -1, have_tmpl = 0, status = 0;
 	r->status = PREP_FAILED;
 	r->method = xstrdup("k3s-template");
-	if (!o->restart_command) {
+	if (!o->restart_command || !o->check_command) {
 		/* a k3s agent node runs k3s-agent, a server k3s (rke2: rke2-agent / rke2-server) */
 		struct buf u = BUF_INIT;
 		char *probe = xasprintf("for u in %s-agent %s-server %s; do systemctl is-active --quiet $u && { echo $u; break; }; done",
@@ -421,7 +421,7 @@ static int k3s_prepare(struct ctx *x, const struct probe_result *p, const struct
 		buf_release(&u);
 	}
 	const char *restart = o->restart_command ? o->restart_command : restart_def;
-	const char *check = o->check_command ? o->check_command : check_def ? check_def : "true";
+	const char *check = o->check_command ? o->check_command : check_def;
 	int gen_ok = exists(x, gen, &gtext);
 	have_tmpl = exists(x, tmpl, &ttext);
 	if (r->err.code != GERR_OK)
