@@ -313,11 +313,17 @@ int ssh_open(const struct ssh_target *t, struct ssh_conn **out, struct gerr *err
 	libssh2_session_set_timeout(c->s, c->timeout_ms);
 	libssh2_session_method_pref(c->s, LIBSSH2_METHOD_HOSTKEY,
 				    "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa");
+	long hs_start = now_ms();
 	if (libssh2_session_handshake(c->s, c->fd) != 0) {
 		int code = libssh2_session_last_errno(c->s);
-		gerr_set(err, code == LIBSSH2_ERROR_TIMEOUT ? GERR_TIMEOUT : GERR_CONN,
-			 "node %s: SSH handshake with %s port %d failed: %s", c->name, t->host, tt.port,
-			 code == LIBSSH2_ERROR_TIMEOUT ? "no answer within the timeout" : session_error(c->s));
+		/* a server that never answers shows as a timeout, whatever code libssh2 gives */
+		int timed_out = code == LIBSSH2_ERROR_TIMEOUT || now_ms() - hs_start >= c->timeout_ms - 50;
+		if (timed_out)
+			gerr_set(err, GERR_TIMEOUT, "node %s: SSH handshake with %s port %d failed: no answer within %ld s",
+				 c->name, t->host, tt.port, c->timeout_ms / 1000);
+		else
+			gerr_set(err, GERR_CONN, "node %s: SSH handshake with %s port %d failed: %s (libssh2 error %d)",
+				 c->name, t->host, tt.port, session_error(c->s), code);
 		goto fail;
 	}
 	if (check_host_key(c, &tt, kh, err) < 0)

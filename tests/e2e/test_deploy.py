@@ -137,7 +137,8 @@ def test_faulty_nodes_fail_clearly_and_nothing_is_lost(r):
     assert "NVIDIA-SMI has failed" in msg["fault-broken-driver"], msg
     assert "older than the minimum 470" in msg["fault-old-driver"], msg
     assert "unknown host key" in msg["fault-unknown-hostkey"] and "SHA256:" in msg["fault-unknown-hostkey"]
-    assert nodes["fault-hang"]["result"] == "failed" and nodes["fault-hang"]["error"]["reason"] == "timeout", msg
+    assert nodes["fault-hang"]["result"] == "failed" and nodes["fault-hang"]["error"]["reason"] == "timeout", \
+        msg["fault-hang"]
     assert wall < 40, f"one hung node held the run for {wall:.0f}s (timeout 5s)"
     assert "cannot parse" in msg["fault-bad-config"], msg
     assert r.sha("fault-bad-config") == bad_before, "a config containerd cannot parse was touched"
@@ -212,3 +213,31 @@ def test_bad_inventory_is_a_usage_error(r):
     p = subprocess.run([r.bin, "deploy", "--inventory", bad], capture_output=True, text=True,
                        env=dict(os.environ, KUBECONFIG=r.env["KUBECONFIG"]))
     assert p.returncode == 2 and bad in p.stderr and 'unknown field "adress"' in p.stderr
+
+
+def test_default_runtime(r):
+    r.reset("gpu-node-2")
+    nodes, _, _ = r.deploy_json("--only", "nodes", "--default-runtime", "gpu-node-2", check=0)
+    assert nodes["gpu-node-2"]["result"] == "changed"
+    p = subprocess.run([os.path.join(ROOT, "tests/rig/check-nvidia-runtime"), "--default", "gpu-node-2"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    nodes, _, _ = r.deploy_json("--only", "nodes", "--default-runtime", "gpu-node-2", check=0)
+    assert nodes["gpu-node-2"]["result"] == "unchanged"
+
+
+def test_talos_node_gets_the_machine_config_patch(r, cluster):
+    kubectl = cluster["KUBECTL"]
+    env = dict(os.environ, KUBECONFIG=cluster["KUBECONFIG"])
+    node = {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "e2e-talos", "labels": {"nvidia.com/gpu.present": "true", "e2e-extra": "true"}},
+            "status": {"nodeInfo": {"osImage": "Talos (v1.9.1)"},
+                       "addresses": [{"type": "InternalIP", "address": "127.30.0.1"}]}}
+    subprocess.run([kubectl, "create", "-f", "-"], input=json.dumps(node), text=True, env=env, check=True,
+                   capture_output=True)
+    try:
+        p = r.deploy("--only", "nodes", "e2e-talos", check=1)
+        assert "runs Talos (v1.9.1), which has no SSH" in p.stdout
+        assert "machine:" in p.stderr and "nvidia_uvm" in p.stderr and "talosctl patch mc" in p.stderr
+    finally:
+        subprocess.run([kubectl, "delete", "node", "e2e-talos"], env=env, capture_output=True)
