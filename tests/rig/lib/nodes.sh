@@ -160,6 +160,9 @@ EOF
 	# /usr/local: the stand-ins and the replay data
 	local S=$RIG_HERE/standins U=$FS/usr-local
 	cp "$S/nvidia-smi" "$S/nvidia-container-runtime" "$S/systemctl" "$S/journalctl" "$U/bin/"
+	# inside the node the checkout may be hidden (its /tmp, /home are private): copy what runs there
+	mkdir -p "$U/share/gpuctl-rig"
+	cp "$RIG_HERE/lib/hang-listener.py" "$U/share/gpuctl-rig/hang-listener.py"
 	[ -e /proc/modules ] || cp "$S/lsmod" "$U/bin/"
 	: >"$U/bin/crictl"
 	chmod 755 "$U/bin/"* "$U/sbin/"* 2>/dev/null || true
@@ -267,12 +270,17 @@ rig_start_services() { # NAME
 	rig_flavour_paths "$N_FLAVOUR"
 	if [ "$N_FAULT" = hang ]; then
 		if ! rig_node_pidfile_alive "$name" /run/gpuctl-rig/hang.pid >/dev/null; then
-			rig_in_node "$name" setsid -f "$RIG_PYTHON" "$RIG_HERE/lib/hang-listener.py" "$N_ADDR" 22 /run/gpuctl-rig/hang.pid \
+			rig_in_node "$name" setsid -f "$RIG_PYTHON" /usr/local/share/gpuctl-rig/hang-listener.py "$N_ADDR" 22 /run/gpuctl-rig/hang.pid \
 				</dev/null >>"$RIG_DIR/nodes/$name/fs/log/hang-listener.log" 2>&1
 			for ((i = 0; i < 100; i++)); do
 				rig_node_pidfile_alive "$name" /run/gpuctl-rig/hang.pid >/dev/null && break
 				sleep 0.05
 			done
+			if ! rig_node_pidfile_alive "$name" /run/gpuctl-rig/hang.pid >/dev/null; then
+				echo "rig: $name: the hang listener did not start:" >&2
+				tail -n 5 "$RIG_DIR/nodes/$name/fs/log/hang-listener.log" >&2
+				return 1
+			fi
 		fi
 	elif ! rig_node_pidfile_alive "$name" /run/sshd.pid >/dev/null; then
 		rig_in_node "$name" /usr/sbin/sshd -E /var/log/sshd.log </dev/null >/dev/null 2>&1 ||
