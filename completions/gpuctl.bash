@@ -21,10 +21,10 @@ _gpuctl_conn_opts="--kubeconfig --context --cluster --user -n --namespace -s --s
 _gpuctl_node_opts="-l --selector --all --overwrite --dry-run --dry-run="
 # deploy: its options, and those of them that take a value.
 _gpuctl_deploy_opts="-l --selector --only --skip --inventory --ssh-user -i --identity --ssh-port
-	--ssh-timeout --ssh-accept-new --known-hosts --parallel --default-runtime --min-driver
+	--ssh-timeout --ssh-accept-new -J --ssh-jump --known-hosts --parallel --default-runtime --min-driver
 	--restart-command --check-command --dry-run --dry-run="
 _gpuctl_deploy_arg_opts="--only --skip --inventory --ssh-user -i --identity --ssh-port --ssh-timeout
-	--known-hosts --parallel --min-driver --restart-command --check-command"
+	-J --ssh-jump --known-hosts --parallel --min-driver --restart-command --check-command"
 _gpuctl_deploy_phases=$'nodes\nruntimeclass'
 _gpuctl_taint_effects=$'NoSchedule\nPreferNoSchedule\nNoExecute'
 

@@ -14,7 +14,7 @@ set -g __gpuctl_arg_opts --kubeconfig --context --cluster --user -n --namespace 
 set -g __gpuctl_conn_opts --kubeconfig --context --cluster --user -n --namespace -s --server --token
 # deploy's options that take a value in the next word.
 set -g __gpuctl_deploy_arg_opts --only --skip --inventory --ssh-user -i --identity --ssh-port \
-    --ssh-timeout --known-hosts --parallel --min-driver --restart-command --check-command
+    --ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver --restart-command --check-command
 
 # The words before the cursor, after the program's name, up to a "--".
 function __gpuctl_args
@@ -194,6 +194,7 @@ complete -c gpuctl -n $d -s i -l identity -r -F -d 'SSH private key'
 complete -c gpuctl -n $d -l ssh-port -x -d 'SSH port (default 22)'
 complete -c gpuctl -n $d -l ssh-timeout -x -d 'limit for each connection and command (default 30)'
 complete -c gpuctl -n $d -l ssh-accept-new -d 'add unknown host keys to known_hosts (never changed ones)'
+complete -c gpuctl -n $d -s J -l ssh-jump -x -d 'reach the nodes through this SSH server'
 complete -c gpuctl -n $d -l known-hosts -r -F -d 'known_hosts file'
 complete -c gpuctl -n $d -l parallel -x -d 'nodes worked on at once (default 32)'
 complete -c gpuctl -n $d -l default-runtime -d "make nvidia containerd's default runtime"

@@ -241,3 +241,13 @@ def test_talos_node_gets_the_machine_config_patch(r, cluster):
         assert "machine:" in p.stderr and "nvidia_uvm" in p.stderr and "talosctl patch mc" in p.stderr
     finally:
         subprocess.run([kubectl, "delete", "node", "e2e-talos"], env=env, capture_output=True)
+
+
+def test_jump_host(r):
+    r.reset("gpu-node-2")
+    nodes, _, _ = r.deploy_json("--only", "nodes", "-J", "gpuadmin@10.77.0.11", "gpu-node-2", check=0)
+    assert nodes["gpu-node-2"]["result"] == "changed"
+    log = r.exec("gpu-node-2", "sh", "-c", "grep Accepted /var/log/sshd.log | tail -n 1").stdout
+    assert "from 10.77.0.11 " in log, f"the connection did not come through the jump host: {log}"
+    p = r.deploy("--only", "nodes", "-J", "gpuadmin@10.77.0.204", "--ssh-timeout", "3", "gpu-node-1", check=1)
+    assert "jump host 10.77.0.204" in p.stdout + p.stderr
