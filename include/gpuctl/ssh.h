@@ -25,6 +25,8 @@ struct ssh_target {
 	int accept_new;            /* add unknown host keys (never changed ones) */
 	long timeout_ms;           /* connect, handshake and each command; default 30 s */
 	int sudo;                  /* run commands through sudo -n when user is not root */
+	const char *jump;          /* [user@]host[:port]: reach host through this SSH server (ProxyJump);
+				      it is checked and authenticated like the node itself */
 };
 
 struct ssh_conn;

@@ -15,7 +15,7 @@
 
 static const char usage[] =
 	"gpuctl deploy [NODE...] [-l SELECTOR] [--only PHASE] [--skip PHASE] [--inventory FILE] [--ssh-user USER] "
-	"[-i KEY] [--ssh-port PORT] [--ssh-timeout SECONDS] [--ssh-accept-new] [--known-hosts FILE] [--parallel N] "
+	"[-i KEY] [--ssh-port PORT] [--ssh-timeout SECONDS] [--ssh-accept-new] [-J JUMP] [--known-hosts FILE] [--parallel N] "
 	"[--default-runtime] [--min-driver VERSION] [--restart-command CMD] [--check-command CMD] [--dry-run] [-o json|yaml]";
 static const char summary[] =
 	"Prepare the GPU nodes and the cluster for GPU workloads. Phases, in order:\n"
@@ -71,7 +71,7 @@ static void job_run(void *ud, size_t i)
 		.name = j->spec.name, .host = j->spec.address, .port = j->spec.port, .user = j->spec.user,
 		.identity_file = j->spec.identity_file, .passphrase = d->passphrase,
 		.known_hosts = j->spec.known_hosts, .accept_new = d->accept_new, .timeout_ms = d->timeout_ms,
-		.sudo = j->spec.sudo != 0,
+		.sudo = j->spec.sudo != 0, .jump = j->spec.jump_host,
 	};
 	struct ssh_conn *c = NULL;
 	if (ssh_open(&t, &c, &j->err) < 0) {
@@ -329,6 +329,7 @@ static int phase_listed(const char *p, struct strlist *l)
 int cmd_deploy(struct gctx *g, int argc, char **argv)
 {
 	const char *selector = NULL, *inventory = NULL, *ssh_user = NULL, *identity = NULL, *known_hosts = NULL;
+	const char *jump = NULL;
 	const char *min_driver = "470", *restart_cmd = NULL, *check_cmd = NULL, *dry_s = NULL;
 	int ssh_port = 0, ssh_timeout = 30, accept_new = 0, parallel = 32, default_runtime = 0;
 	struct strlist only = { 0 }, skip = { 0 };
@@ -342,6 +343,7 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 		{ "ssh-port", 0, OPT_INT, &ssh_port, "PORT", "SSH port (default 22)", NULL },
 		{ "ssh-timeout", 0, OPT_INT, &ssh_timeout, "SECONDS", "limit for each connection and command (default 30)", NULL },
 		{ "ssh-accept-new", 0, OPT_BOOL, &accept_new, NULL, "add unknown host keys to known_hosts (never changed ones)", NULL },
+		{ "ssh-jump", 'J', OPT_STRING, &jump, "[USER@]HOST[:PORT]", "reach the nodes through this SSH server (like ssh -J)", NULL },
 		{ "known-hosts", 0, OPT_STRING, &known_hosts, "FILE", "known_hosts file (default ~/.ssh/known_hosts)", NULL },
 		{ "parallel", 0, OPT_INT, &parallel, "N", "nodes worked on at once (default 32)", NULL },
 		{ "default-runtime", 0, OPT_BOOL, &default_runtime, NULL, "make nvidia containerd's default runtime", NULL },
@@ -402,6 +404,8 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 		flags.identity_file = xstrdup(identity);
 	if (known_hosts)
 		flags.known_hosts = xstrdup(known_hosts);
+	if (jump)
+		flags.jump_host = xstrdup(jump);
 	if (restart_cmd)
 		flags.restart_command = xstrdup(restart_cmd);
 	if (check_cmd)

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,14 @@ struct ssh_conn {
 	int sudo;
 	long timeout_ms;
 	char fingerprint[128];
+	/* through a jump host: the jump's session, its forwarding channel, and
+	 * a thread relaying between that channel and our end of a socketpair */
+	struct ssh_conn *jump;
+	LIBSSH2_CHANNEL *tunnel;
+	int relay_fd;
+	pthread_t relay;
+	int relay_started;
+	volatile int relay_stop;
 };
 
 void sh_quote(struct buf *b, const char *s)
@@ -283,10 +292,138 @@ static int authenticate(struct ssh_conn *c, const struct ssh_target *t, struct g
 			t->name, c->user, t->host, sock && *sock ? "ssh-agent, " : "");
 }
 
+/* Copy bytes both ways between the forwarding channel and the socketpair
+ * end; the jump session is used by this thread only. */
+static void *relay_main(void *arg)
+{
+	struct ssh_conn *c = arg;
+	LIBSSH2_SESSION *js = c->jump->s;
+	char buf[16384];
+	char pend[16384];
+	size_t plen = 0, poff = 0;
+	libssh2_session_set_blocking(js, 0);
+	while (!c->relay_stop) {
+		int progress = 0;
+		/* socket -> channel */
+		if (plen == 0) {
+			ssize_t n = read(c->relay_fd, pend, sizeof(pend));
+			if (n == 0)
+				break;
+			if (n > 0) {
+				plen = (size_t)n;
+				poff = 0;
+				progress = 1;
+			} else if (errno != EAGAIN && errno != EINTR) {
+				break;
+			}
+		}
+		while (plen > 0) {
+			ssize_t w = libssh2_channel_write(c->tunnel, pend + poff, plen);
+			if (w == LIBSSH2_ERROR_EAGAIN)
+				break;
+			if (w < 0)
+				goto out;
+			poff += (size_t)w;
+			plen -= (size_t)w;
+			progress = 1;
+		}
+		/* channel -> socket */
+		ssize_t r = libssh2_channel_read(c->tunnel, buf, sizeof(buf));
+		if (r > 0) {
+			size_t off = 0;
+			while (off < (size_t)r) {
+				ssize_t w = write(c->relay_fd, buf + off, (size_t)r - off);
+				if (w < 0 && errno == EINTR)
+					continue;
+				if (w < 0) {
+					struct pollfd p = { c->relay_fd, POLLOUT, 0 };
+					if (errno != EAGAIN || poll(&p, 1, 1000) < 0)
+						goto out;
+					continue;
+				}
+				off += (size_t)w;
+			}
+			progress = 1;
+		} else if (r < 0 && r != LIBSSH2_ERROR_EAGAIN) {
+			break;
+		} else if (r == 0 && libssh2_channel_eof(c->tunnel)) {
+			break;
+		}
+		if (!progress) {
+			struct pollfd p[2] = { { c->relay_fd, plen ? 0 : POLLIN, 0 }, { c->jump->fd, POLLIN, 0 } };
+			int dir = libssh2_session_block_directions(js);
+			if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+				p[1].events |= POLLOUT;
+			poll(p, 2, 200);
+		}
+	}
+out:
+	shutdown(c->relay_fd, SHUT_RDWR);
+	return NULL;
+}
+
+/* Parse "[user@]host[:port]" (the host may be [v6]). */
+static void parse_jump(const char *spec, char **user, char **host, int *port)
+{
+	const char *at = strrchr(spec, '@');
+	*user = at ? xstrndup(spec, (size_t)(at - spec)) : NULL;
+	const char *h = at ? at + 1 : spec;
+	*port = 22;
+	if (*h == '[') {
+		const char *e = strchr(h, ']');
+		*host = xstrndup(h + 1, e ? (size_t)(e - h - 1) : strlen(h + 1));
+		if (e && e[1] == ':')
+			*port = (int)strtol(e + 2, NULL, 10);
+		return;
+	}
+	const char *colon = strchr(h, ':');
+	*host = colon ? xstrndup(h, (size_t)(colon - h)) : xstrdup(h);
+	if (colon)
+		*port = (int)strtol(colon + 1, NULL, 10);
+}
+
+/* Connect to the jump host and open a forwarding channel to t->host:port;
+ * c->fd becomes our end of a socketpair relayed to that channel. */
+static int connect_via_jump(struct ssh_conn *c, const struct ssh_target *t, int port, struct gerr *err)
+{
+	char *juser = NULL, *jhost = NULL;
+	int jport = 22;
+	parse_jump(t->jump, &juser, &jhost, &jport);
+	char *jname = xasprintf("%s (jump host %s)", t->name, jhost);
+	struct ssh_target jt = *t;
+	jt.name = jname;
+	jt.host = jhost;
+	jt.port = jport;
+	jt.user = juser ? juser : t->user;
+	jt.jump = NULL;
+	jt.sudo = 0;
+	int rc = ssh_open(&jt, &c->jump, err);
+	free(jname);
+	free(juser);
+	free(jhost);
+	if (rc < 0)
+		return -1;
+	c->tunnel = libssh2_channel_direct_tcpip(c->jump->s, t->host, port);
+	if (!c->tunnel)
+		return gerr_set(err, GERR_CONN, "node %s: the jump host %s refused to forward to %s port %d: %s", t->name,
+				t->jump, t->host, port, session_error(c->jump->s));
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return gerr_set(err, GERR_IO, "socketpair: %s", strerror(errno));
+	c->fd = sp[0];
+	c->relay_fd = sp[1];
+	fcntl(c->relay_fd, F_SETFL, fcntl(c->relay_fd, F_GETFL) | O_NONBLOCK);
+	if (pthread_create(&c->relay, NULL, relay_main, c) != 0)
+		return gerr_set(err, GERR_INTERNAL, "cannot start the jump host relay");
+	c->relay_started = 1;
+	return 0;
+}
+
 int ssh_open(const struct ssh_target *t, struct ssh_conn **out, struct gerr *err)
 {
 	struct ssh_conn *c = xcalloc(1, sizeof(*c));
 	c->fd = -1;
+	c->relay_fd = -1;
 	c->name = xstrdup(t->name ? t->name : t->host);
 	c->user = xstrdup(t->user && *t->user ? t->user : "root");
 	c->sudo = t->sudo && strcmp(c->user, "root") != 0;
@@ -302,8 +439,12 @@ int ssh_open(const struct ssh_target *t, struct ssh_conn **out, struct gerr *err
 		khdef = xasprintf("%s/.ssh/known_hosts", home ? home : "");
 		kh = khdef;
 	}
-	if (tcp_connect(c->name, t->host, tt.port, c->timeout_ms, &c->fd, err) < 0)
+	if (t->jump && *t->jump) {
+		if (connect_via_jump(c, &tt, tt.port, err) < 0)
+			goto fail;
+	} else if (tcp_connect(c->name, t->host, tt.port, c->timeout_ms, &c->fd, err) < 0) {
 		goto fail;
+	}
 	c->s = libssh2_session_init();
 	if (!c->s) {
 		gerr_set(err, GERR_INTERNAL, "cannot create an SSH session");
@@ -350,6 +491,17 @@ void ssh_close(struct ssh_conn *c)
 	}
 	if (c->fd >= 0)
 		close(c->fd);
+	if (c->relay_started) {
+		c->relay_stop = 1;
+		pthread_join(c->relay, NULL);
+	}
+	if (c->relay_fd >= 0)
+		close(c->relay_fd);
+	if (c->tunnel) {
+		libssh2_session_set_blocking(c->jump->s, 1);
+		libssh2_channel_free(c->tunnel);
+	}
+	ssh_close(c->jump);
 	free(c->name);
 	free(c->user);
 	free(c);
