@@ -36,48 +36,6 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-static char *b64(const char *s)
-{
-	size_t n = strlen(s);
-	char *out = malloc(4 * ((n + 2) / 3) + 1);
-	cr_assert_not_null(out);
-	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s, (int)n);
-	return out;
-}
-
-/* A kubeconfig for server with ca_pem, user token test-token; path filled. */
-static void write_kubeconfig(char *path, const char *server, const char *ca_pem)
-{
-	const char *tmp = getenv("TMPDIR");
-	snprintf(path, PATH_MAX, "%s/gpuctl-test-http-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	int fd = mkstemp(path);
-	cr_assert(fd >= 0, "mkstemp %s", path);
-	FILE *f = fdopen(fd, "w");
-	cr_assert_not_null(f);
-	char *ca = b64(ca_pem);
-	fprintf(f,
-		"apiVersion: v1\n"
-		"kind: Config\n"
-		"clusters:\n"
-		"- name: test\n"
-		"  cluster:\n"
-		"    server: %s\n"
-		"    certificate-authority-data: %s\n"
-		"contexts:\n"
-		"- name: test\n"
-		"  context:\n"
-		"    cluster: test\n"
-		"    user: tester\n"
-		"current-context: test\n"
-		"users:\n"
-		"- name: tester\n"
-		"  user:\n"
-		"    token: test-token\n",
-		server, ca);
-	free(ca);
-	cr_assert_eq(fclose(f), 0);
-}
-
 static void setup(void)
 {
 	/* loopback only: never through a proxy from the environment */
@@ -85,7 +43,7 @@ static void setup(void)
 	setenv("no_proxy", "*", 1);
 	unsetenv("KUBECONFIG");
 	srv = ts_start();
-	write_kubeconfig(kcpath, ts_url(srv), ts_ca_pem(srv));
+	ts_write_kubeconfig(kcpath, ts_url(srv), ts_ca_pem(srv));
 }
 
 static void teardown(void)
@@ -380,7 +338,7 @@ Test(http, connection_refused)
 	getsockname(s, (struct sockaddr *)&sa, &sl);
 	char url[64];
 	snprintf(url, sizeof(url), "https://127.0.0.1:%d", ntohs(sa.sin_port));
-	write_kubeconfig(kcpath2, url, ts_ca_pem(srv));
+	ts_write_kubeconfig(kcpath2, url, ts_ca_pem(srv));
 	struct kube_opts o = opts_for(kcpath2);
 	client_with(&o);
 	struct kube_call call = { .method = "GET", .path = "/version", .idempotent = -1 };
@@ -410,7 +368,7 @@ Test(http, connection_refused_post_is_retried)
 	getsockname(s, (struct sockaddr *)&sa, &sl);
 	char url[64];
 	snprintf(url, sizeof(url), "https://127.0.0.1:%d", ntohs(sa.sin_port));
-	write_kubeconfig(kcpath2, url, ts_ca_pem(srv));
+	ts_write_kubeconfig(kcpath2, url, ts_ca_pem(srv));
 	struct kube_opts o = opts_for(kcpath2);
 	client_with(&o);
 	struct kube_call call = { .method = "POST", .path = "/api/v1/namespaces/default/configmaps",
@@ -428,7 +386,7 @@ Test(http, connection_refused_post_is_retried)
 Test(http, wrong_ca_fails_closed)
 {
 	char *other = ts_other_ca_pem();
-	write_kubeconfig(kcpath2, ts_url(srv), other);
+	ts_write_kubeconfig(kcpath2, ts_url(srv), other);
 	free(other);
 	struct kube_opts o = opts_for(kcpath2);
 	client_with(&o);

@@ -36,40 +36,6 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-static void write_kubeconfig(char *path, const char *server, const char *ca_pem)
-{
-	const char *tmp = getenv("TMPDIR");
-	snprintf(path, PATH_MAX, "%s/gpuctl-test-watch-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	int fd = mkstemp(path);
-	cr_assert(fd >= 0, "mkstemp %s", path);
-	FILE *f = fdopen(fd, "w");
-	cr_assert_not_null(f);
-	size_t n = strlen(ca_pem);
-	char *ca = malloc(4 * ((n + 2) / 3) + 1);
-	cr_assert_not_null(ca);
-	EVP_EncodeBlock((unsigned char *)ca, (const unsigned char *)ca_pem, (int)n);
-	fprintf(f,
-		"apiVersion: v1\n"
-		"kind: Config\n"
-		"clusters:\n"
-		"- name: test\n"
-		"  cluster:\n"
-		"    server: %s\n"
-		"    certificate-authority-data: %s\n"
-		"contexts:\n"
-		"- name: test\n"
-		"  context:\n"
-		"    cluster: test\n"
-		"    user: tester\n"
-		"current-context: test\n"
-		"users:\n"
-		"- name: tester\n"
-		"  user:\n"
-		"    token: test-token\n",
-		server, ca);
-	free(ca);
-	cr_assert_eq(fclose(f), 0);
-}
 
 static void setup(void)
 {
@@ -78,7 +44,7 @@ static void setup(void)
 	setenv("no_proxy", "*", 1);
 	unsetenv("KUBECONFIG");
 	srv = ts_start();
-	write_kubeconfig(kcpath, ts_url(srv), ts_ca_pem(srv));
+	ts_write_kubeconfig(kcpath, ts_url(srv), ts_ca_pem(srv));
 }
 
 static void teardown(void)

@@ -1,6 +1,8 @@
 /* A small, scriptable, misbehaving HTTPS server for the HTTP engine tests.
  * See tls_server.h. */
 #include "tls_server.h"
+#include <criterion/criterion.h>
+#include <limits.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -883,3 +885,48 @@ size_t ts_responses_2xx(struct tls_server *ts)
 	pthread_mutex_unlock(&ts->mu);
 	return n;
 }
+
+/* ---- shared by the tests that use the server ---- */
+
+static char *ts_b64(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = malloc(4 * ((n + 2) / 3) + 1);
+	cr_assert_not_null(out);
+	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s, (int)n);
+	return out;
+}
+
+/* A kubeconfig for server with ca_pem, user token test-token; path filled. */
+void ts_write_kubeconfig(char *path, const char *server, const char *ca_pem)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(path, PATH_MAX, "%s/gpuctl-test-http-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0, "mkstemp %s", path);
+	FILE *f = fdopen(fd, "w");
+	cr_assert_not_null(f);
+	char *ca = ts_b64(ca_pem);
+	fprintf(f,
+		"apiVersion: v1\n"
+		"kind: Config\n"
+		"clusters:\n"
+		"- name: test\n"
+		"  cluster:\n"
+		"    server: %s\n"
+		"    certificate-authority-data: %s\n"
+		"contexts:\n"
+		"- name: test\n"
+		"  context:\n"
+		"    cluster: test\n"
+		"    user: tester\n"
+		"current-context: test\n"
+		"users:\n"
+		"- name: tester\n"
+		"  user:\n"
+		"    token: test-token\n",
+		server, ca);
+	free(ca);
+	cr_assert_eq(fclose(f), 0);
+}
+

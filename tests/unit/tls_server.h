@@ -109,4 +109,8 @@ size_t ts_responses_2xx(struct tls_server *ts);
 /* Header value (first match, case-insensitive name), or NULL. */
 const char *ts_req_header(const struct ts_request *r, const char *name);
 
+/* Write a kubeconfig for server (its CA PEM embedded, user token "test-token")
+ * to a new temporary file; path (PATH_MAX) receives its name. */
+void ts_write_kubeconfig(char *path, const char *server, const char *ca_pem);
+
 #endif
