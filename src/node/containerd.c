@@ -226,6 +226,25 @@ static int write_atomic(struct ctx *x, const char *path, const char *content)
 	return rc;
 }
 
+/* The last non-empty line of s (tools print their error last). */
+static const char *last_line(const char *s, size_t *len)
+{
+	const char *best = s;
+	size_t blen = 0;
+	for (const char *p = s; *p;) {
+		size_t n = strcspn(p, "\n");
+		if (n) {
+			best = p;
+			blen = n;
+		}
+		p += n;
+		if (*p)
+			p++;
+	}
+	*len = blen;
+	return best;
+}
+
 static int dump_has_runtime(const char *dump, int major, const char *runtime_path, int want_default)
 {
 	char *sect = xasprintf("[plugins.\"%s\".containerd.runtimes.nvidia.options]", cri_plugin(major));
@@ -580,7 +599,10 @@ int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const s
 		rc = 0;
 		goto out;
 	}
-	r->method = xstrdup("drop-in");
+	/* prefer nvidia-ctk where installed: it reads what `containerd config dump`
+	 * shows, which is the default configuration path's */
+	int use_ctk = p->nvidia_ctk && !strcmp(cfg, "/etc/containerd/config.toml");
+	r->method = xstrdup(use_ctk ? "nvidia-ctk" : "drop-in");
 	if (o->dry_run) {
 		r->status = PREP_CHANGED;
 		step(&x, "would add the nvidia runtime (dry run: nothing written)%s", "");
@@ -626,21 +648,53 @@ int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const s
 			step(&x, "backed up to %s", cfg_bak);
 		}
 	}
-	/* 4. write the drop-in, then the import in the main configuration */
 	touched = 1;
-	char *content = containerd_dropin(major, rt, o->default_runtime, dump0);
-	int wrc = write_atomic(&x, dropin, content);
-	free(content);
-	if (wrc < 0)
-		goto rollback;
-	step(&x, "wrote %s", dropin);
-	char *newcfg = containerd_add_import(ptext.s, glob, major >= 2 ? 3 : 2);
-	if (newcfg) {
-		wrc = write_atomic(&x, cfg, newcfg);
-		free(newcfg);
+	if (use_ctk) {
+		/* 4. nvidia-ctk writes the whole effective configuration plus the
+		 * runtime into a new file, which then replaces config.toml */
+		char *newp = xasprintf("%s.gpuctl-new", cfg);
+		buf_reset(&cmd);
+		sh_quote(&cmd, p->nvidia_ctk);
+		buf_adds(&cmd, " runtime configure --runtime=containerd --config-source=command --config=");
+		sh_quote(&cmd, newp);
+		buf_adds(&cmd, " --nvidia-runtime-path=");
+		sh_quote(&cmd, rt);
+		if (o->default_runtime)
+			buf_adds(&cmd, " --set-as-default");
+		buf_adds(&cmd, " && chmod 644 ");
+		sh_quote(&cmd, newp);
+		buf_adds(&cmd, " && mv -f ");
+		sh_quote(&cmd, newp);
+		buf_addc(&cmd, ' ');
+		sh_quote(&cmd, cfg);
+		buf_reset(&errb);
+		int crc = run(&x, cmd.s, NULL, NULL, &errb, &status);
+		free(newp);
+		if (crc < 0)
+			goto rollback;
+		if (status != 0) {
+			size_t ll;
+			const char *l = last_line(errb.s, &ll);
+			gerr_set(&r->err, GERR_API, "nvidia-ctk runtime configure failed (exit %d): %.*s", status, (int)ll, l);
+			goto rollback;
+		}
+		step(&x, "nvidia-ctk runtime configure rewrote %s", cfg);
+	} else {
+		/* 4. write the drop-in, then the import in the main configuration */
+		char *content = containerd_dropin(major, rt, o->default_runtime, dump0);
+		int wrc = write_atomic(&x, dropin, content);
+		free(content);
 		if (wrc < 0)
 			goto rollback;
-		step(&x, "added the conf.d import to %s", cfg);
+		step(&x, "wrote %s", dropin);
+		char *newcfg = containerd_add_import(ptext.s, glob, major >= 2 ? 3 : 2);
+		if (newcfg) {
+			wrc = write_atomic(&x, cfg, newcfg);
+			free(newcfg);
+			if (wrc < 0)
+				goto rollback;
+			step(&x, "added the conf.d import to %s", cfg);
+		}
 	}
 	/* 5. verify the merged configuration before restarting anything */
 	buf_reset(&out);

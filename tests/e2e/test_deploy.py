@@ -16,7 +16,7 @@ FAULTS = ["fault-broken-driver", "fault-old-driver", "fault-unknown-hostkey", "f
 
 
 def rig_up(reset=None):
-    env = dict(os.environ, GPUCTL_RIG_FAULTS="1", GPUCTL_RIG_K3S="1")
+    env = dict(os.environ, GPUCTL_RIG_FAULTS="1", GPUCTL_RIG_K3S="1", GPUCTL_RIG_CTK="1")
     if reset:
         env["GPUCTL_RIG_RESET"] = " ".join(reset)
     p = subprocess.run([os.path.join(ROOT, "tests/rig/up")], capture_output=True, text=True, env=env)
@@ -251,3 +251,16 @@ def test_jump_host(r):
     assert "from 10.77.0.11 " in log, f"the connection did not come through the jump host: {log}"
     p = r.deploy("--only", "nodes", "-J", "gpuadmin@10.77.0.204", "--ssh-timeout", "3", "gpu-node-1", check=1)
     assert "jump host 10.77.0.204" in p.stdout + p.stderr
+
+
+def test_nvidia_ctk_is_preferred_where_installed(r):
+    r.reset("ctk-gpu-node")
+    before = r.exec("ctk-gpu-node", "cat", "/etc/containerd/config.toml").stdout
+    nodes, _, _ = r.deploy_json("--only", "nodes", "ctk-gpu-node", check=0)
+    res = nodes["ctk-gpu-node"]
+    assert res["probe"]["toolkit"]["nvidiaCtk"] == "/usr/local/bin/nvidia-ctk"
+    assert res["result"] == "changed" and res["containerd"]["method"] == "nvidia-ctk", res
+    assert r.exec("ctk-gpu-node", "cat", res["containerd"]["backup"]).stdout == before
+    assert r.configured("ctk-gpu-node"), "the configuration nvidia-ctk wrote does not run GPU containers"
+    nodes, _, _ = r.deploy_json("--only", "nodes", "ctk-gpu-node", check=0)
+    assert nodes["ctk-gpu-node"]["result"] == "unchanged"

@@ -15,6 +15,8 @@ RIG_HOST_IP=$RIG_NET.1
 RIG_NETNS_PREFIX=gpuctl-rig-    # ip netns names: gpuctl-rig-<node>
 RIG_VETH_PREFIX=gpuctl-v        # host-side veth: gpuctl-v<index>
 RIG_CRICTL_VERSION=v1.34.0
+# the real NVIDIA Container Toolkit CLI, on ctk-gpu-node (GPUCTL_RIG_CTK=1)
+RIG_CTK_VERSION=v1.17.8
 RIG_PAUSE_IMAGE=localhost/gpuctl-rig/pause:1
 RIG_BUSYBOX_IMAGE=localhost/gpuctl-rig/busybox:1
 RIG_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -59,6 +61,7 @@ rig_node_facts() { # NAME -> sets N_IDX N_ADDR N_GPUS N_FLAVOUR N_FAULT
 		done
 		return 1 ;;
 	k3s-gpu-node) N_IDX=200 N_ADDR=$RIG_NET.200 N_FLAVOUR=k3s ;;
+	ctk-gpu-node) N_IDX=199 N_ADDR=$RIG_NET.199 ;;
 	*) return 1 ;;
 	esac
 }

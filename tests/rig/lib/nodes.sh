@@ -164,6 +164,7 @@ EOF
 	mkdir -p "$U/share/gpuctl-rig"
 	cp "$RIG_HERE/lib/hang-listener.py" "$U/share/gpuctl-rig/hang-listener.py"
 	[ -e /proc/modules ] || cp "$S/lsmod" "$U/bin/"
+	[ "$name" = ctk-gpu-node ] && cp "$RIG_CTK_BIN" "$U/bin/nvidia-ctk"
 	: >"$U/bin/crictl"
 	chmod 755 "$U/bin/"* "$U/sbin/"* 2>/dev/null || true
 	local gen=(--node "$name" --gpus "$N_GPUS")
