@@ -419,6 +419,27 @@ static int connect_via_jump(struct ssh_conn *c, const struct ssh_target *t, int 
 	return 0;
 }
 
+/* Prefer ed25519, then ecdsa, then rsa host keys, naming only the methods
+ * this libssh2 supports: libssh2 1.10 removes unknown names from a
+ * preference list with an overlapping memcpy. */
+static void set_hostkey_pref(LIBSSH2_SESSION *s)
+{
+	static const char *const want[] = { "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+					    "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa", NULL };
+	const char **algs = NULL;
+	int n = libssh2_session_supported_algs(s, LIBSSH2_METHOD_HOSTKEY, &algs);
+	struct buf pref = BUF_INIT;
+	for (int i = 0; want[i]; i++)
+		for (int k = 0; k < n; k++)
+			if (!strcmp(algs[k], want[i]))
+				buf_addf(&pref, "%s%s", pref.len ? "," : "", want[i]);
+	if (n > 0)
+		libssh2_free(s, algs);
+	if (pref.len)
+		libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY, pref.s);
+	buf_release(&pref);
+}
+
 int ssh_open(const struct ssh_target *t, struct ssh_conn **out, struct gerr *err)
 {
 	struct ssh_conn *c = xcalloc(1, sizeof(*c));
@@ -452,8 +473,7 @@ int ssh_open(const struct ssh_target *t, struct ssh_conn **out, struct gerr *err
 	}
 	libssh2_session_set_blocking(c->s, 1);
 	libssh2_session_set_timeout(c->s, c->timeout_ms);
-	libssh2_session_method_pref(c->s, LIBSSH2_METHOD_HOSTKEY,
-				    "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa");
+	set_hostkey_pref(c->s);
 	long hs_start = now_ms();
 	if (libssh2_session_handshake(c->s, c->fd) != 0) {
 		int code = libssh2_session_last_errno(c->s);
