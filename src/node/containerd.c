@@ -272,7 +272,6 @@ static void restore(struct ctx *x, const char *path, const char *backup, int exi
 		buf_adds(&cmd, "cp -p ");
 		sh_quote(&cmd, backup);
 		buf_addc(&cmd, ' ');
-		buf_addf(&cmd, "%s", "");
 		sh_quote(&cmd, path);
 		buf_adds(&cmd, ".gpuctl-tmp && mv -f ");
 		sh_quote(&cmd, path);

@@ -1,5 +1,6 @@
 /* Read-only probes of a GPU node: one SSH command prints every section. */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,11 +63,17 @@ static char *first_line_dup(const char *s)
 	return n ? xstrndup(s, n) : NULL;
 }
 
-static void problem(struct probe_result *r, const char *fmt, const char *a, const char *b)
+static void problem(struct probe_result *r, const char *fmt, ...) GPUCTL_PRINTF(2, 3);
+
+static void problem(struct probe_result *r, const char *fmt, ...)
 {
-	char *m = xasprintf(fmt, a ? a : "", b ? b : "");
-	cJSON_AddItemToArray(r->problems, cJSON_CreateString(m));
-	free(m);
+	struct buf b = BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	cJSON_AddItemToArray(r->problems, cJSON_CreateString(b.s));
+	buf_release(&b);
 }
 
 void probe_result_release(struct probe_result *r)
@@ -134,7 +141,7 @@ int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *
 			r->driver_version = xstrdup(r->gpus.gpus[0].driver_version);
 	} else {
 		char *l = first_line_dup(q);
-		problem(r, "nvidia-smi does not work: %s%s", perr.msg ? perr.msg : l ? l : "no output", "");
+		problem(r, "nvidia-smi does not work: %s", perr.msg ? perr.msg : l ? l : "no output");
 		free(l);
 	}
 	gerr_clear(&perr);
@@ -161,15 +168,15 @@ int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *
 		if (cmp < 0)
 			problem(r, "driver %s is older than the minimum %s", r->driver_version, min_driver);
 	} else {
-		problem(r, "no NVIDIA driver found (nvidia-smi and /proc/driver/nvidia/version give no version)%s%s", "", "");
+		problem(r, "no NVIDIA driver found (nvidia-smi and /proc/driver/nvidia/version give no version)");
 	}
 	char *mods = section(out.s, "modules");
 	proc_modules_parse(mods ? mods : "", &r->modules);
 	free(mods);
 	if (!r->modules.nvidia)
-		problem(r, "kernel module nvidia is not loaded%s%s", "", "");
+		problem(r, "kernel module nvidia is not loaded");
 	if (!r->modules.nvidia_uvm)
-		problem(r, "kernel module nvidia_uvm is not loaded (CUDA needs it)%s%s", "", "");
+		problem(r, "kernel module nvidia_uvm is not loaded (CUDA needs it)");
 	/* containerd */
 	char *ct = section(out.s, "containerd");
 	int crc = take_rc(ct);
@@ -177,7 +184,7 @@ int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *
 	if (crc == 0)
 		r->containerd_version = containerd_version(cl, &r->containerd_major);
 	else
-		problem(r, "containerd is not installed or does not run: %s%s", cl ? cl : "no output", "");
+		problem(r, "containerd is not installed or does not run: %s", cl ? cl : "no output");
 	free(cl);
 	free(ct);
 	char *s = section(out.s, "ctk");
@@ -187,7 +194,7 @@ int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *
 	r->nvidia_runtime = first_line_dup(s);
 	free(s);
 	if (!r->nvidia_runtime)
-		problem(r, "nvidia-container-runtime is not installed (install nvidia-container-toolkit)%s%s", "", "");
+		problem(r, "nvidia-container-runtime is not installed (install nvidia-container-toolkit)");
 	s = section(out.s, "paths");
 	if (s && strstr(s, "/var/lib/rancher/k3s/")) {
 		r->flavour = xstrdup("k3s");
