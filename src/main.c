@@ -76,7 +76,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(a, "--version") || !strcmp(a, "version")) {
-		printf("gpuctl %s\n", GPUCTL_VERSION);
+		/* the libssh2 this process runs with: before 1.11, RSA keys fail against OpenSSH 8.8+ */
+		printf("gpuctl %s\nlibssh2 %s\n", GPUCTL_VERSION, libssh2_version(0));
 		return 0;
 	}
 	if (!strcmp(a, "help")) {

@@ -100,6 +100,15 @@ void prep_result_release(struct prep_result *r);
  * nvidia runtime, plus the nvidia runtime.  containerd merges imported files
  * plugin by plugin, so the drop-in must carry the whole plugin section. */
 char *containerd_dropin(int major, const char *runtime_path, int default_runtime, const char *dump);
+/* The dump (`containerd config dump`) has the nvidia runtime: a runc v2
+ * runtime named nvidia whose BinaryName is runtime_path (any, when NULL),
+ * and with want_default, the default runtime. */
+int containerd_runtime_configured(const char *dump, int major, const char *runtime_path, int want_default);
+/* Whether the CRI plugin's settings differ between two dumps, leaving out the
+ * nvidia runtime and the default runtime's name; the first difference is
+ * described in what ("lost TABLE KEY = VALUE" or "gained ..."). */
+struct buf;
+int containerd_cri_settings_diff(const char *before, const char *after, int major, struct buf *what);
 /* Insert an imports line for dir/ *.toml into a containerd main config (a new string),
  * or NULL when it already imports it. */
 char *containerd_add_import(const char *config, const char *glob, int config_version);

@@ -7,6 +7,7 @@
 
 #include "gpuctl/buf.h"
 #include "gpuctl/node.h"
+#include "gpuctl/toml.h"
 
 #define DROPIN_NAME "99-gpuctl-nvidia.toml"
 
@@ -15,23 +16,20 @@ static const char *cri_plugin(int major)
 	return major >= 2 ? "io.containerd.cri.v1.runtime" : "io.containerd.grpc.v1.cri";
 }
 
-static int is_header_of(const char *line, size_t n, const char *pl)
+/* Canonical table paths (toml.h) of the CRI plugin's tables. */
+static char *pl_table(const char *pl, const char *rest)
 {
-	/* [plugins."PL"] or [plugins."PL".anything] */
-	char *h = xasprintf("[plugins.\"%s\"", pl);
-	size_t hl = strlen(h);
-	int ok = n > hl && !strncmp(line, h, hl) && (line[hl] == ']' || line[hl] == '.');
-	free(h);
-	return ok;
+	return xasprintf("plugins.\"%s\"%s", pl, rest);
 }
 
 /* Copy the tables of the CRI plugin out of a `containerd config dump`
- * (the effective configuration, defaults included), with the default
- * runtime switched to nvidia when asked. */
+ * (the effective configuration, defaults included) verbatim, without any
+ * nvidia runtime, with the default runtime switched to nvidia when asked. */
 static void copy_plugin_tables(struct buf *b, const char *dump, const char *pl, int default_runtime)
 {
-	char *cont = xasprintf("[plugins.\"%s\".containerd]", pl);
-	char *nv = xasprintf("[plugins.\"%s\".containerd.runtimes.nvidia", pl);
+	char *top = pl_table(pl, "");
+	char *cont = pl_table(pl, ".containerd");
+	char *nv = pl_table(pl, ".containerd.runtimes.nvidia");
 	const char *p = dump;
 	int in = 0, in_containerd = 0;
 	while (*p) {
@@ -39,11 +37,11 @@ static void copy_plugin_tables(struct buf *b, const char *dump, const char *pl, 
 		const char *l = p;
 		size_t ind = strspn(l, " \t");
 		const char *t = l + ind;
-		size_t tn = n - ind;
-		if (tn && *t == '[') {
-			in = is_header_of(t, tn, pl) && !(tn > strlen(nv) && !strncmp(t, nv, strlen(nv)) &&
-							    (t[strlen(nv)] == ']' || t[strlen(nv)] == '.'));
-			in_containerd = in && tn == strlen(cont) && !strncmp(t, cont, tn);
+		char *h = n > ind && *t == '[' ? toml_header(t, n - ind) : NULL;
+		if (h) {
+			in = toml_within(h, top) && !toml_within(h, nv);
+			in_containerd = in && !strcmp(h, cont);
+			free(h);
 		}
 		if (in) {
 			if (in_containerd && default_runtime && !strncmp(t, "default_runtime_name", 20))
@@ -56,33 +54,102 @@ static void copy_plugin_tables(struct buf *b, const char *dump, const char *pl, 
 		if (*p)
 			p++;
 	}
+	free(top);
 	free(cont);
 	free(nv);
+}
+
+/* The runtime the nvidia runtime is modelled on: the default one (usually
+ * runc) when it is a runc v2 runtime, as nvidia-ctk does, so that settings
+ * such as SystemdCgroup match what the kubelet expects. */
+static char *base_runtime(const char *dump, const char *pl)
+{
+	if (!dump)
+		return NULL;
+	char *cont = pl_table(pl, ".containerd");
+	char *name = toml_get_string(dump, cont, "default_runtime_name");
+	free(cont);
+	if (!name || !*name || !strcmp(name, "nvidia")) {
+		free(name);
+		name = xstrdup("runc");
+	}
+	char *seg = xasprintf(".containerd.runtimes.%s", name);
+	char *t = pl_table(pl, seg);
+	char *type = toml_get_string(dump, t, "runtime_type");
+	int ok = type && !strcmp(type, "io.containerd.runc.v2");
+	free(type);
+	free(seg);
+	free(t);
+	if (!ok) {
+		free(name);
+		return NULL;
+	}
+	return name;
+}
+
+struct copy_keys {
+	const char *table;
+	const char *skip;
+	struct buf *b;
+};
+
+static int copy_keys_fn(void *ud, const char *table, const char *key, const char *raw, const char *str)
+{
+	(void)str;
+	struct copy_keys *c = ud;
+	if (!strcmp(table, c->table) && strcmp(key, c->skip))
+		buf_addf(c->b, "  %s = %s\n", key, raw);
+	return 0;
 }
 
 char *containerd_dropin(int major, const char *runtime_path, int default_runtime, const char *dump)
 {
 	struct buf b = BUF_INIT;
 	const char *pl = cri_plugin(major);
-	buf_addf(&b, "# Written by gpuctl: the NVIDIA container runtime for containerd.\n"
-		     "# containerd merges imported files plugin by plugin, so this file carries the whole\n"
-		     "# CRI plugin configuration as it was, plus the nvidia runtime.\n"
-		     "version = %d\n\n",
-		 major >= 2 ? 3 : 2);
-	if (dump) {
+	if (major >= 2)
+		buf_addf(&b, "# Written by gpuctl: the NVIDIA container runtime for containerd.\n"
+			     "# containerd 2 merges imported files key by key; this file adds the nvidia runtime\n"
+			     "# (modelled on the default runc runtime)%s.\n"
+			     "version = 3\n\n",
+			 default_runtime ? " and makes it the default" : "");
+	else
+		buf_addf(&b, "# Written by gpuctl: the NVIDIA container runtime for containerd.\n"
+			     "# containerd 1.x merges imported files plugin by plugin, so this file carries the whole\n"
+			     "# CRI plugin configuration as it was, plus the nvidia runtime.\n"
+			     "version = 2\n\n");
+	if (dump && major < 2) {
 		copy_plugin_tables(&b, dump, pl, default_runtime);
 		buf_addc(&b, '\n');
 	} else if (default_runtime) {
 		buf_addf(&b, "[plugins.\"%s\".containerd]\n  default_runtime_name = \"nvidia\"\n\n", pl);
 	}
-	buf_addf(&b, "[plugins.\"%s\".containerd.runtimes.nvidia]\n  runtime_type = \"io.containerd.runc.v2\"\n\n", pl);
-	buf_addf(&b, "[plugins.\"%s\".containerd.runtimes.nvidia.options]\n  BinaryName = \"", pl);
+	char *base = base_runtime(dump, pl);
+	buf_addf(&b, "[plugins.\"%s\".containerd.runtimes.nvidia]\n  runtime_type = \"io.containerd.runc.v2\"\n", pl);
+	if (base) {
+		char *seg = xasprintf(".containerd.runtimes.%s", base);
+		char *t = pl_table(pl, seg);
+		struct copy_keys ck = { t, "runtime_type", &b };
+		toml_scan(dump, copy_keys_fn, &ck);
+		free(t);
+		free(seg);
+	}
+	buf_addf(&b, "\n[plugins.\"%s\".containerd.runtimes.nvidia.options]\n", pl);
+	if (base) {
+		char *seg = xasprintf(".containerd.runtimes.%s.options", base);
+		char *t = pl_table(pl, seg);
+		struct copy_keys ck = { t, "BinaryName", &b };
+		toml_scan(dump, copy_keys_fn, &ck);
+		free(t);
+		free(seg);
+	}
+	buf_adds(&b, "  BinaryName = \"");
 	for (const char *q = runtime_path; *q; q++) {
 		if (*q == '"' || *q == '\\')
 			buf_addc(&b, '\\');
 		buf_addc(&b, *q);
 	}
 	buf_adds(&b, "\"\n");
+	free(base);
 	return buf_detach(&b);
 }
 
@@ -245,23 +312,98 @@ static const char *last_line(const char *s, size_t *len)
 	return best;
 }
 
-static int dump_has_runtime(const char *dump, int major, const char *runtime_path, int want_default)
+int containerd_runtime_configured(const char *dump, int major, const char *runtime_path, int want_default)
 {
-	char *sect = xasprintf("[plugins.\"%s\".containerd.runtimes.nvidia.options]", cri_plugin(major));
-	char *bin = xasprintf("BinaryName = \"%s\"", runtime_path);
-	const char *s = strstr(dump, sect);
-	int ok = 0;
-	if (s) {
-		/* BinaryName within this table (before the next table header) */
-		const char *next = strstr(s + strlen(sect), "\n[");
-		const char *b = strstr(s, bin);
-		ok = b && (!next || b < next);
-	}
-	if (ok && want_default)
-		ok = strstr(dump, "default_runtime_name = \"nvidia\"") != NULL;
-	free(sect);
+	const char *pl = cri_plugin(major);
+	char *t = pl_table(pl, ".containerd.runtimes.nvidia");
+	char *o = pl_table(pl, ".containerd.runtimes.nvidia.options");
+	char *c = pl_table(pl, ".containerd");
+	char *type = toml_get_string(dump, t, "runtime_type");
+	char *bin = toml_get_string(dump, o, "BinaryName");
+	char *def = want_default ? toml_get_string(dump, c, "default_runtime_name") : NULL;
+	int ok = type && !strcmp(type, "io.containerd.runc.v2") && bin &&
+		 (runtime_path ? !strcmp(bin, runtime_path) : *bin != '\0') && (!want_default || (def && !strcmp(def, "nvidia")));
+	free(t);
+	free(o);
+	free(c);
+	free(type);
 	free(bin);
+	free(def);
 	return ok;
+}
+
+/* The CRI plugin's settings other than the nvidia runtime and the default
+ * runtime's name, one "table key = value" line each, sorted. */
+struct settings {
+	const char *top, *nv, *cont;
+	char **v;
+	size_t n, cap;
+};
+
+static int settings_fn(void *ud, const char *table, const char *key, const char *raw, const char *str)
+{
+	(void)str;
+	struct settings *s = ud;
+	if (!toml_within(table, s->top) || toml_within(table, s->nv) ||
+	    (!strcmp(table, s->cont) && !strcmp(key, "default_runtime_name")))
+		return 0;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+	}
+	s->v[s->n++] = xasprintf("%s %s = %s", table, key, raw);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void settings_load(struct settings *s, const char *dump)
+{
+	toml_scan(dump, settings_fn, s);
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), cmp_str);
+}
+
+static void settings_release(struct settings *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+}
+
+int containerd_cri_settings_diff(const char *before, const char *after, int major, struct buf *what)
+{
+	const char *pl = cri_plugin(major);
+	char *top = pl_table(pl, ""), *nv = pl_table(pl, ".containerd.runtimes.nvidia"), *cont = pl_table(pl, ".containerd");
+	struct settings a = { top, nv, cont, NULL, 0, 0 }, b = { top, nv, cont, NULL, 0, 0 };
+	settings_load(&a, before);
+	settings_load(&b, after);
+	size_t i = 0, j = 0;
+	int diff = 0;
+	while (!diff && (i < a.n || j < b.n)) {
+		int c = i >= a.n ? 1 : j >= b.n ? -1 : strcmp(a.v[i], b.v[j]);
+		if (c == 0) {
+			i++, j++;
+			continue;
+		}
+		diff = 1;
+		if (!what)
+			break;
+		const char *ea = i < a.n ? strstr(a.v[i], " = ") : NULL, *eb = j < b.n ? strstr(b.v[j], " = ") : NULL;
+		if (ea && eb && ea - a.v[i] == eb - b.v[j] && !strncmp(a.v[i], b.v[j], (size_t)(ea - a.v[i])))
+			buf_addf(what, "%s, now %s", a.v[i], eb + 3);
+		else
+			buf_addf(what, "%s %s", c < 0 ? "lost" : "gained", c < 0 ? a.v[i] : b.v[j]);
+	}
+	settings_release(&a);
+	settings_release(&b);
+	free(top);
+	free(nv);
+	free(cont);
+	return diff;
 }
 
 /* Restore the files as they were: byte for byte, or absent. */
@@ -321,14 +463,12 @@ static int exists(struct ctx *x, const char *path, struct buf *content)
  * it when its configuration is wrong, and only the plugin list shows it). */
 static char *grpc_address(const char *dump)
 {
-	const char *g = dump ? strstr(dump, "[grpc]") : NULL;
-	const char *a = g ? strstr(g, "address = \"") : NULL;
-	const char *next = g ? strstr(g + 6, "\n[") : NULL;
-	if (!a || (next && a > next))
-		return NULL;
-	a += strlen("address = \"");
-	size_t n = strcspn(a, "\"\n");
-	return n ? xstrndup(a, n) : NULL;
+	char *a = toml_get_string(dump, "grpc", "address");
+	if (a && !*a) {
+		free(a);
+		a = NULL;
+	}
+	return a;
 }
 
 /* Find the CRI plugin's row of `ctr plugins ls` (TYPE ID PLATFORMS STATUS):
@@ -446,7 +586,7 @@ static int k3s_prepare(struct ctx *x, const struct probe_result *p, const struct
 		goto out;
 	int v3 = gen_ok && strstr(gtext.s, "version = 3") != NULL;
 	int major = v3 ? 2 : 1;
-	if (gen_ok && dump_has_runtime(gtext.s, major, rt, o->default_runtime)) {
+	if (gen_ok && containerd_runtime_configured(gtext.s, major, rt, o->default_runtime)) {
 		r->status = PREP_UNCHANGED;
 		free(r->method);
 		r->method = xstrdup("none");
@@ -507,7 +647,7 @@ static int k3s_prepare(struct ctx *x, const struct probe_result *p, const struct
 	step(x, "ran: %s", restart);
 	buf_reset(&gtext);
 	if (rs != 0 || !service_ok(x, check) || !exists(x, gen, &gtext) ||
-	    !dump_has_runtime(gtext.s, major, rt, o->default_runtime)) {
+	    !containerd_runtime_configured(gtext.s, major, rt, o->default_runtime)) {
 		if (r->err.code == GERR_OK)
 			gerr_set(&r->err, GERR_API, "%s did not come back with the nvidia runtime in %s after `%s` (exit %d)",
 				 p->flavour, gen, restart, rs);
@@ -591,7 +731,7 @@ int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const s
 			dump0 = xstrdup(out.s);
 	}
 	/* 2. already configured: nothing to do, no restart */
-	if (dump0 && dump_has_runtime(dump0, major, rt, o->default_runtime)) {
+	if (dump0 && containerd_runtime_configured(dump0, major, rt, o->default_runtime)) {
 		r->status = PREP_UNCHANGED;
 		r->method = xstrdup("none");
 		step(&x, "the nvidia runtime is already configured%s", "");
@@ -700,12 +840,23 @@ int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const s
 	buf_reset(&errb);
 	if (run(&x, dump_cmd, NULL, &out, &errb, &status) < 0)
 		goto rollback;
-	if (status != 0 || !dump_has_runtime(out.s, major, rt, o->default_runtime)) {
+	if (status != 0 || !containerd_runtime_configured(out.s, major, rt, o->default_runtime)) {
 		gerr_set(&r->err, GERR_CONFIG, "after the change `containerd config dump` %s; nothing was restarted",
 			 status != 0 ? "failed" : "does not show the nvidia runtime");
 		goto rollback;
 	}
-	step(&x, "verified with containerd config dump%s", "");
+	/* nothing else of the CRI plugin may change (containerd's import merging
+	 * differs between versions; a drop-in that drops a setting is refused) */
+	struct buf what = BUF_INIT;
+	if (dump0 && containerd_cri_settings_diff(dump0, out.s, major, &what)) {
+		gerr_set(&r->err, GERR_CONFIG,
+			 "after the change `containerd config dump` shows other CRI settings changed (%s); nothing was restarted",
+			 what.s);
+		buf_release(&what);
+		goto rollback;
+	}
+	buf_release(&what);
+	step(&x, "verified with containerd config dump: the nvidia runtime is there, the other CRI settings unchanged%s", "");
 	/* 6. restart, check the service and its CRI plugin */
 	int rs = 0;
 	restarted = 1;

@@ -267,9 +267,10 @@ static int authenticate(struct ssh_conn *c, const struct ssh_target *t, struct g
 					t->passphrase ? "" : " (if the key is encrypted, give its passphrase)");
 		gerr_set(err, GERR_AUTH, "node %s: %s@%s refused key %s: %s", t->name, c->user, t->host,
 			 t->identity_file, session_error(c->s));
-		if (is_rsa_key(t->identity_file) && strcmp(libssh2_version(0) ? libssh2_version(0) : "", "1.11") < 0)
+		/* libssh2 before 1.11 signs RSA user keys with ssh-rsa only */
+		if (!libssh2_version(0x010b00) && is_rsa_key(t->identity_file))
 			gerr_hint(err,
-				  "this is an RSA key and libssh2 %s signs with ssh-rsa (SHA-1), which OpenSSH 8.8 and later refuse; use an ed25519 or ecdsa key",
+				  "this is an RSA key and libssh2 %s signs with ssh-rsa (SHA-1), which OpenSSH 8.8 and later refuse; use an ed25519 or ecdsa key, or a gpuctl linked with libssh2 1.11 or later",
 				  libssh2_version(0));
 		return -1;
 	}

@@ -3,6 +3,7 @@ and runc per simulated node; the result proven through containerd's CRI."""
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -16,7 +17,8 @@ FAULTS = ["fault-broken-driver", "fault-old-driver", "fault-unknown-hostkey", "f
 
 
 def rig_up(reset=None):
-    env = dict(os.environ, GPUCTL_RIG_FAULTS="1", GPUCTL_RIG_K3S="1", GPUCTL_RIG_CTK="1")
+    env = dict(os.environ, GPUCTL_RIG_FAULTS="1", GPUCTL_RIG_K3S="1", GPUCTL_RIG_CTK="1",
+               GPUCTL_RIG_CONTAINERD2="1")
     if reset:
         env["GPUCTL_RIG_RESET"] = " ".join(reset)
     p = subprocess.run([os.path.join(ROOT, "tests/rig/up")], capture_output=True, text=True, env=env)
@@ -199,11 +201,18 @@ def test_encrypted_and_rsa_keys(r):
              env={"GPUCTL_SSH_PASSPHRASE": r.env["GPUCTL_RIG_KEY_PASSPHRASE"]}, check=0)
     p = r.deploy("-i", r.env["GPUCTL_RIG_KEY_ECDSA_ENC"], "--only", "nodes", "gpu-node-1", check=1)
     assert "passphrase" in p.stdout + p.stderr
-    # RSA: libssh2 before 1.11 signs with ssh-rsa (SHA-1), which the node's OpenSSH 9 refuses;
-    # then the error must say so instead of a bare "refused"
-    p = r.deploy("-i", r.env["GPUCTL_RIG_KEY_RSA"], "--only", "nodes", "gpu-node-1")
-    if p.returncode != 0:
-        assert "RSA key" in p.stderr and "ed25519 or ecdsa" in p.stderr, p.stdout + p.stderr
+    # RSA: libssh2 1.11 and later sign with rsa-sha2-512/256, which the node's OpenSSH 9 accepts
+    # (tests/build links 1.11); before 1.11 libssh2 signs with ssh-rsa (SHA-1), which it refuses,
+    # and then the error must say so instead of a bare "refused"
+    version = subprocess.run([r.bin, "--version"], capture_output=True, text=True, check=True).stdout
+    m = re.search(r"^libssh2 (\d+)\.(\d+)", version, re.M)
+    assert m, version
+    if (int(m.group(1)), int(m.group(2))) >= (1, 11):
+        r.deploy("-i", r.env["GPUCTL_RIG_KEY_RSA"], "--only", "nodes", "gpu-node-1", check=0)
+    else:
+        p = r.deploy("-i", r.env["GPUCTL_RIG_KEY_RSA"], "--only", "nodes", "gpu-node-1")
+        if p.returncode != 0:
+            assert "RSA key" in p.stderr and "ed25519 or ecdsa" in p.stderr, p.stdout + p.stderr
 
 
 def test_bad_inventory_is_a_usage_error(r):
@@ -264,3 +273,49 @@ def test_nvidia_ctk_is_preferred_where_installed(r):
     assert r.configured("ctk-gpu-node"), "the configuration nvidia-ctk wrote does not run GPU containers"
     nodes, _, _ = r.deploy_json("--only", "nodes", "ctk-gpu-node", check=0)
     assert nodes["ctk-gpu-node"]["result"] == "unchanged"
+
+
+def test_containerd2_node_config_version_3(r):
+    """containerd 2.x (built from the Go module on the rig): config version 3, CRI plugin
+    io.containerd.cri.v1.runtime, dumps in single quotes, imports merged key by key."""
+    n = "containerd2-gpu-node"
+    r.reset(n)
+    assert not r.configured(n)
+    nodes, _, _ = r.deploy_json("--only", "nodes", n, check=0)
+    res = nodes[n]
+    assert res["result"] == "changed", res
+    ct = res["probe"]["containerd"]
+    assert ct["version"].startswith("2.") and ct["configVersion"] == 3 and ct["flavour"] == "containerd2", ct
+    assert res["containerd"]["method"] == "drop-in"
+    dropin = r.exec(n, "cat", "/etc/containerd/conf.d/99-gpuctl-nvidia.toml").stdout
+    assert "version = 3\n" in dropin
+    assert '[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.nvidia.options]' in dropin
+    assert "enable_cdi" not in dropin, "containerd 2 merges imports key by key: only the runtime is written"
+    main = r.exec(n, "cat", "/etc/containerd/config.toml").stdout
+    assert main.startswith('version = 3\nimports = ["/etc/containerd/conf.d/*.toml"]\n'), main
+    assert r.configured(n), "the nvidia runtime does not work through containerd 2's CRI"
+    pid = r.containerd_pid(n)
+    nodes, _, _ = r.deploy_json("--only", "nodes", n, check=0)
+    assert nodes[n]["result"] == "unchanged" and r.containerd_pid(n) == pid
+    nodes, _, _ = r.deploy_json("--only", "nodes", "--default-runtime", n, check=0)
+    assert nodes[n]["result"] == "changed"
+    p = subprocess.run([os.path.join(ROOT, "tests/rig/check-nvidia-runtime"), "--default", n],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_containerd2_failed_restart_rolls_back(r):
+    n = "containerd2-gpu-node"
+    r.reset(n)
+    orig = r.exec(n, "cat", "/etc/containerd/config.toml").stdout
+    # the first restart fails (as a unit that will not start would), the one of the rollback works
+    once = ("sh -c 'if [ ! -e /run/gpuctl-rig/failed-once ]; then touch /run/gpuctl-rig/failed-once; "
+            "systemctl stop containerd; exit 1; fi; systemctl restart containerd'")
+    nodes, _, _ = r.deploy_json("--only", "nodes", "--restart-command", once, n, check=1)
+    res = nodes[n]
+    assert res["result"] == "rolled-back", res
+    assert "containerd running again" in res["error"]["message"], res["error"]
+    assert r.exec(n, "cat", "/etc/containerd/config.toml").stdout == orig, "not restored byte for byte"
+    assert r.exec(n, "test", "-e", "/etc/containerd/conf.d/99-gpuctl-nvidia.toml", check=False).returncode != 0
+    assert r.exec(n, "systemctl", "is-active", "containerd", check=False).stdout.strip() == "active"
+    assert not r.configured(n)

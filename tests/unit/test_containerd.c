@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include "gpuctl/node.h"
+#include "gpuctl/buf.h"
+#include "gpuctl/toml.h"
 #include "gpuctl/yaml.h"
 
 Test(containerd, dropin_v1_and_v2)
@@ -115,4 +117,127 @@ Test(inventory, load_and_errors)
 		gerr_clear(&err);
 	}
 	unlink(path);
+}
+
+/* ---- reading dumps: containerd 1.6 (double quotes) and 2.2 (single quotes),
+ * the real `containerd config dump` outputs of the rig's nodes ---- */
+
+static char *fixture(const char *name)
+{
+	struct buf b = BUF_INIT;
+	struct gerr err = GERR_INIT;
+	char *path = xasprintf("%s/containerd/%s", FIXTURES, name);
+	cr_assert_eq(buf_read_file(&b, path, 1 << 20, &err), 0, "%s", err.msg);
+	free(path);
+	return buf_detach(&b);
+}
+
+/* text with the first occurrence of from replaced by to (a new string) */
+static char *replace1(const char *text, const char *from, const char *to)
+{
+	const char *at = strstr(text, from);
+	cr_assert_not_null(at, "fixture lacks %s", from);
+	return xasprintf("%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+}
+
+Test(toml, headers_and_values_in_either_quoting)
+{
+	char *h = toml_header("  [plugins.'io.containerd.cri.v1.runtime'.containerd]", 54);
+	cr_assert_str_eq(h, "plugins.\"io.containerd.cri.v1.runtime\".containerd");
+	free(h);
+	h = toml_header("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.\"nvidia\"]", 66);
+	cr_assert_str_eq(h, "plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia", "a quoted bare-safe segment is bare");
+	free(h);
+	cr_assert_null(toml_header("key = 1", 7));
+	cr_assert_null(toml_header("[unterminated", 13));
+	const char *t = "top = 'x'\n[a.'b.c']\n  s = \"q\\\"uote\\\\d\"\n  n = 3\n  lit = 'c:\\path'\n[a.\"b.c\".d]\n  s = 'deeper'\n";
+	char *v = toml_get_string(t, "a.\"b.c\"", "s");
+	cr_assert_str_eq(v, "q\"uote\\d");
+	free(v);
+	v = toml_get_string(t, "a.\"b.c\"", "lit");
+	cr_assert_str_eq(v, "c:\\path", "literal strings keep backslashes");
+	free(v);
+	cr_assert_null(toml_get_string(t, "a.\"b.c\"", "n"), "not a string");
+	v = toml_get_string(t, "", "top");
+	cr_assert_str_eq(v, "x");
+	free(v);
+	v = toml_get_string(t, "a.\"b.c\".d", "s");
+	cr_assert_str_eq(v, "deeper");
+	free(v);
+	cr_assert(toml_within("a.b.c", "a.b"));
+	cr_assert(toml_within("a.b", "a.b"));
+	cr_assert_not(toml_within("a.bc", "a.b"));
+}
+
+Test(containerd, runtime_configured_reads_both_dump_styles)
+{
+	char *d1 = fixture("1.6.20-dump.toml"), *d2 = fixture("2.2.9-dump.toml");
+	cr_assert_not(containerd_runtime_configured(d1, 1, NULL, 0));
+	cr_assert_not(containerd_runtime_configured(d2, 2, NULL, 0));
+	char *grpc = toml_get_string(d2, "grpc", "address");
+	cr_assert_str_eq(grpc, "/run/containerd/containerd.sock");
+	free(grpc);
+	/* the nvidia runtime as containerd 2 prints it */
+	char *with = replace1(d2, "        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n",
+			      "        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.nvidia]\n"
+			      "          runtime_type = 'io.containerd.runc.v2'\n"
+			      "          [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.nvidia.options]\n"
+			      "            BinaryName = '/usr/bin/nvidia-container-runtime'\n"
+			      "        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n");
+	cr_assert(containerd_runtime_configured(with, 2, "/usr/bin/nvidia-container-runtime", 0));
+	cr_assert(containerd_runtime_configured(with, 2, NULL, 0));
+	cr_assert_not(containerd_runtime_configured(with, 2, "/usr/local/bin/nvidia-container-runtime", 0),
+		      "another BinaryName is not this runtime");
+	cr_assert_not(containerd_runtime_configured(with, 1, NULL, 0), "1.x's plugin is another table");
+	cr_assert_not(containerd_runtime_configured(with, 2, NULL, 1), "not the default runtime");
+	char *def = replace1(with, "default_runtime_name = 'runc'", "default_runtime_name = 'nvidia'");
+	cr_assert(containerd_runtime_configured(def, 2, NULL, 1));
+	/* nothing but the nvidia runtime and the default's name differ */
+	struct buf what = BUF_INIT;
+	cr_assert_not(containerd_cri_settings_diff(d2, def, 2, &what), "%s", what.s);
+	char *cdi = replace1(def, "enable_cdi = true", "enable_cdi = false");
+	cr_assert(containerd_cri_settings_diff(d2, cdi, 2, &what));
+	cr_assert_str_eq(what.s, "plugins.\"io.containerd.cri.v1.runtime\" enable_cdi = true, now false");
+	buf_release(&what);
+	char *other = replace1(d2, "pause_threshold = 0.02", "pause_threshold = 0.5");
+	cr_assert_not(containerd_cri_settings_diff(d2, other, 2, NULL), "another plugin is not the CRI plugin's business");
+	free(d1);
+	free(d2);
+	free(with);
+	free(def);
+	free(cdi);
+	free(other);
+}
+
+Test(containerd, nvidia_runtime_modelled_on_runc)
+{
+	/* a node whose kubelet uses the systemd cgroup driver: runc has
+	 * SystemdCgroup = true, and so must the nvidia runtime (as nvidia-ctk does) */
+	char *d2 = fixture("2.2.9-dump.toml");
+	char *sd = replace1(d2, "SystemdCgroup = false", "SystemdCgroup = true");
+	char *d = containerd_dropin(2, "/usr/bin/nvidia-container-runtime", 0, sd);
+	cr_assert(strstr(d, "version = 3\n"), "%s", d);
+	const char *opt = strstr(d, "[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.nvidia.options]\n");
+	cr_assert_not_null(opt, "%s", d);
+	cr_assert(strstr(opt, "  SystemdCgroup = true\n"), "%s", d);
+	cr_assert(strstr(opt, "  BinaryName = \"/usr/bin/nvidia-container-runtime\"\n"), "%s", d);
+	cr_assert_null(strstr(d, "BinaryName = ''"), "runc's empty BinaryName is not copied: %s", d);
+	cr_assert(strstr(d, "  sandboxer = 'podsandbox'\n"), "runtime settings copied: %s", d);
+	cr_assert_null(strstr(d, "enable_cdi"), "containerd 2 merges key by key: only the runtime is written: %s", d);
+	cr_assert_null(strstr(d, "default_runtime_name"), "%s", d);
+	free(d);
+	/* 1.x: the whole plugin, runc's SystemdCgroup in both runtimes */
+	char *d1 = fixture("1.6.20-dump.toml");
+	char *sd1 = replace1(d1, "SystemdCgroup = false", "SystemdCgroup = true");
+	d = containerd_dropin(1, "/usr/bin/nvidia-container-runtime", 1, sd1);
+	opt = strstr(d, "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia.options]\n");
+	cr_assert_not_null(opt, "%s", d);
+	cr_assert(strstr(opt, "  SystemdCgroup = true\n"), "%s", d);
+	cr_assert(strstr(d, "sandbox_image = \"localhost/gpuctl-rig/pause:1\""), "%s", d);
+	cr_assert(strstr(d, "default_runtime_name = \"nvidia\""), "%s", d);
+	free(d);
+	free(d1);
+	free(sd1);
+	free(d2);
+	free(sd);
 }

@@ -17,10 +17,14 @@ RIG_VETH_PREFIX=gpuctl-v        # host-side veth: gpuctl-v<index>
 RIG_CRICTL_VERSION=v1.34.0
 # the real NVIDIA Container Toolkit CLI, on ctk-gpu-node (GPUCTL_RIG_CTK=1)
 RIG_CTK_VERSION=v1.17.8
+# containerd 2.x (config version 3) on containerd2-gpu-node (GPUCTL_RIG_CONTAINERD2=1):
+# Debian 12 ships 1.6, so containerd, its runc shim and ctr are built from the Go module
+RIG_CONTAINERD2_VERSION=v2.2.9
 RIG_PAUSE_IMAGE=localhost/gpuctl-rig/pause:1
 RIG_BUSYBOX_IMAGE=localhost/gpuctl-rig/busybox:1
 RIG_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RIG_MAX_GPU_NODES=180
+RIG_EXTRAS=(k3s-gpu-node ctk-gpu-node containerd2-gpu-node) # optional, not in the cluster's own node set
 RIG_FAULTS=(fault-broken-driver fault-old-driver fault-unknown-hostkey fault-hang fault-bad-config fault-restart-fails)
 RIG_PYTHON=python3
 [ -x /usr/bin/python3 ] && RIG_PYTHON=/usr/bin/python3
@@ -62,6 +66,7 @@ rig_node_facts() { # NAME -> sets N_IDX N_ADDR N_GPUS N_FLAVOUR N_FAULT
 		return 1 ;;
 	k3s-gpu-node) N_IDX=200 N_ADDR=$RIG_NET.200 N_FLAVOUR=k3s ;;
 	ctk-gpu-node) N_IDX=199 N_ADDR=$RIG_NET.199 ;;
+	containerd2-gpu-node) N_IDX=198 N_ADDR=$RIG_NET.198 N_FLAVOUR=containerd2 ;;
 	*) return 1 ;;
 	esac
 }

@@ -46,6 +46,12 @@ fi
 if [ -f /usr/bin/systemctl ]; then
 	mount --bind /usr/local/bin/systemctl /usr/bin/systemctl
 fi
+# containerd 2.x on a containerd2-flavoured node, in place of Debian's 1.6
+for b in containerd containerd-shim-runc-v2 ctr; do
+	if [ -f "$FS/usr-local/share/gpuctl-rig/containerd2/$b" ]; then
+		mount --bind "$FS/usr-local/share/gpuctl-rig/containerd2/$b" "/usr/bin/$b"
+	fi
+done
 if [ -n "$CRICTL" ] && [ -f "$CRICTL" ] && [ -f /usr/local/bin/crictl ]; then
 	mount --bind "$CRICTL" /usr/local/bin/crictl
 fi

@@ -118,7 +118,10 @@ MaxSessions 64
 EOF
 
 	mkdir -p "$E/containerd"
-	if [ "$N_FLAVOUR" = containerd1 ]; then
+	if [ "$N_FLAVOUR" = containerd2 ]; then
+		cp "$RIG_HERE/lib/containerd2-config.toml" "$E/containerd/config.toml"
+		chmod 644 "$E/containerd/config.toml"
+	elif [ "$N_FLAVOUR" = containerd1 ]; then
 		if [ "$N_FAULT" = bad-config ]; then
 			cp "$RIG_HERE/lib/containerd-config-broken.toml" "$E/containerd/config.toml"
 		else
@@ -165,6 +168,12 @@ EOF
 	cp "$RIG_HERE/lib/hang-listener.py" "$U/share/gpuctl-rig/hang-listener.py"
 	[ -e /proc/modules ] || cp "$S/lsmod" "$U/bin/"
 	[ "$name" = ctk-gpu-node ] && cp "$RIG_CTK_BIN" "$U/bin/nvidia-ctk"
+	if [ "$N_FLAVOUR" = containerd2 ]; then
+		# node-setup.sh binds these over the node's /usr/bin/{containerd,containerd-shim-runc-v2,ctr}
+		mkdir -p "$U/share/gpuctl-rig/containerd2"
+		cp "$RIG_CONTAINERD2_DIR/containerd" "$RIG_CONTAINERD2_DIR/containerd-shim-runc-v2" "$RIG_CONTAINERD2_DIR/ctr" \
+			"$U/share/gpuctl-rig/containerd2/"
+	fi
 	: >"$U/bin/crictl"
 	chmod 755 "$U/bin/"* "$U/sbin/"* 2>/dev/null || true
 	local gen=(--node "$name" --gpus "$N_GPUS")
