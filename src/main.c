@@ -22,7 +22,7 @@ static const struct cmd_entry commands[] = {
 	{ "deploy", cmd_deploy, "prepare GPU nodes over SSH (containerd + nvidia runtime) and the RuntimeClass", 0 },
 	{ "slice", cmd_slice, "configure GPU sharing: time-slicing, MPS, MIG (not built yet)", 0 },
 	{ "smoke-test", cmd_smoke_test, "run GPU workloads and check they work (not built yet)", 0 },
-	{ "validate", cmd_validate, "check the GPU platform end to end, JSON/JUnit report (not built yet)", 0 },
+	{ "validate", cmd_validate, "check the cluster and its GPU nodes; table, JSON or JUnit report", 0 },
 	{ "cleanup", cmd_cleanup, "remove what gpuctl created (not built yet)", 0 },
 	{ "__complete", cmd_complete, "shell completion helper", 1 },
 };

@@ -95,6 +95,21 @@ int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const s
 		       struct prep_result *r);
 void prep_result_release(struct prep_result *r);
 
+/* What validate reads of a node's containerd (read-only). */
+struct containerd_state {
+	int dump_ok;            /* `containerd config dump` worked */
+	char *dump_error;       /* else its first error line */
+	int running;            /* containerd answers on its socket (`ctr version`) */
+	char *server_version;
+	int configured;         /* the effective configuration has a runc v2 runtime nvidia */
+	char *binary;           /* its BinaryName */
+	int binary_ok;          /* BinaryName is an executable on the node */
+	int is_default;         /* nvidia is the default runtime */
+	char *cgroup_mismatch;  /* SystemdCgroup of nvidia vs the default runtime, when they differ */
+};
+int containerd_inspect(struct ssh_conn *c, const struct probe_result *p, struct containerd_state *st, struct gerr *err);
+void containerd_state_release(struct containerd_state *st);
+
 /* The drop-in TOML for a containerd major version: the CRI plugin's tables
  * copied from dump (`containerd config dump`, may be NULL) without any old
  * nvidia runtime, plus the nvidia runtime.  containerd merges imported files

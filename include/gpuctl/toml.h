@@ -28,6 +28,9 @@ char *toml_header(const char *line, size_t len);
 /* The string value of table.key, a new string; NULL when absent or not a string. */
 char *toml_get_string(const char *text, const char *table, const char *key);
 
+/* The value of table.key as written ("true", "3", "'x'"), a new string; NULL when absent. */
+char *toml_get_raw(const char *text, const char *table, const char *key);
+
 /* path is table or a table below it ("a.b" is within "a", not within "ab"). */
 int toml_within(const char *path, const char *table);
 

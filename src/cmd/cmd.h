@@ -100,4 +100,43 @@ struct edit_cmd {
  * defaults, run; returns the exit code. */
 int edit_cmd_main(struct gctx *g, int argc, char **argv, const struct edit_cmd *c, void *plan);
 
+/* ---- reaching GPU nodes over SSH: shared by deploy and validate ---- */
+
+#include "gpuctl/node.h"
+
+struct node_access {
+	/* flags */
+	const char *inventory, *ssh_user, *identity, *known_hosts, *jump, *min_driver;
+	int ssh_port, ssh_timeout, accept_new, parallel;
+	/* completed */
+	struct inventory inv;
+	struct node_spec flags;   /* what the flags say (restart/check commands: deploy's) */
+	const char *passphrase;   /* GPUCTL_SSH_PASSPHRASE */
+};
+
+#define NODE_ACCESS_OPTS(a)                                                                                            \
+	{ "inventory", 0, OPT_STRING, &(a)->inventory, "FILE", "how to reach nodes (see gpuctl-inventory(5))", NULL },   \
+	{ "ssh-user", 0, OPT_STRING, &(a)->ssh_user, "USER", "SSH user (default root; others use sudo -n)", NULL },      \
+	{ "identity", 'i', OPT_STRING, &(a)->identity, "FILE", "SSH private key (default: ssh-agent, ~/.ssh/id_*)", NULL }, \
+	{ "ssh-port", 0, OPT_INT, &(a)->ssh_port, "PORT", "SSH port (default 22)", NULL },                                \
+	{ "ssh-timeout", 0, OPT_INT, &(a)->ssh_timeout, "SECONDS", "limit for each connection and command (default 30)", NULL }, \
+	{ "ssh-accept-new", 0, OPT_BOOL, &(a)->accept_new, NULL, "add unknown host keys to known_hosts (never changed ones)", NULL }, \
+	{ "ssh-jump", 'J', OPT_STRING, &(a)->jump, "[USER@]HOST[:PORT]", "reach the nodes through this SSH server (like ssh -J)", NULL }, \
+	{ "known-hosts", 0, OPT_STRING, &(a)->known_hosts, "FILE", "known_hosts file (default ~/.ssh/known_hosts)", NULL }, \
+	{ "parallel", 0, OPT_INT, &(a)->parallel, "N", "nodes worked on at once (default 32)", NULL },                   \
+	{ "min-driver", 0, OPT_STRING, &(a)->min_driver, "VERSION", "oldest acceptable NVIDIA driver (default 470)", NULL }
+
+void node_access_init(struct node_access *a);
+/* Check the flags (GERR_USAGE) and load the inventory (its errors name the file). */
+int node_access_complete(struct node_access *a, struct gerr *err);
+void node_access_release(struct node_access *a);
+/* How to reach the cluster Node `node`: flags over its inventory entry over
+ * the inventory defaults, the address from its InternalIP otherwise.
+ * *talos_os is set (borrowed from node) when it runs Talos (no SSH). */
+void node_access_spec(const struct node_access *a, const cJSON *node, struct node_spec *spec, const char **talos_os);
+/* Connect to a node (host key checked, authenticated). */
+int node_access_connect(const struct node_access *a, const struct node_spec *spec, struct ssh_conn **c, struct gerr *err);
+/* The machine-config patch that does on Talos what deploy does over SSH. */
+extern const char talos_patch[];
+
 #endif

@@ -43,10 +43,7 @@ struct deploy {
 	struct gctx *g;
 	struct node_job *jobs;
 	size_t n;
-	const char *passphrase;
-	int accept_new;
-	long timeout_ms;
-	const char *min_driver;
+	struct node_access *a;
 	struct containerd_opts copts;
 	size_t changed, unchanged, failed;
 };
@@ -62,23 +59,12 @@ static void job_run(void *ud, size_t i)
 		j->failed = 1;
 		return;
 	}
-	if (!j->spec.address) {
-		gerr_set(&j->err, GERR_CONFIG, "node %s has no InternalIP and no address in the inventory", j->spec.name);
-		j->failed = 1;
-		return;
-	}
-	struct ssh_target t = {
-		.name = j->spec.name, .host = j->spec.address, .port = j->spec.port, .user = j->spec.user,
-		.identity_file = j->spec.identity_file, .passphrase = d->passphrase,
-		.known_hosts = j->spec.known_hosts, .accept_new = d->accept_new, .timeout_ms = d->timeout_ms,
-		.sudo = j->spec.sudo != 0, .jump = j->spec.jump_host,
-	};
 	struct ssh_conn *c = NULL;
-	if (ssh_open(&t, &c, &j->err) < 0) {
+	if (node_access_connect(d->a, &j->spec, &c, &j->err) < 0) {
 		j->failed = 1;
 		return;
 	}
-	if (node_probe(c, d->min_driver, &j->probe, &j->err) < 0) {
+	if (node_probe(c, d->a->min_driver, &j->probe, &j->err) < 0) {
 		gerr_prefix(&j->err, "node %s: probe", j->spec.name);
 		j->failed = 1;
 		ssh_close(c);
@@ -189,23 +175,7 @@ static cJSON *job_json(const struct node_job *j)
 	return o;
 }
 
-static const char talos_patch[] =
-	"# Talos has no SSH; the NVIDIA runtime comes from system extensions and a machine-config patch:\n"
-	"# talosctl patch mc --nodes <node> --patch @gpu-patch.yaml\n"
-	"machine:\n"
-	"  kernel:\n"
-	"    modules:\n"
-	"      - name: nvidia\n"
-	"      - name: nvidia_uvm\n"
-	"      - name: nvidia_drm\n"
-	"      - name: nvidia_modeset\n"
-	"  sysctls:\n"
-	"    net.core.bpf_jit_harden: 1\n"
-	"# and install the extensions siderolabs/nvidia-container-toolkit and siderolabs/nonfree-kmod-nvidia\n"
-	"# (or nvidia-open-gpu-kernel-modules) in the node's installer image.\n";
-
-static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct node_target *t,
-		       const struct inventory *inv, const struct node_spec *flags, int parallel, cJSON *doc,
+static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct node_target *t, cJSON *doc,
 		       struct gerr *err)
 {
 	cJSON *nodes = NULL;
@@ -218,33 +188,10 @@ static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct no
 	int any_talos = 0;
 	cJSON_ArrayForEach(it, nodes) {
 		struct node_job *j = &d->jobs[i++];
-		const cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "metadata");
-		const cJSON *st = cJSON_GetObjectItemCaseSensitive(it, "status");
-		j->spec.sudo = -1;
-		j->spec.name = xstrdup(json_str(md, "name"));
-		/* flags override the inventory entry, which overrides its defaults */
-		node_spec_fill(&j->spec, flags);
-		const struct node_spec *e = inv->path ? inventory_find(inv, j->spec.name) : NULL;
-		if (e)
-			node_spec_fill(&j->spec, e);
-		node_spec_fill(&j->spec, &inv->defaults);
-		if (!j->spec.address) {
-			const cJSON *a;
-			cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(st, "addresses")) {
-				const char *ty = json_str(a, "type");
-				if (ty && !strcmp(ty, "InternalIP") && json_str(a, "address")) {
-					j->spec.address = xstrdup(json_str(a, "address"));
-					break;
-				}
-			}
-		}
-		const char *os = json_str(cJSON_GetObjectItemCaseSensitive(st, "nodeInfo"), "osImage");
-		if (os && strstr(os, "Talos")) {
-			j->talos_os = os;
-			any_talos = 1;
-		}
+		node_access_spec(d->a, it, &j->spec, &j->talos_os);
+		any_talos |= j->talos_os != NULL;
 	}
-	fanout_run(d->n, parallel, job_run, job_done, d);
+	fanout_run(d->n, d->a->parallel, job_run, job_done, d);
 	if (any_talos && !d->g->output)
 		fputs(talos_patch, stderr);
 	cJSON *arr = cJSON_AddArrayToObject(doc, "nodes");
@@ -328,26 +275,17 @@ static int phase_listed(const char *p, struct strlist *l)
 
 int cmd_deploy(struct gctx *g, int argc, char **argv)
 {
-	const char *selector = NULL, *inventory = NULL, *ssh_user = NULL, *identity = NULL, *known_hosts = NULL;
-	const char *jump = NULL;
-	const char *min_driver = "470", *restart_cmd = NULL, *check_cmd = NULL, *dry_s = NULL;
-	int ssh_port = 0, ssh_timeout = 30, accept_new = 0, parallel = 32, default_runtime = 0;
+	const char *selector = NULL, *restart_cmd = NULL, *check_cmd = NULL, *dry_s = NULL;
+	int default_runtime = 0;
 	struct strlist only = { 0 }, skip = { 0 };
+	struct node_access a;
+	node_access_init(&a);
 	struct opt opts[] = {
 		{ "selector", 'l', OPT_STRING, &selector, "SELECTOR", "the nodes matching this label selector", NULL },
 		{ "only", 0, OPT_LIST, &only, "PHASE", "run only this phase (repeatable): nodes, runtimeclass", NULL },
 		{ "skip", 0, OPT_LIST, &skip, "PHASE", "skip this phase (repeatable)", NULL },
-		{ "inventory", 0, OPT_STRING, &inventory, "FILE", "how to reach nodes (see gpuctl-inventory(5))", NULL },
-		{ "ssh-user", 0, OPT_STRING, &ssh_user, "USER", "SSH user (default root; others use sudo -n)", NULL },
-		{ "identity", 'i', OPT_STRING, &identity, "FILE", "SSH private key (default: ssh-agent, ~/.ssh/id_*)", NULL },
-		{ "ssh-port", 0, OPT_INT, &ssh_port, "PORT", "SSH port (default 22)", NULL },
-		{ "ssh-timeout", 0, OPT_INT, &ssh_timeout, "SECONDS", "limit for each connection and command (default 30)", NULL },
-		{ "ssh-accept-new", 0, OPT_BOOL, &accept_new, NULL, "add unknown host keys to known_hosts (never changed ones)", NULL },
-		{ "ssh-jump", 'J', OPT_STRING, &jump, "[USER@]HOST[:PORT]", "reach the nodes through this SSH server (like ssh -J)", NULL },
-		{ "known-hosts", 0, OPT_STRING, &known_hosts, "FILE", "known_hosts file (default ~/.ssh/known_hosts)", NULL },
-		{ "parallel", 0, OPT_INT, &parallel, "N", "nodes worked on at once (default 32)", NULL },
+		NODE_ACCESS_OPTS(&a),
 		{ "default-runtime", 0, OPT_BOOL, &default_runtime, NULL, "make nvidia containerd's default runtime", NULL },
-		{ "min-driver", 0, OPT_STRING, &min_driver, "VERSION", "oldest acceptable NVIDIA driver (default 470)", NULL },
 		{ "restart-command", 0, OPT_STRING, &restart_cmd, "CMD", "how to restart containerd (default: systemctl restart containerd)", NULL },
 		{ "check-command", 0, OPT_STRING, &check_cmd, "CMD", "how to check containerd runs (default: systemctl is-active --quiet containerd)", NULL },
 		{ "dry-run", 0, OPT_OPTARG, &dry_s, "MODE", "probe and show what would change; change nothing", "client" },
@@ -357,13 +295,10 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 	char **rest;
 	int nrest, help, code = 0;
 	struct node_target t = { 0 };
-	struct inventory inv = { 0 };
-	struct node_spec flags = { .sudo = -1 };
-	struct deploy d = { .g = g };
+	struct deploy d = { .g = g, .a = &a };
 	enum dry_run dry = DRY_NONE;
 	cJSON *doc = NULL;
 	static const char *const formats[] = { "json", "yaml", NULL };
-	inv.defaults.sudo = -1;
 	if (opt_parse(g, argc, argv, opts, usage, summary, &rest, &nrest, &help, &err) < 0)
 		goto usage_error;
 	if (help)
@@ -380,41 +315,22 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 			goto usage_error;
 		}
 	}
-	if (ssh_timeout <= 0 || parallel <= 0) {
-		gerr_set(&err, GERR_USAGE, "--ssh-timeout and --parallel must be positive");
-		goto usage_error;
-	}
-	if (version_cmp(min_driver, "0") == -2) {
-		gerr_set(&err, GERR_USAGE, "--min-driver \"%s\" is not a version like 470 or 535.104", min_driver);
-		goto usage_error;
-	}
 	t.names = rest;
 	t.nnames = (size_t)nrest;
 	t.selector = selector;
 	if (node_target_check(&t, &err) < 0)
 		goto usage_error;
-	if (inventory && inventory_load(inventory, &inv, &err) < 0) {
+	if (node_access_complete(&a, &err) < 0) {
+		if (err.code == GERR_USAGE)
+			goto usage_error;
 		gctx_print_error(g, &err);
 		code = 2;
 		goto out;
 	}
-	if (ssh_user)
-		flags.user = xstrdup(ssh_user);
-	if (identity)
-		flags.identity_file = xstrdup(identity);
-	if (known_hosts)
-		flags.known_hosts = xstrdup(known_hosts);
-	if (jump)
-		flags.jump_host = xstrdup(jump);
 	if (restart_cmd)
-		flags.restart_command = xstrdup(restart_cmd);
+		a.flags.restart_command = xstrdup(restart_cmd);
 	if (check_cmd)
-		flags.check_command = xstrdup(check_cmd);
-	flags.port = ssh_port;
-	d.accept_new = accept_new;
-	d.timeout_ms = ssh_timeout * 1000L;
-	d.min_driver = min_driver;
-	d.passphrase = getenv("GPUCTL_SSH_PASSPHRASE");
+		a.flags.check_command = xstrdup(check_cmd);
 	d.copts.default_runtime = default_runtime;
 	d.copts.dry_run = dry != DRY_NONE;
 	struct kube_client *kc;
@@ -430,7 +346,7 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 	int run_nodes = (only.n == 0 || phase_listed("nodes", &only)) && !phase_listed("nodes", &skip);
 	int run_rc = (only.n == 0 || phase_listed("runtimeclass", &only)) && !phase_listed("runtimeclass", &skip);
 	if (run_nodes) {
-		if (phase_nodes(&d, kc, &t, &inv, &flags, parallel, doc, &err) < 0) {
+		if (phase_nodes(&d, kc, &t, doc, &err) < 0) {
 			gctx_print_error(g, &err);
 			code = err.code == GERR_NOTFOUND ? 1 : gerr_exit_code(&err);
 			goto out;
@@ -470,8 +386,7 @@ out:
 	}
 	free(d.jobs);
 	cJSON_Delete(doc);
-	node_spec_release(&flags);
-	inventory_release(&inv);
+	node_access_release(&a);
 	strlist_release(&only);
 	strlist_release(&skip);
 	gerr_clear(&err);

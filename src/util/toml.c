@@ -148,6 +148,7 @@ void toml_scan(const char *text, toml_kv_fn fn, void *ud)
 
 struct get {
 	const char *table, *key;
+	int raw;
 	char *value;
 };
 
@@ -158,13 +159,21 @@ static int get_fn(void *ud, const char *table, const char *key, const char *raw,
 	if (strcmp(table, g->table) || strcmp(key, g->key))
 		return 0;
 	free(g->value);
-	g->value = str ? xstrdup(str) : NULL;
+	g->value = g->raw ? xstrdup(raw) : str ? xstrdup(str) : NULL;
 	return 1;
 }
 
 char *toml_get_string(const char *text, const char *table, const char *key)
 {
-	struct get g = { table, key, NULL };
+	struct get g = { table, key, 0, NULL };
+	if (text)
+		toml_scan(text, get_fn, &g);
+	return g.value;
+}
+
+char *toml_get_raw(const char *text, const char *table, const char *key)
+{
+	struct get g = { table, key, 1, NULL };
 	if (text)
 		toml_scan(text, get_fn, &g);
 	return g.value;

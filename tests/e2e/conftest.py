@@ -3,6 +3,7 @@
 The cluster comes from tests/cluster/up (started or reused); its exports give
 KUBECONFIG (contexts admin, reader, exec), KUBECTL and the server's CA.
 """
+import hashlib
 import json
 import os
 import subprocess
@@ -127,3 +128,83 @@ def k8s(cluster, gpuctl_bin):
         yield c
         c.delete_extra_nodes()
         c.reset()
+
+
+# ---------------------------------------------------------------- the SSH rig (tests/rig)
+
+HEALTHY = ["gpu-node-1", "gpu-node-2", "gpu-node-3"]
+FAULTS = ["fault-broken-driver", "fault-old-driver", "fault-unknown-hostkey", "fault-hang",
+          "fault-bad-config", "fault-restart-fails"]
+
+
+def rig_up(reset=None):
+    env = dict(os.environ, GPUCTL_RIG_FAULTS="1", GPUCTL_RIG_K3S="1", GPUCTL_RIG_CTK="1",
+               GPUCTL_RIG_CONTAINERD2="1")
+    if reset:
+        env["GPUCTL_RIG_RESET"] = " ".join(reset)
+    p = subprocess.run([os.path.join(ROOT, "tests/rig/up")], capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        raise RuntimeError("tests/rig/up failed:\n" + p.stderr[-4000:])
+    return _exports(p.stdout)
+
+
+@pytest.fixture(scope="module")
+def rig(cluster):
+    if os.geteuid() != 0:
+        pytest.skip("the SSH rig needs root (network and mount namespaces)")
+    yield rig_up()
+    # the fault-* nodes must not stay in the cluster as extra GPU nodes
+    subprocess.run([os.path.join(ROOT, "tests/rig/down")], capture_output=True, text=True)
+
+
+class Rig:
+    def __init__(self, env, gpuctl_bin, tmp):
+        self.env = env
+        self.bin = gpuctl_bin
+        self.tmp = tmp
+
+    def reset(self, *nodes):
+        self.env = rig_up(reset=list(nodes))
+
+    def deploy(self, *args, check=None, env=None, timeout=300, command="deploy"):
+        e = dict(os.environ, KUBECONFIG=self.env["KUBECONFIG"], NO_COLOR="1", HOME=self.tmp)
+        e.pop("SSH_AUTH_SOCK", None)
+        if env:
+            e.update(env)
+        cmd = [self.bin, command, "--inventory", self.env["GPUCTL_RIG_INVENTORY"], *args]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=timeout)
+        if check is not None:
+            assert p.returncode == check, (f"{' '.join(cmd)} exited {p.returncode}, expected {check}\n"
+                                           f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+        return p
+
+    def deploy_json(self, *args, check=None, env=None):
+        p = self.deploy(*args, "-o", "json", check=check, env=env)
+        doc = json.loads(p.stdout)
+        return {n["name"]: n for n in doc.get("nodes", [])}, doc, p
+
+    def exec(self, node, *cmd, check=True):
+        p = subprocess.run([os.path.join(ROOT, "tests/rig/exec"), node, "--", *cmd], capture_output=True,
+                           text=True, timeout=120)
+        if check:
+            assert p.returncode == 0, f"rig exec {node} {cmd}: {p.stderr}"
+        return p
+
+    def configured(self, node):
+        p = subprocess.run([os.path.join(ROOT, "tests/rig/check-nvidia-runtime"), node], capture_output=True,
+                           text=True, timeout=300)
+        assert p.returncode in (0, 1), f"check-nvidia-runtime {node}: {p.stdout}{p.stderr}"
+        return p.returncode == 0
+
+    def sha(self, node, path="/etc/containerd/config.toml"):
+        return hashlib.sha256(self.exec(node, "cat", path).stdout.encode()).hexdigest()
+
+    def containerd_pid(self, node):
+        return self.exec(node, "cat", "/run/gpuctl-rig/containerd.pid").stdout.strip()
+
+
+@pytest.fixture
+def r(rig, gpuctl_bin, tmp_path):
+    return Rig(rig, gpuctl_bin, str(tmp_path))
+
+

@@ -1,0 +1,76 @@
+/* check.h - the checks `gpuctl validate` runs and their results.
+ *
+ * Every check has a stable id (cluster.api, node.driver, ...) listed in the
+ * registry below; a run produces one result per check and target (the
+ * cluster, or a node).  The terminal table, -o json and JUnit XML are three
+ * views of the same report.
+ */
+#ifndef GPUCTL_CHECK_H
+#define GPUCTL_CHECK_H
+
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+#include "gpuctl/err.h"
+#include "gpuctl/node.h"
+
+enum check_status { CHECK_PASS, CHECK_WARN, CHECK_FAIL, CHECK_SKIP };
+
+struct check_def {
+	const char *id;      /* "node.driver" */
+	const char *group;   /* "cluster" (API) or "nodes" (over SSH) */
+	const char *title;   /* what it proves, one line */
+};
+/* The registry, in the order results are reported; ends with a NULL id. */
+extern const struct check_def check_defs[];
+const struct check_def *check_find(const char *id);
+
+struct check_result {
+	const char *id;      /* from the registry */
+	char *target;        /* "cluster" or the node's name */
+	enum check_status status;
+	char *message;       /* what was found */
+	char *hint;          /* what to do (failures and warnings), or NULL */
+	double seconds;
+};
+
+struct check_report {
+	struct check_result *v;
+	size_t n, cap;
+};
+
+/* Add a result (message printf-style). */
+void check_add(struct check_report *r, const char *id, const char *target, enum check_status st, const char *hint,
+	       const char *fmt, ...) GPUCTL_PRINTF(6, 7);
+/* Move every result of src to the end of dst (src is left empty). */
+void check_report_take(struct check_report *dst, struct check_report *src);
+void check_report_release(struct check_report *r);
+const char *check_status_name(enum check_status st);
+/* Counts by status: out[CHECK_PASS] ... out[CHECK_SKIP]. */
+void check_report_count(const struct check_report *r, size_t out[4]);
+
+/* The report as a ValidationResult document (gpuctl.io/v1alpha1). */
+cJSON *check_report_json(const struct check_report *r);
+/* The report as JUnit XML: one testsuite per target, one testcase per check. */
+char *check_report_junit(const struct check_report *r);
+
+/* ---- the checks ---- */
+
+/* Cluster checks through the API: the API answers (the caller has already
+ * connected), the GPU nodes (found by the caller; may be empty), the
+ * RuntimeClass nvidia; per GPU node its Ready condition and the GPUs it
+ * advertises. */
+struct kube_client;
+void checks_cluster(struct kube_client *kc, const char *server_version, const cJSON *gpu_nodes, struct check_report *r);
+
+/* Node checks over SSH on a connected node: driver, GPUs, kernel modules,
+ * containerd, the NVIDIA container toolkit, and the nvidia runtime in
+ * containerd's effective configuration.  node is the cluster's Node (for the
+ * GPU count it advertises), or NULL. */
+struct ssh_conn;
+void checks_node(struct ssh_conn *c, const char *name, const cJSON *node, const char *min_driver,
+		 struct check_report *r);
+/* A node that could not be reached: node.ssh fails, the rest are skipped. */
+void checks_node_unreachable(const char *name, const struct gerr *why, struct check_report *r);
+
+#endif

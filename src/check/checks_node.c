@@ -1,0 +1,173 @@
+/* Checks on a GPU node over SSH: the read-only probe (one command) and
+ * containerd's effective configuration (two more). */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gpuctl/buf.h"
+#include "gpuctl/check.h"
+#include "gpuctl/json.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void timed(struct check_report *r, size_t from, double secs)
+{
+	for (size_t i = from; i < r->n; i++)
+		r->v[i].seconds = secs;
+}
+
+static const char *const node_probe_checks[] = {
+	"node.driver", "node.gpus", "node.kernel-modules", "node.containerd", "node.toolkit", "node.nvidia-runtime", NULL,
+};
+
+void checks_node_unreachable(const char *name, const struct gerr *why, struct check_report *r)
+{
+	const char *m = why->msg ? why->msg : "cannot connect";
+	/* the target column names the node already */
+	size_t nl = strlen(name);
+	if (!strncmp(m, "node ", 5) && !strncmp(m + 5, name, nl) && !strncmp(m + 5 + nl, ": ", 2))
+		m += 7 + nl;
+	const char *h = strstr(m, "\nhint: ");
+	char *hint = h ? xstrndup(h + 7, strcspn(h + 7, "\n")) : NULL;
+	check_add(r, "node.ssh", name, CHECK_FAIL, hint, "%.*s", (int)strcspn(m, "\n"), m);
+	free(hint);
+	for (int i = 0; node_probe_checks[i]; i++)
+		check_add(r, node_probe_checks[i], name, CHECK_SKIP, NULL, "skipped: the node cannot be reached over SSH");
+}
+
+/* The GPUs as one phrase: "8 x NVIDIA H100 80GB HBM3" or a list when mixed. */
+static void gpu_phrase(struct buf *b, const struct probe_result *p)
+{
+	const char *first = p->gpus.gpus[0].name;
+	int same = 1;
+	for (size_t i = 1; i < p->gpus.n; i++)
+		same &= !strcmp(p->gpus.gpus[i].name, first);
+	if (same) {
+		buf_addf(b, "%zu x %s", p->gpus.n, first);
+	} else {
+		for (size_t i = 0; i < p->gpus.n; i++)
+			buf_addf(b, "%s%s", i ? ", " : "", p->gpus.gpus[i].name);
+	}
+	size_t mig = 0;
+	for (size_t i = 0; i < p->gpus.n; i++)
+		mig += p->gpus.gpus[i].mig_mode && !strcmp(p->gpus.gpus[i].mig_mode, "Enabled");
+	if (mig)
+		buf_addf(b, "; MIG enabled on %zu", mig);
+	else
+		buf_adds(b, "; MIG off");
+}
+
+void checks_node(struct ssh_conn *c, const char *name, const cJSON *node, const char *min_driver, struct check_report *r)
+{
+	check_add(r, "node.ssh", name, CHECK_PASS, NULL, "connected (host key %s)", ssh_fingerprint(c));
+	struct probe_result p;
+	struct gerr err = GERR_INIT;
+	double t0 = now_s();
+	size_t from = r->n;
+	if (node_probe(c, min_driver, &p, &err) < 0) {
+		const char *m = err.msg ? err.msg : "probe failed";
+		for (int i = 0; node_probe_checks[i]; i++)
+			check_add(r, node_probe_checks[i], name, i == 0 ? CHECK_FAIL : CHECK_SKIP, NULL, "%s%.*s",
+				  i == 0 ? "the probe failed: " : "skipped: the probe failed: ", (int)strcspn(m, "\n"), m);
+		gerr_clear(&err);
+		return;
+	}
+	/* driver */
+	if (p.driver_ok)
+		check_add(r, "node.driver", name, CHECK_PASS, NULL, "driver %s%s%s%s (minimum %s)", p.driver_version,
+			  p.cuda_version ? ", CUDA " : "", p.cuda_version ? p.cuda_version : "", "", min_driver);
+	else if (p.driver_version)
+		check_add(r, "node.driver", name, CHECK_FAIL, "upgrade the NVIDIA driver on the node",
+			  "driver %s is older than the minimum %s", p.driver_version, min_driver);
+	else {
+		const cJSON *first = cJSON_GetArrayItem(p.problems, 0);
+		check_add(r, "node.driver", name, CHECK_FAIL,
+			  "install the NVIDIA driver, or see why nvidia-smi fails (dmesg; a driver/library version mismatch wants a reboot)",
+			  "%s", cJSON_IsString(first) ? first->valuestring : "no NVIDIA driver found");
+	}
+	/* GPUs */
+	const char *want_s = json_str(json_get2(node, "metadata", "labels"), "nvidia.com/gpu.count");
+	long want = want_s ? strtol(want_s, NULL, 10) : -1;
+	if (p.gpus.n == 0) {
+		check_add(r, "node.gpus", name, p.driver_version ? CHECK_FAIL : CHECK_SKIP, NULL, "%s",
+			  p.driver_version ? "nvidia-smi lists no GPUs" : "skipped: no working driver");
+	} else {
+		struct buf b = BUF_INIT;
+		gpu_phrase(&b, &p);
+		if (want >= 0 && (size_t)want != p.gpus.n)
+			check_add(r, "node.gpus", name, CHECK_FAIL,
+				  "a GPU has fallen off the bus or is hidden (nvidia-smi -q, dmesg), or the label is stale",
+				  "%s, but the node's label nvidia.com/gpu.count says %ld", b.s, want);
+		else
+			check_add(r, "node.gpus", name, CHECK_PASS, NULL, "%s", b.s);
+		buf_release(&b);
+	}
+	/* kernel modules */
+	if (p.modules.nvidia && p.modules.nvidia_uvm)
+		check_add(r, "node.kernel-modules", name, CHECK_PASS, NULL, "nvidia, nvidia_uvm loaded%s",
+			  p.modules.nvidia_modeset ? ", nvidia_modeset loaded" : "; nvidia_modeset not loaded (optional)");
+	else
+		check_add(r, "node.kernel-modules", name, CHECK_FAIL, "modprobe nvidia nvidia_uvm (and make it persist across reboots)",
+			  "not loaded: %s%s%s", p.modules.nvidia ? "" : "nvidia",
+			  !p.modules.nvidia && !p.modules.nvidia_uvm ? ", " : "", p.modules.nvidia_uvm ? "" : "nvidia_uvm");
+	/* toolkit */
+	if (p.nvidia_runtime)
+		check_add(r, "node.toolkit", name, CHECK_PASS, NULL, "nvidia-container-runtime %s%s%s", p.nvidia_runtime,
+			  p.nvidia_ctk ? ", nvidia-ctk " : "", p.nvidia_ctk ? p.nvidia_ctk : "");
+	else
+		check_add(r, "node.toolkit", name, CHECK_FAIL, "install nvidia-container-toolkit on the node",
+			  "nvidia-container-runtime is not installed");
+	timed(r, from, now_s() - t0);
+	/* containerd and its nvidia runtime */
+	int embedded = p.flavour && (!strcmp(p.flavour, "k3s") || !strcmp(p.flavour, "rke2"));
+	if (!p.containerd_version && !embedded) {
+		check_add(r, "node.containerd", name, CHECK_FAIL, "install containerd (1.6 or later)", "containerd is not installed");
+		check_add(r, "node.nvidia-runtime", name, CHECK_SKIP, NULL, "skipped: no containerd");
+		probe_result_release(&p);
+		return;
+	}
+	t0 = now_s();
+	from = r->n;
+	struct containerd_state st;
+	if (containerd_inspect(c, &p, &st, &err) < 0) {
+		const char *m = err.msg ? err.msg : "failed";
+		check_add(r, "node.containerd", name, CHECK_FAIL, NULL, "cannot inspect containerd: %.*s", (int)strcspn(m, "\n"), m);
+		check_add(r, "node.nvidia-runtime", name, CHECK_SKIP, NULL, "skipped: containerd could not be inspected");
+		gerr_clear(&err);
+		probe_result_release(&p);
+		return;
+	}
+	const char *ver = p.containerd_version ? p.containerd_version : st.server_version ? st.server_version : "?";
+	if (!st.dump_ok)
+		check_add(r, "node.containerd", name, CHECK_FAIL, "fix the configuration file; containerd will not start with it",
+			  "containerd %s cannot read its configuration: %s", ver, st.dump_error ? st.dump_error : "error");
+	else if (!st.running)
+		check_add(r, "node.containerd", name, CHECK_FAIL, "start containerd (systemctl start containerd) and see its log",
+			  "containerd %s (%s) is not running or does not answer on its socket", ver, p.flavour ? p.flavour : "?");
+	else
+		check_add(r, "node.containerd", name, CHECK_PASS, NULL, "containerd %s (%s, config version %d) running", ver,
+			  p.flavour ? p.flavour : "?", p.containerd_config_version);
+	if (!st.dump_ok)
+		check_add(r, "node.nvidia-runtime", name, CHECK_SKIP, NULL, "skipped: containerd's configuration cannot be read");
+	else if (!st.configured)
+		check_add(r, "node.nvidia-runtime", name, CHECK_FAIL, "gpuctl deploy --only nodes adds it",
+			  "containerd has no nvidia runtime");
+	else if (!st.binary_ok)
+		check_add(r, "node.nvidia-runtime", name, CHECK_FAIL, "install nvidia-container-toolkit or fix BinaryName",
+			  "the nvidia runtime's BinaryName %s is not an executable on the node", st.binary ? st.binary : "(empty)");
+	else if (st.cgroup_mismatch)
+		check_add(r, "node.nvidia-runtime", name, CHECK_WARN,
+			  "pods with the nvidia runtime will fail to start when the kubelet uses the systemd cgroup driver; set the same SystemdCgroup in both",
+			  "%s", st.cgroup_mismatch);
+	else
+		check_add(r, "node.nvidia-runtime", name, CHECK_PASS, NULL, "nvidia runtime -> %s%s", st.binary,
+			  st.is_default ? " (the default runtime)" : "");
+	timed(r, from, now_s() - t0);
+	containerd_state_release(&st);
+	probe_result_release(&p);
+}

@@ -1,0 +1,103 @@
+/* Reaching GPU nodes over SSH: the flags, the inventory and the Node's
+ * address, shared by deploy and validate. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "gpuctl/buf.h"
+#include "gpuctl/json.h"
+#include "gpuctl/nvsmi.h"
+
+void node_access_init(struct node_access *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ssh_timeout = 30;
+	a->parallel = 32;
+	a->min_driver = "470";
+	a->flags.sudo = -1;
+	a->inv.defaults.sudo = -1;
+}
+
+int node_access_complete(struct node_access *a, struct gerr *err)
+{
+	if (a->ssh_timeout <= 0 || a->parallel <= 0)
+		return gerr_set(err, GERR_USAGE, "--ssh-timeout and --parallel must be positive");
+	if (a->ssh_port < 0 || a->ssh_port > 65535)
+		return gerr_set(err, GERR_USAGE, "--ssh-port must be from 1 to 65535");
+	if (version_cmp(a->min_driver, "0") == -2)
+		return gerr_set(err, GERR_USAGE, "--min-driver \"%s\" is not a version like 470 or 535.104", a->min_driver);
+	if (a->inventory && inventory_load(a->inventory, &a->inv, err) < 0)
+		return -1;
+	if (a->ssh_user)
+		a->flags.user = xstrdup(a->ssh_user);
+	if (a->identity)
+		a->flags.identity_file = xstrdup(a->identity);
+	if (a->known_hosts)
+		a->flags.known_hosts = xstrdup(a->known_hosts);
+	if (a->jump)
+		a->flags.jump_host = xstrdup(a->jump);
+	a->flags.port = a->ssh_port;
+	a->passphrase = getenv("GPUCTL_SSH_PASSPHRASE");
+	return 0;
+}
+
+void node_access_release(struct node_access *a)
+{
+	node_spec_release(&a->flags);
+	inventory_release(&a->inv);
+}
+
+void node_access_spec(const struct node_access *a, const cJSON *node, struct node_spec *spec, const char **talos_os)
+{
+	const cJSON *md = cJSON_GetObjectItemCaseSensitive(node, "metadata");
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(node, "status");
+	memset(spec, 0, sizeof(*spec));
+	spec->sudo = -1;
+	spec->name = xstrdup(json_str(md, "name") ? json_str(md, "name") : "");
+	/* flags override the inventory entry, which overrides its defaults */
+	node_spec_fill(spec, &a->flags);
+	const struct node_spec *e = a->inv.path ? inventory_find(&a->inv, spec->name) : NULL;
+	if (e)
+		node_spec_fill(spec, e);
+	node_spec_fill(spec, &a->inv.defaults);
+	if (!spec->address) {
+		const cJSON *ad;
+		cJSON_ArrayForEach(ad, cJSON_GetObjectItemCaseSensitive(st, "addresses")) {
+			const char *ty = json_str(ad, "type");
+			if (ty && !strcmp(ty, "InternalIP") && json_str(ad, "address")) {
+				spec->address = xstrdup(json_str(ad, "address"));
+				break;
+			}
+		}
+	}
+	const char *os = json_str(cJSON_GetObjectItemCaseSensitive(st, "nodeInfo"), "osImage");
+	*talos_os = os && strstr(os, "Talos") ? os : NULL;
+}
+
+int node_access_connect(const struct node_access *a, const struct node_spec *spec, struct ssh_conn **c, struct gerr *err)
+{
+	if (!spec->address)
+		return gerr_set(err, GERR_CONFIG, "node %s has no InternalIP and no address in the inventory", spec->name);
+	struct ssh_target t = {
+		.name = spec->name, .host = spec->address, .port = spec->port, .user = spec->user,
+		.identity_file = spec->identity_file, .passphrase = a->passphrase,
+		.known_hosts = spec->known_hosts, .accept_new = a->accept_new, .timeout_ms = a->ssh_timeout * 1000L,
+		.sudo = spec->sudo != 0, .jump = spec->jump_host,
+	};
+	return ssh_open(&t, c, err);
+}
+
+const char talos_patch[] =
+	"# Talos has no SSH; the NVIDIA runtime comes from system extensions and a machine-config patch:\n"
+	"# talosctl patch mc --nodes <node> --patch @gpu-patch.yaml\n"
+	"machine:\n"
+	"  kernel:\n"
+	"    modules:\n"
+	"      - name: nvidia\n"
+	"      - name: nvidia_uvm\n"
+	"      - name: nvidia_drm\n"
+	"      - name: nvidia_modeset\n"
+	"  sysctls:\n"
+	"    net.core.bpf_jit_harden: 1\n"
+	"# and install the extensions siderolabs/nvidia-container-toolkit and siderolabs/nonfree-kmod-nvidia\n"
+	"# (or nvidia-open-gpu-kernel-modules) in the node's installer image.\n";

@@ -1,0 +1,324 @@
+/* gpuctl validate: check the cluster and its GPU nodes and report each
+ * check's result as a table, JSON/YAML or JUnit XML (for CI). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "gpuctl/buf.h"
+#include "gpuctl/check.h"
+#include "gpuctl/fanout.h"
+#include "gpuctl/json.h"
+#include "gpuctl/kube.h"
+#include "gpuctl/out.h"
+
+static const char usage[] =
+	"gpuctl validate [NODE...] [-l SELECTOR] [--only GROUP] [--skip GROUP] [--junit FILE] [--list] [--inventory FILE] "
+	"[--ssh-user USER] [-i KEY] [--ssh-port PORT] [--ssh-timeout SECONDS] [--ssh-accept-new] [-J JUMP] "
+	"[--known-hosts FILE] [--parallel N] [--min-driver VERSION] [-o json|yaml|junit]";
+static const char summary[] =
+	"Check that the cluster is a working GPU platform; change nothing. Groups of checks:\n"
+	"  cluster  through the API: it answers, GPU nodes exist, the RuntimeClass nvidia, and per GPU node\n"
+	"           its Ready condition and the nvidia.com/gpu it advertises\n"
+	"  nodes    over SSH on every GPU node at once: driver, GPUs, kernel modules, containerd, the\n"
+	"           NVIDIA container toolkit and the nvidia runtime in containerd's configuration\n"
+	"`gpuctl validate --list` lists every check. Exit status: 0 every check passed (warnings allowed),\n"
+	"1 a check failed, 2 usage error, 3 the cluster cannot be reached or refuses the credentials.";
+
+static const char *const groups[] = { "cluster", "nodes", NULL };
+
+struct vjob {
+	struct node_spec spec;
+	const char *talos_os;
+	const cJSON *node;
+	struct check_report rep;
+};
+
+struct validate {
+	struct gctx *g;
+	struct node_access *a;
+	struct vjob *jobs;
+	size_t n, done;
+	int progress;
+};
+
+static void vjob_run(void *ud, size_t i)
+{
+	struct validate *v = ud;
+	struct vjob *j = &v->jobs[i];
+	if (j->talos_os) {
+		check_add(&j->rep, "node.ssh", j->spec.name, CHECK_SKIP,
+			  "check the node with talosctl; `gpuctl deploy` prints the machine-config patch for the NVIDIA extensions",
+			  "skipped: the node runs %s, which has no SSH", j->talos_os);
+		return;
+	}
+	struct ssh_conn *c = NULL;
+	struct gerr err = GERR_INIT;
+	if (node_access_connect(v->a, &j->spec, &c, &err) < 0) {
+		checks_node_unreachable(j->spec.name, &err, &j->rep);
+		gerr_clear(&err);
+		return;
+	}
+	checks_node(c, j->spec.name, j->node, v->a->min_driver, &j->rep);
+	ssh_close(c);
+}
+
+static void vjob_done(void *ud, size_t i)
+{
+	struct validate *v = ud;
+	v->done++;
+	if (!v->progress)
+		return;
+	size_t n[4];
+	check_report_count(&v->jobs[i].rep, n);
+	fprintf(stderr, "\r\033[Kvalidate: %zu/%zu nodes checked (node/%s: %zu failed)", v->done, v->n,
+		v->jobs[i].spec.name, n[CHECK_FAIL]);
+	if (v->done == v->n)
+		fputs("\r\033[K", stderr);
+	fflush(stderr);
+}
+
+static int listed(const char *p, const struct strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], p))
+			return 1;
+	return 0;
+}
+
+/* Results in a stable order: the cluster, then node by node (as listed),
+ * each in registry order. */
+struct order {
+	const struct check_report *r;
+	const cJSON *nodes;
+};
+
+static size_t target_rank(const cJSON *nodes, const char *t)
+{
+	if (!strcmp(t, "cluster"))
+		return 0;
+	size_t k = 1;
+	const cJSON *n;
+	cJSON_ArrayForEach(n, nodes) {
+		const char *name = json_str(cJSON_GetObjectItemCaseSensitive(n, "metadata"), "name");
+		if (name && !strcmp(name, t))
+			return k;
+		k++;
+	}
+	return k;
+}
+
+static size_t def_rank(const char *id)
+{
+	size_t k = 0;
+	for (const struct check_def *d = check_defs; d->id; d++, k++)
+		if (!strcmp(d->id, id))
+			return k;
+	return k;
+}
+
+static void sort_report(struct check_report *r, const cJSON *nodes)
+{
+	/* insertion sort: stable, and reports are small */
+	for (size_t i = 1; i < r->n; i++) {
+		struct check_result x = r->v[i];
+		size_t tx = target_rank(nodes, x.target), dx = def_rank(x.id);
+		size_t k = i;
+		while (k > 0) {
+			const struct check_result *y = &r->v[k - 1];
+			size_t ty = target_rank(nodes, y->target), dy = def_rank(y->id);
+			if (ty < tx || (ty == tx && dy <= dx))
+				break;
+			r->v[k] = r->v[k - 1];
+			k--;
+		}
+		r->v[k] = x;
+	}
+}
+
+static void print_table(struct gctx *g, const struct check_report *r)
+{
+	size_t wid = 5, wt = 6;
+	for (size_t i = 0; i < r->n; i++) {
+		wid = strlen(r->v[i].id) > wid ? strlen(r->v[i].id) : wid;
+		wt = strlen(r->v[i].target) > wt ? strlen(r->v[i].target) : wt;
+	}
+	printf("%-*s  %-*s  %-6s  %s\n", (int)wid, "CHECK", (int)wt, "TARGET", "RESULT", "MESSAGE");
+	static const enum out_color colors[] = { OUT_GREEN, OUT_YELLOW, OUT_RED, OUT_DIM };
+	for (size_t i = 0; i < r->n; i++) {
+		const struct check_result *c = &r->v[i];
+		printf("%-*s  %-*s  ", (int)wid, c->id, (int)wt, c->target);
+		out_colored(stdout, g->color, colors[c->status], check_status_name(c->status));
+		printf("%*s  %s\n", (int)(6 - strlen(check_status_name(c->status))), "", c->message);
+		if (c->hint && (c->status == CHECK_FAIL || c->status == CHECK_WARN))
+			printf("%*s  hint: %s\n", (int)(wid + wt + 10), "", c->hint);
+	}
+	size_t n[4];
+	check_report_count(r, n);
+	printf("%zu checks: %zu passed, %zu warning%s, %zu failed, %zu skipped\n", r->n, n[CHECK_PASS], n[CHECK_WARN],
+	       n[CHECK_WARN] == 1 ? "" : "s", n[CHECK_FAIL], n[CHECK_SKIP]);
+}
+
+static int write_junit(const char *path, const struct check_report *r, struct gerr *err)
+{
+	char *xml = check_report_junit(r);
+	int rc = 0;
+	if (!strcmp(path, "-")) {
+		fputs(xml, stdout);
+	} else {
+		/* atomically: a CI job never reads half a report */
+		char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+		FILE *f = fopen(tmp, "w");
+		if (!f || fputs(xml, f) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+			rc = gerr_set(err, GERR_IO, "cannot write the JUnit report %s: %m", path);
+			unlink(tmp);
+		}
+		free(tmp);
+	}
+	free(xml);
+	return rc;
+}
+
+static void list_checks(void)
+{
+	printf("%-22s  %-7s  %s\n", "CHECK", "GROUP", "WHAT IT PROVES");
+	for (const struct check_def *d = check_defs; d->id; d++)
+		printf("%-22s  %-7s  %s\n", d->id, d->group, d->title);
+}
+
+int cmd_validate(struct gctx *g, int argc, char **argv)
+{
+	const char *selector = NULL, *junit = NULL;
+	int list = 0;
+	struct strlist only = { 0 }, skip = { 0 };
+	struct node_access a;
+	node_access_init(&a);
+	struct opt opts[] = {
+		{ "selector", 'l', OPT_STRING, &selector, "SELECTOR", "the nodes matching this label selector", NULL },
+		{ "only", 0, OPT_LIST, &only, "GROUP", "run only this group of checks (repeatable): cluster, nodes", NULL },
+		{ "skip", 0, OPT_LIST, &skip, "GROUP", "skip this group of checks (repeatable)", NULL },
+		{ "junit", 0, OPT_STRING, &junit, "FILE", "also write the results as JUnit XML to FILE (- for stdout)", NULL },
+		{ "list", 0, OPT_BOOL, &list, NULL, "list the checks and exit", NULL },
+		NODE_ACCESS_OPTS(&a),
+		OPT_END,
+	};
+	struct gerr err = GERR_INIT;
+	char **rest;
+	int nrest, help, code = 0;
+	struct node_target t = { 0 };
+	struct validate v = { .g = g, .a = &a };
+	struct check_report rep = { 0 };
+	cJSON *nodes = NULL;
+	char *server_version = NULL;
+	static const char *const formats[] = { "json", "yaml", "junit", NULL };
+	if (opt_parse(g, argc, argv, opts, usage, summary, &rest, &nrest, &help, &err) < 0)
+		goto usage_error;
+	if (help)
+		goto out;
+	if (list) {
+		list_checks();
+		code = out_finish(&err) < 0 ? 1 : 0;
+		goto out;
+	}
+	if (gctx_check_output(g, formats, &err) < 0)
+		goto usage_error;
+	for (size_t i = 0; i < only.n + skip.n; i++) {
+		const char *p = i < only.n ? only.v[i] : skip.v[i - only.n];
+		int ok = 0;
+		for (int k = 0; groups[k]; k++)
+			ok |= !strcmp(p, groups[k]);
+		if (!ok) {
+			gerr_set(&err, GERR_USAGE, "unknown group \"%s\" (groups: cluster, nodes)", p);
+			goto usage_error;
+		}
+	}
+	t.names = rest;
+	t.nnames = (size_t)nrest;
+	t.selector = selector;
+	if (node_target_check(&t, &err) < 0)
+		goto usage_error;
+	if (node_access_complete(&a, &err) < 0) {
+		if (err.code == GERR_USAGE)
+			goto usage_error;
+		gctx_print_error(g, &err);
+		code = 2;
+		goto out;
+	}
+	int run_cluster = (only.n == 0 || listed("cluster", &only)) && !listed("cluster", &skip);
+	int run_nodes = (only.n == 0 || listed("nodes", &only)) && !listed("nodes", &skip);
+	struct kube_client *kc;
+	if (gctx_kube(g, &kc, &err) < 0 || kube_server_version(kc, &server_version, &err) < 0 ||
+	    nodes_resolve(kc, &t, &nodes, &err) < 0) {
+		/* no cluster, no nodes to check: still a report CI can read */
+		const char *m = err.msg ? err.msg : "error";
+		check_add(&rep, "cluster.api", "cluster", CHECK_FAIL, NULL, "%.*s", (int)strcspn(m, "\n"), m);
+		gctx_print_error(g, &err);
+		code = err.code == GERR_NOTFOUND ? 1 : gerr_exit_code(&err);
+		if (code == 0)
+			code = 1;
+		goto report;
+	}
+	if (run_cluster)
+		checks_cluster(kc, server_version, nodes, &rep);
+	if (run_nodes) {
+		v.n = (size_t)cJSON_GetArraySize(nodes);
+		v.jobs = xcalloc(v.n ? v.n : 1, sizeof(*v.jobs));
+		v.progress = !g->output && isatty(STDERR_FILENO) && v.n > 1;
+		size_t i = 0;
+		const cJSON *it;
+		cJSON_ArrayForEach(it, nodes) {
+			v.jobs[i].node = it;
+			node_access_spec(&a, it, &v.jobs[i].spec, &v.jobs[i].talos_os);
+			i++;
+		}
+		fanout_run(v.n, a.parallel, vjob_run, vjob_done, &v);
+		for (i = 0; i < v.n; i++)
+			check_report_take(&rep, &v.jobs[i].rep);
+	}
+	sort_report(&rep, nodes);
+	size_t n[4];
+	check_report_count(&rep, n);
+	code = n[CHECK_FAIL] ? 1 : 0;
+report:
+	if (junit && write_junit(junit, &rep, &err) < 0) {
+		gctx_print_error(g, &err);
+		code = code ? code : 1;
+		gerr_clear(&err);
+	}
+	if (g->output && !strcmp(g->output, "junit")) {
+		char *xml = check_report_junit(&rep);
+		fputs(xml, stdout);
+		free(xml);
+	} else if (g->output) {
+		cJSON *doc = check_report_json(&rep);
+		out_doc(stdout, doc, g->output);
+		cJSON_Delete(doc);
+	} else if (rep.n && !(junit && !strcmp(junit, "-"))) {
+		print_table(g, &rep);
+	}
+	gerr_clear(&err);
+	if (out_finish(&err) < 0) {
+		gctx_print_error(g, &err);
+		code = code ? code : 1;
+	}
+	goto out;
+usage_error:
+	gctx_print_error(g, &err);
+	fprintf(stderr, "usage: %s\nRun 'gpuctl help validate' for details.\n", usage);
+	code = 2;
+out:
+	for (size_t i = 0; i < v.n; i++) {
+		node_spec_release(&v.jobs[i].spec);
+		check_report_release(&v.jobs[i].rep);
+	}
+	free(v.jobs);
+	check_report_release(&rep);
+	cJSON_Delete(nodes);
+	free(server_version);
+	node_access_release(&a);
+	strlist_release(&only);
+	strlist_release(&skip);
+	gerr_clear(&err);
+	return code;
+}

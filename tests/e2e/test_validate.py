@@ -1,0 +1,143 @@
+"""gpuctl validate against the local cluster and the SSH rig: every check's
+result for healthy, faulty, containerd 2 and k3s nodes; JSON and JUnit; read-only."""
+import json
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+
+from conftest import ROOT
+
+
+def validate(r, *args, check=None, env=None):
+    return r.deploy(*args, check=check, env=env, command="validate")
+
+
+def results(r, *args, check=None):
+    p = validate(r, "-o", "json", *args, check=check)
+    doc = json.loads(p.stdout)
+    assert doc["kind"] == "ValidationResult" and doc["apiVersion"] == "gpuctl.io/v1alpha1"
+    return {(c["target"], c["id"]): c for c in doc["checks"]}, doc, p
+
+
+NODE_CHECKS = ["node.ready", "node.gpu-resource", "node.ssh", "node.driver", "node.gpus", "node.kernel-modules",
+               "node.containerd", "node.toolkit", "node.nvidia-runtime"]
+
+
+def test_healthy_and_faulty_nodes(r):
+    ready = ["gpu-node-1", "containerd2-gpu-node", "k3s-gpu-node"]
+    r.reset(*ready, "gpu-node-2")
+    r.deploy("--only", "nodes", *ready, check=0)
+    faulty = ["fault-old-driver", "fault-broken-driver", "fault-bad-config", "fault-unknown-hostkey"]
+    res, doc, p = results(r, "--ssh-timeout", "10", *ready, "gpu-node-2", *faulty, check=1)
+    st = {k: v["status"] for k, v in res.items()}
+    assert st[("cluster", "cluster.api")] == "pass" and res[("cluster", "cluster.api")]["message"].startswith("Kubernetes v1.")
+    assert res[("cluster", "cluster.gpu-nodes")]["message"] == "8 GPU nodes"
+    for n in ready:
+        for c in NODE_CHECKS:
+            assert st[(n, c)] == "pass", (n, c, res[(n, c)])
+    assert "containerd 2." in res[("containerd2-gpu-node", "node.containerd")]["message"]
+    assert "config version 3" in res[("containerd2-gpu-node", "node.containerd")]["message"]
+    assert "(k3s," in res[("k3s-gpu-node", "node.containerd")]["message"]
+    assert res[("gpu-node-2", "node.gpus")]["message"] == "4 x NVIDIA H100 80GB HBM3; MIG off"
+    assert res[("gpu-node-1", "node.driver")]["message"] == "driver 580.159.04, CUDA 13.0 (minimum 470)"
+    # a node not prepared yet: everything but the runtime passes, and the hint says how to fix it
+    assert st[("gpu-node-2", "node.nvidia-runtime")] == "fail"
+    assert "gpuctl deploy" in res[("gpu-node-2", "node.nvidia-runtime")]["hint"]
+    assert st[("fault-old-driver", "node.driver")] == "fail"
+    assert "450.248.02 is older than the minimum 470" in res[("fault-old-driver", "node.driver")]["message"]
+    assert st[("fault-broken-driver", "node.driver")] == "fail"
+    assert "NVIDIA-SMI has failed" in res[("fault-broken-driver", "node.driver")]["message"]
+    assert st[("fault-bad-config", "node.containerd")] == "fail"
+    assert "cannot read its configuration" in res[("fault-bad-config", "node.containerd")]["message"]
+    assert st[("fault-bad-config", "node.nvidia-runtime")] == "skip"
+    ssh = res[("fault-unknown-hostkey", "node.ssh")]
+    assert ssh["status"] == "fail" and "unknown host key" in ssh["message"] and "SHA256:" in ssh["message"]
+    assert "--ssh-accept-new" in ssh["hint"]
+    for c in NODE_CHECKS[3:]:
+        assert st[("fault-unknown-hostkey", c)] == "skip"
+    s = doc["summary"]
+    assert s["total"] == len(doc["checks"]) == 3 + 9 * 8
+    assert s["failed"] == sum(1 for v in st.values() if v == "fail") and doc["ok"] is False
+    # the table says the same, with hints
+    p = validate(r, *ready, check=0)
+    lines = p.stdout.splitlines()
+    assert lines[0].split() == ["CHECK", "TARGET", "RESULT", "MESSAGE"]
+    assert lines[-1] == f"{3 + 9 * 3} checks: {3 + 9 * 3} passed, 0 warnings, 0 failed, 0 skipped"
+
+
+def test_junit_report(r, tmp_path):
+    out = tmp_path / "validate.xml"
+    res, doc, p = results(r, "--junit", str(out), "gpu-node-1", "fault-old-driver", check=1)
+    root = ET.parse(out).getroot()
+    assert root.tag == "testsuites"
+    assert int(root.get("tests")) == doc["summary"]["total"]
+    assert int(root.get("failures")) == doc["summary"]["failed"] >= 1
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert set(suites) == {"cluster", "node/gpu-node-1", "node/fault-old-driver"}
+    cases = {c.get("name"): c for c in suites["node/fault-old-driver"].findall("testcase")}
+    f = cases["node.driver"].find("failure")
+    assert f is not None and "older than the minimum 470" in f.get("message")
+    assert cases["node.ssh"].find("failure") is None
+    # -o junit on stdout: the same document
+    p = validate(r, "-o", "junit", "gpu-node-1", "fault-old-driver", check=1)
+    assert ET.fromstring(p.stdout).get("tests") == root.get("tests")
+
+
+def test_minimum_driver_is_configurable(r):
+    res, _, _ = results(r, "--only", "nodes", "--min-driver", "590", "gpu-node-1", check=1)
+    assert res[("gpu-node-1", "node.driver")]["status"] == "fail"
+    assert "older than the minimum 590" in res[("gpu-node-1", "node.driver")]["message"]
+    assert ("cluster", "cluster.api") not in res, "--only nodes skips the cluster group"
+    res, _, _ = results(r, "--only", "cluster", "gpu-node-1", check=0)
+    assert ("gpu-node-1", "node.ssh") not in res and res[("gpu-node-1", "node.ready")]["status"] == "pass"
+
+
+def test_validate_changes_nothing(r):
+    r.reset("gpu-node-3")
+    before = r.sha("gpu-node-3")
+    pid = r.containerd_pid("gpu-node-3")
+    validate(r, "gpu-node-3", check=1)
+    assert r.sha("gpu-node-3") == before and r.containerd_pid("gpu-node-3") == pid
+    assert r.exec("gpu-node-3", "test", "-e", "/etc/containerd/conf.d", check=False).returncode != 0
+
+
+def test_cgroup_driver_mismatch_is_a_warning(r):
+    """A hand-made nvidia runtime without the SystemdCgroup that runc has: pods with it
+    would fail under a systemd-cgroup kubelet. validate warns (exit 0)."""
+    r.reset("gpu-node-2")
+    cfg = ('version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "localhost/gpuctl-rig/pause:1"\n'
+           '  restrict_oom_score_adj = true\n'
+           '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n  runtime_type = "io.containerd.runc.v2"\n'
+           '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n'
+           '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]\n  runtime_type = "io.containerd.runc.v2"\n'
+           '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]\n'
+           '  BinaryName = "/usr/local/bin/nvidia-container-runtime"\n')
+    subprocess.run([os.path.join(ROOT, "tests/rig/exec"), "gpu-node-2", "--", "sh", "-c",
+                    "cat > /etc/containerd/config.toml && systemctl restart containerd"],
+                   input=cfg, text=True, check=True, capture_output=True)
+    res, _, _ = results(r, "--only", "nodes", "gpu-node-2", check=0)
+    c = res[("gpu-node-2", "node.nvidia-runtime")]
+    assert c["status"] == "warn", c
+    assert "SystemdCgroup = false but runc has true" in c["message"] and "systemd cgroup driver" in c["hint"]
+
+
+def test_unreachable_cluster_still_writes_a_report(r, tmp_path):
+    kc = tmp_path / "kubeconfig"
+    kc.write_text("apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+                  "clusters: [{name: x, cluster: {server: 'https://127.0.0.1:9', insecure-skip-tls-verify: true}}]\n"
+                  "contexts: [{name: x, context: {cluster: x, user: x}}]\nusers: [{name: x, user: {token: t}}]\n")
+    out = tmp_path / "v.xml"
+    p = validate(r, "--junit", str(out), "--request-timeout", "2s", env={"KUBECONFIG": str(kc)}, check=3)
+    assert "127.0.0.1:9" in p.stderr
+    root = ET.parse(out).getroot()
+    f = root.find("testsuite/testcase[@name='cluster.api']/failure")
+    assert f is not None and root.get("failures") == "1"
+
+
+def test_list_and_usage(r):
+    p = validate(r, "--list", check=0)
+    ids = [l.split()[0] for l in p.stdout.splitlines()[1:]]
+    assert ids[:3] == ["cluster.api", "cluster.gpu-nodes", "cluster.runtimeclass"] and "node.nvidia-runtime" in ids
+    p = validate(r, "--only", "gpus", check=2)
+    assert 'unknown group "gpus"' in p.stderr
+    validate(r, "-o", "name", check=2)

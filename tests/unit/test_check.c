@@ -1,0 +1,78 @@
+/* The validate report: results, counts, JSON and JUnit XML. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "gpuctl/buf.h"
+#include "gpuctl/check.h"
+
+Test(check, registry_ids_are_unique_and_grouped)
+{
+	for (const struct check_def *d = check_defs; d->id; d++) {
+		cr_assert(!strcmp(d->group, "cluster") || !strcmp(d->group, "nodes"), "%s", d->id);
+		cr_assert(!strncmp(d->id, "cluster.", 8) || !strncmp(d->id, "node.", 5), "%s", d->id);
+		for (const struct check_def *e = d + 1; e->id; e++)
+			cr_assert(strcmp(d->id, e->id), "duplicate %s", d->id);
+	}
+	cr_assert_not_null(check_find("node.driver"));
+	cr_assert_null(check_find("node.nope"));
+}
+
+static void sample(struct check_report *r)
+{
+	check_add(r, "cluster.api", "cluster", CHECK_PASS, NULL, "Kubernetes %s", "v1.36.3");
+	check_add(r, "node.driver", "gpu-1", CHECK_FAIL, "upgrade <the> driver", "driver %s is older than the minimum %s",
+		  "450.248.02", "470");
+	check_add(r, "node.nvidia-runtime", "gpu-1", CHECK_WARN, "set \"SystemdCgroup\" & restart",
+		  "SystemdCgroup = false but runc has true");
+	check_add(r, "node.gpus", "gpu-2", CHECK_SKIP, NULL, "skipped: no working driver");
+	check_add(r, "node.ssh", "gpu-2", CHECK_PASS, NULL, "connected\x01 (control characters dropped)");
+}
+
+Test(check, counts_and_json)
+{
+	struct check_report r = { 0 };
+	sample(&r);
+	size_t n[4];
+	check_report_count(&r, n);
+	cr_assert_eq(n[CHECK_PASS], 2);
+	cr_assert_eq(n[CHECK_WARN], 1);
+	cr_assert_eq(n[CHECK_FAIL], 1);
+	cr_assert_eq(n[CHECK_SKIP], 1);
+	cJSON *doc = check_report_json(&r);
+	cr_assert_str_eq(cJSON_GetObjectItem(doc, "kind")->valuestring, "ValidationResult");
+	cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(doc, "ok")));
+	cJSON *c1 = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "checks"), 1);
+	cr_assert_str_eq(cJSON_GetObjectItem(c1, "id")->valuestring, "node.driver");
+	cr_assert_str_eq(cJSON_GetObjectItem(c1, "target")->valuestring, "gpu-1");
+	cr_assert_str_eq(cJSON_GetObjectItem(c1, "status")->valuestring, "fail");
+	cr_assert_str_eq(cJSON_GetObjectItem(c1, "hint")->valuestring, "upgrade <the> driver");
+	cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "summary"), "failed")->valueint, 1);
+	cJSON_Delete(doc);
+	check_report_release(&r);
+}
+
+Test(check, junit_suites_per_target_escaped)
+{
+	struct check_report r = { 0 };
+	sample(&r);
+	char *x = check_report_junit(&r);
+	cr_assert(!strncmp(x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"gpuctl validate\" tests=\"5\" failures=\"1\" errors=\"0\" skipped=\"1\"", 118), "%s", x);
+	cr_assert(strstr(x, "<testsuite name=\"cluster\" tests=\"1\" failures=\"0\""), "%s", x);
+	cr_assert(strstr(x, "<testsuite name=\"node/gpu-1\" tests=\"2\" failures=\"1\" errors=\"0\" skipped=\"0\""), "%s", x);
+	cr_assert(strstr(x, "<testsuite name=\"node/gpu-2\" tests=\"2\" failures=\"0\" errors=\"0\" skipped=\"1\""), "%s", x);
+	cr_assert(strstr(x, "<testcase classname=\"gpuctl.validate.node.gpu-1\" name=\"node.driver\""), "%s", x);
+	cr_assert(strstr(x, "<failure type=\"fail\" message=\"driver 450.248.02 is older than the minimum 470\">"
+			    "driver 450.248.02 is older than the minimum 470\nhint: upgrade &lt;the&gt; driver</failure>"), "%s", x);
+	cr_assert(strstr(x, "<system-out>warning: SystemdCgroup = false but runc has true\nhint: set \"SystemdCgroup\" &amp; restart</system-out>"), "%s", x);
+	cr_assert(strstr(x, "<skipped message=\"skipped: no working driver\"/>"), "%s", x);
+	cr_assert(strstr(x, "connected (control characters dropped)"), "%s", x);
+	cr_assert(strstr(x, "</testsuites>\n"));
+	free(x);
+	/* take moves everything */
+	struct check_report all = { 0 };
+	check_report_take(&all, &r);
+	cr_assert_eq(all.n, 5);
+	cr_assert_eq(r.n, 0);
+	cr_assert_null(r.v);
+	check_report_release(&all);
+}
