@@ -26,6 +26,12 @@ _gpuctl_deploy_opts="-l --selector --only --skip --inventory --ssh-user -i --ide
 _gpuctl_deploy_arg_opts="--only --skip --inventory --ssh-user -i --identity --ssh-port --ssh-timeout
 	-J --ssh-jump --known-hosts --parallel --min-driver --restart-command --check-command"
 _gpuctl_deploy_phases=$'nodes\nruntimeclass'
+# validate: its options, and those of them that take a value.
+_gpuctl_validate_opts="-l --selector --only --skip --junit --list --inventory --ssh-user -i --identity
+	--ssh-port --ssh-timeout --ssh-accept-new -J --ssh-jump --known-hosts --parallel --min-driver"
+_gpuctl_validate_arg_opts="--only --skip --junit --inventory --ssh-user -i --identity --ssh-port
+	--ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver"
+_gpuctl_validate_groups=$'cluster\nnodes'
 _gpuctl_taint_effects=$'NoSchedule\nPreferNoSchedule\nNoExecute'
 
 # _gpuctl_in WORD LIST: whether WORD is one of the words of LIST.
@@ -156,24 +162,37 @@ _gpuctl_prefix()
 # in the word ("" or "--opt="), $3 the value typed so far, $4 the command.
 _gpuctl_value()
 {
-	local opt=$1
-	# deploy's options are options of deploy only
-	if [[ $4 != deploy ]] && _gpuctl_in "$opt" "$_gpuctl_deploy_arg_opts"; then
+	local opt=$1 own=
+	# deploy's and validate's options are options of their command only
+	case $4 in
+	deploy) own=$_gpuctl_deploy_arg_opts ;;
+	validate) own=$_gpuctl_validate_arg_opts ;;
+	esac
+	if _gpuctl_in "$opt" "$_gpuctl_deploy_arg_opts $_gpuctl_validate_arg_opts" && ! _gpuctl_in "$opt" "$own"; then
 		opt=
 	fi
+	[[ $4 == validate && $opt == --dry-run ]] && opt=
 	case $opt in
-	--kubeconfig | --config | --inventory | -i | --identity | --known-hosts)
+	--kubeconfig | --config | --inventory | -i | --identity | --known-hosts | --junit)
 		compopt -o filenames 2>/dev/null
 		_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" "$(compgen -f -- "$3")")"
 		;;
 	--only | --skip)
-		_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" "$_gpuctl_deploy_phases")"
+		if [[ $4 == validate ]]; then
+			_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" "$_gpuctl_validate_groups")"
+		else
+			_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" "$_gpuctl_deploy_phases")"
+		fi
 		;;
 	--context)
 		_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" "$(_gpuctl_contexts)")"
 		;;
 	-o | --output)
-		_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" $'json\nyaml')"
+		if [[ $4 == validate ]]; then
+			_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" $'json\nyaml\njunit')"
+		else
+			_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" $'json\nyaml')"
+		fi
 		;;
 	--dry-run)
 		_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" $'none\nclient\nserver')"
@@ -211,6 +230,7 @@ _gpuctl()
 			cmd=$w
 			cmdi=$i
 			[[ $cmd == deploy ]] && _gpuctl_argopts+=" $_gpuctl_deploy_arg_opts"
+			[[ $cmd == validate ]] && _gpuctl_argopts+=" $_gpuctl_validate_arg_opts"
 		fi
 	done
 
@@ -245,6 +265,7 @@ _gpuctl()
 			case $cmd in
 			label | taint) opts+=" $_gpuctl_node_opts" ;;
 			deploy) opts+=" $_gpuctl_deploy_opts" ;;
+			validate) opts+=" $_gpuctl_validate_opts" ;;
 			esac
 			_gpuctl_reply "$cur" "$(printf '%s\n' $opts)"
 			# "--dry-run=" waits for its value
@@ -263,7 +284,7 @@ _gpuctl()
 			return 0
 		fi
 		;&
-	label | deploy)
+	label | deploy | validate)
 		# KEY=VALUE and KEY- are not completed; node names are.
 		[[ $cur == *=* || -n $all ]] && return 0
 		local nodes n seen list=

@@ -15,6 +15,9 @@ set -g __gpuctl_conn_opts --kubeconfig --context --cluster --user -n --namespace
 # deploy's options that take a value in the next word.
 set -g __gpuctl_deploy_arg_opts --only --skip --inventory --ssh-user -i --identity --ssh-port \
     --ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver --restart-command --check-command
+# validate's options that take a value in the next word.
+set -g __gpuctl_validate_arg_opts --only --skip --junit --inventory --ssh-user -i --identity --ssh-port \
+    --ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver
 
 # The words before the cursor, after the program's name, up to a "--".
 function __gpuctl_args
@@ -65,12 +68,19 @@ end
 function __gpuctl_value_opts
     echo -- $__gpuctl_arg_opts
     __gpuctl_using deploy && echo -- $__gpuctl_deploy_arg_opts
+    __gpuctl_using validate && echo -- $__gpuctl_validate_arg_opts
+end
+
+# The output formats of the command typed.
+function __gpuctl_output_formats
+    printf '%s\n' json yaml
+    __gpuctl_using validate && echo junit
 end
 
 # Whether the current word is a plain argument: no option, no KEY=VALUE,
 # no KEY:EFFECT, and the option before it takes no value.
 function __gpuctl_wants_node
-    __gpuctl_using label taint deploy || return 1
+    __gpuctl_using label taint deploy validate || return 1
     set -l cur (commandline -ct)
     string match -q -- '-*' $cur && return 1
     string match -q -- '*[=:]*' $cur && return 1
@@ -152,7 +162,7 @@ complete -c gpuctl -n __gpuctl_needs_command -a taint -d 'add or remove taints o
 complete -c gpuctl -n __gpuctl_needs_command -a deploy -d 'prepare GPU nodes over SSH (containerd + nvidia runtime) and the RuntimeClass'
 complete -c gpuctl -n __gpuctl_needs_command -a slice -d 'configure GPU sharing: time-slicing, MPS, MIG (not built yet)'
 complete -c gpuctl -n __gpuctl_needs_command -a smoke-test -d 'run GPU workloads and check they work (not built yet)'
-complete -c gpuctl -n __gpuctl_needs_command -a validate -d 'check the GPU platform end to end (not built yet)'
+complete -c gpuctl -n __gpuctl_needs_command -a validate -d 'check the cluster and its GPU nodes; table, JSON or JUnit report'
 complete -c gpuctl -n __gpuctl_needs_command -a cleanup -d 'remove what gpuctl created (not built yet)'
 complete -c gpuctl -n __gpuctl_needs_command -a help -d 'show the help of a command'
 
@@ -171,7 +181,7 @@ complete -c gpuctl -n $g -s s -l server -x -d 'API server address'
 complete -c gpuctl -n $g -l token -x -d 'bearer token'
 complete -c gpuctl -n $g -l insecure-skip-tls-verify -d "do not verify the server's certificate"
 complete -c gpuctl -n $g -l request-timeout -x -d 'timeout of one API request, e.g. 30s, 2m'
-complete -c gpuctl -n $g -s o -l output -x -a 'json yaml' -d 'output format'
+complete -c gpuctl -n $g -s o -l output -x -a '(__gpuctl_output_formats)' -d 'output format'
 complete -c gpuctl -n $g -l config -r -F -d 'gpuctl config file'
 complete -c gpuctl -n $g -s v -l verbose -d 'log each API request to stderr'
 complete -c gpuctl -n $g -s h -l help -d 'show help'
@@ -203,6 +213,24 @@ complete -c gpuctl -n $d -l restart-command -x -d 'how to restart containerd'
 complete -c gpuctl -n $d -l check-command -x -d 'how to check containerd runs'
 complete -c gpuctl -n $d -l dry-run -f -a 'none client server' -d 'probe and show what would change; change nothing'
 
-# node names: label, taint, deploy
+# validate
+set -l v '__gpuctl_using validate'
+complete -c gpuctl -n $v -s l -l selector -x -d 'the nodes matching this label selector'
+complete -c gpuctl -n $v -l only -x -a 'cluster\t"through the API" nodes\t"over SSH on every node"' -d 'run only this group of checks (repeatable)'
+complete -c gpuctl -n $v -l skip -x -a 'cluster\t"through the API" nodes\t"over SSH on every node"' -d 'skip this group of checks (repeatable)'
+complete -c gpuctl -n $v -l junit -r -F -d 'also write the results as JUnit XML (- for stdout)'
+complete -c gpuctl -n $v -l list -d 'list the checks and exit'
+complete -c gpuctl -n $v -l inventory -r -F -d 'how to reach nodes (gpuctl-inventory(5))'
+complete -c gpuctl -n $v -l ssh-user -x -d 'SSH user (default root; others use sudo -n)'
+complete -c gpuctl -n $v -s i -l identity -r -F -d 'SSH private key'
+complete -c gpuctl -n $v -l ssh-port -x -d 'SSH port (default 22)'
+complete -c gpuctl -n $v -l ssh-timeout -x -d 'limit for each connection and command (default 30)'
+complete -c gpuctl -n $v -l ssh-accept-new -d 'add unknown host keys to known_hosts (never changed ones)'
+complete -c gpuctl -n $v -s J -l ssh-jump -x -d 'reach the nodes through this SSH server'
+complete -c gpuctl -n $v -l known-hosts -r -F -d 'known_hosts file'
+complete -c gpuctl -n $v -l parallel -x -d 'nodes checked at once (default 32)'
+complete -c gpuctl -n $v -l min-driver -x -d 'oldest acceptable NVIDIA driver (default 470)'
+
+# node names: label, taint, deploy, validate
 complete -c gpuctl -n __gpuctl_wants_node -a '(__gpuctl_nodes)'
 complete -c gpuctl -n '__gpuctl_using taint' -a '(__gpuctl_effects)'
