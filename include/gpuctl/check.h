@@ -65,10 +65,11 @@ void checks_cluster(struct kube_client *kc, const char *server_version, const cJ
 
 /* Node checks over SSH on a connected node: driver, GPUs, kernel modules,
  * containerd, the NVIDIA container toolkit, and the nvidia runtime in
- * containerd's effective configuration.  node is the cluster's Node (for the
- * GPU count it advertises), or NULL. */
+ * containerd's effective configuration.  spec: the node's name and what the
+ * inventory says of its containerd (flavour, config path); node is the
+ * cluster's Node (for the GPU count its labels say), or NULL. */
 struct ssh_conn;
-void checks_node(struct ssh_conn *c, const char *name, const cJSON *node, const char *min_driver,
+void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *node, const char *min_driver,
 		 struct check_report *r);
 /* A node that could not be reached: node.ssh fails, the rest are skipped. */
 void checks_node_unreachable(const char *name, const struct gerr *why, struct check_report *r);

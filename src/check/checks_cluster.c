@@ -45,7 +45,7 @@ static void node_object_checks(const cJSON *node, struct check_report *r)
 			  cap, replicas ? " (" : "", replicas ? replicas : "", replicas ? " replicas per GPU)" : "");
 	else
 		check_add(r, "node.gpu-resource", name, CHECK_FAIL,
-			  "the NVIDIA device plugin is not running on this node, or cannot see its GPUs; `gpuctl deploy` installs it",
+			  "the NVIDIA device plugin (or the GPU Operator) is not running on this node, or cannot see its GPUs",
 			  "the node advertises no nvidia.com/gpu%s", cap == 0 ? " (capacity 0)" : "");
 }
 

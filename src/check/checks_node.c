@@ -62,8 +62,10 @@ static void gpu_phrase(struct buf *b, const struct probe_result *p)
 		buf_adds(b, "; MIG off");
 }
 
-void checks_node(struct ssh_conn *c, const char *name, const cJSON *node, const char *min_driver, struct check_report *r)
+void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *node, const char *min_driver,
+		 struct check_report *r)
 {
+	const char *name = spec->name;
 	check_add(r, "node.ssh", name, CHECK_PASS, NULL, "connected (host key %s)", ssh_fingerprint(c));
 	struct probe_result p;
 	struct gerr err = GERR_INIT;
@@ -76,6 +78,15 @@ void checks_node(struct ssh_conn *c, const char *name, const cJSON *node, const 
 				  i == 0 ? "the probe failed: " : "skipped: the probe failed: ", (int)strcspn(m, "\n"), m);
 		gerr_clear(&err);
 		return;
+	}
+	/* what the inventory says of containerd wins over what the probe guessed */
+	if (spec->flavour) {
+		free(p.flavour);
+		p.flavour = xstrdup(spec->flavour);
+	}
+	if (spec->config_path) {
+		free(p.config_path);
+		p.config_path = xstrdup(spec->config_path);
 	}
 	/* driver */
 	if (p.driver_ok)

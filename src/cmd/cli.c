@@ -79,7 +79,7 @@ void gctx_global_opts(struct gctx *g, struct opt *o)
 		{ "token", 0, OPT_STRING, &g->kopts.token, "TOKEN", "bearer token (overrides the kubeconfig)", NULL },
 		{ "insecure-skip-tls-verify", 0, OPT_BOOL, &g->kopts.insecure, NULL, "do not verify the server's certificate (dangerous)", NULL },
 		{ "request-timeout", 0, OPT_STRING, &g->request_timeout, "DURATION", "timeout of one API request, e.g. 30s, 2m (0: none; default 60s)", NULL },
-		{ "output", 'o', OPT_STRING, &g->output, "FORMAT", "output format: json or yaml (default: one line per object)", NULL },
+		{ "output", 'o', OPT_STRING, &g->output, "FORMAT", "output format: json or yaml, and junit for validate (default: a table, one line per object)", NULL },
 		{ "config", 0, OPT_STRING, &g->config_path, "FILE", "gpuctl config file (default: $GPUCTL_CONFIG, ~/.config/gpuctl/config.yaml)", NULL },
 		{ "verbose", 'v', OPT_COUNT, &g->verbose, NULL, "log each API request to stderr", NULL },
 		OPT_END,

@@ -60,7 +60,7 @@ static void vjob_run(void *ud, size_t i)
 		gerr_clear(&err);
 		return;
 	}
-	checks_node(c, j->spec.name, j->node, v->a->min_driver, &j->rep);
+	checks_node(c, &j->spec, j->node, v->a->min_driver, &j->rep);
 	ssh_close(c);
 }
 
@@ -156,7 +156,8 @@ static void print_table(struct gctx *g, const struct check_report *r)
 	}
 	size_t n[4];
 	check_report_count(r, n);
-	printf("%zu checks: %zu passed, %zu warning%s, %zu failed, %zu skipped\n", r->n, n[CHECK_PASS], n[CHECK_WARN],
+	printf("%zu check%s: %zu passed, %zu warning%s, %zu failed, %zu skipped\n", r->n, r->n == 1 ? "" : "s",
+	       n[CHECK_PASS], n[CHECK_WARN],
 	       n[CHECK_WARN] == 1 ? "" : "s", n[CHECK_FAIL], n[CHECK_SKIP]);
 }
 
@@ -247,16 +248,40 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	}
 	int run_cluster = (only.n == 0 || listed("cluster", &only)) && !listed("cluster", &skip);
 	int run_nodes = (only.n == 0 || listed("nodes", &only)) && !listed("nodes", &skip);
+	if (!run_cluster && !run_nodes) {
+		gerr_set(&err, GERR_USAGE, "--skip cluster --skip nodes leaves nothing to check");
+		goto usage_error;
+	}
+	if (junit && !strcmp(junit, "-") && g->output) {
+		gerr_set(&err, GERR_USAGE, "--junit - and -o %s would both write to stdout; use -o junit", g->output);
+		goto usage_error;
+	}
 	struct kube_client *kc;
-	if (gctx_kube(g, &kc, &err) < 0 || kube_server_version(kc, &server_version, &err) < 0 ||
-	    nodes_resolve(kc, &t, &nodes, &err) < 0) {
+	if (gctx_kube(g, &kc, &err) < 0 || kube_server_version(kc, &server_version, &err) < 0) {
 		/* no cluster, no nodes to check: still a report CI can read */
 		const char *m = err.msg ? err.msg : "error";
 		check_add(&rep, "cluster.api", "cluster", CHECK_FAIL, NULL, "%.*s", (int)strcspn(m, "\n"), m);
 		gctx_print_error(g, &err);
-		code = err.code == GERR_NOTFOUND ? 1 : gerr_exit_code(&err);
-		if (code == 0)
-			code = 1;
+		code = gerr_exit_code(&err) ? gerr_exit_code(&err) : 1;
+		goto report;
+	}
+	if (nodes_resolve(kc, &t, &nodes, &err) < 0) {
+		if (err.code != GERR_NOTFOUND) {
+			const char *m = err.msg ? err.msg : "error";
+			check_add(&rep, "cluster.api", "cluster", CHECK_FAIL, NULL, "listing nodes: %.*s", (int)strcspn(m, "\n"), m);
+			gctx_print_error(g, &err);
+			code = gerr_exit_code(&err) ? gerr_exit_code(&err) : 1;
+			goto report;
+		}
+		/* no GPU nodes, or a named node missing: the API works, the platform does not */
+		const char *m = err.msg ? err.msg : "no GPU nodes";
+		const char *h = strstr(m, "\nhint: ");
+		char *hint = h ? xstrdup(h + 7) : NULL;
+		check_add(&rep, "cluster.api", "cluster", CHECK_PASS, NULL, "Kubernetes %s", server_version);
+		check_add(&rep, "cluster.gpu-nodes", "cluster", CHECK_FAIL, hint, "%.*s", (int)strcspn(m, "\n"), m);
+		free(hint);
+		gerr_clear(&err);
+		code = 1;
 		goto report;
 	}
 	if (run_cluster)

@@ -141,3 +141,13 @@ def test_list_and_usage(r):
     p = validate(r, "--only", "gpus", check=2)
     assert 'unknown group "gpus"' in p.stderr
     validate(r, "-o", "name", check=2)
+    p = validate(r, "--skip", "cluster", "--skip", "nodes", check=2)
+    assert "nothing to check" in p.stderr
+    validate(r, "--junit", "-", "-o", "json", check=2)
+
+
+def test_missing_node_is_a_failed_check_not_an_api_failure(r):
+    res, doc, p = results(r, "no-such-node", check=1)
+    assert res[("cluster", "cluster.api")]["status"] == "pass"
+    c = res[("cluster", "cluster.gpu-nodes")]
+    assert c["status"] == "fail" and "no-such-node" in c["message"] and len(doc["checks"]) == 2
