@@ -186,17 +186,19 @@ def test_jump_host(r):
     assert "jump host 10.77.0.204" in p.stdout + p.stderr
 
 
-def test_nvidia_ctk_is_preferred_where_installed(r):
-    r.reset("ctk-gpu-node")
-    before = r.exec("ctk-gpu-node", "cat", "/etc/containerd/config.toml").stdout
-    nodes, _, _ = r.deploy_json("--only", "nodes", "ctk-gpu-node", check=0)
-    res = nodes["ctk-gpu-node"]
+@pytest.mark.parametrize("n", ["ctk-gpu-node", "ctk-containerd2-gpu-node"])
+def test_nvidia_ctk_is_preferred_where_installed(r, n):
+    """The real nvidia-ctk (v1.17.8), with containerd 1.6 and with containerd 2.x."""
+    r.reset(n)
+    before = r.exec(n, "cat", "/etc/containerd/config.toml").stdout
+    nodes, _, _ = r.deploy_json("--only", "nodes", n, check=0)
+    res = nodes[n]
     assert res["probe"]["toolkit"]["nvidiaCtk"] == "/usr/local/bin/nvidia-ctk"
     assert res["result"] == "changed" and res["containerd"]["method"] == "nvidia-ctk", res
-    assert r.exec("ctk-gpu-node", "cat", res["containerd"]["backup"]).stdout == before
-    assert r.configured("ctk-gpu-node"), "the configuration nvidia-ctk wrote does not run GPU containers"
-    nodes, _, _ = r.deploy_json("--only", "nodes", "ctk-gpu-node", check=0)
-    assert nodes["ctk-gpu-node"]["result"] == "unchanged"
+    assert r.exec(n, "cat", res["containerd"]["backup"]).stdout == before
+    assert r.configured(n), "the configuration nvidia-ctk wrote does not run GPU containers"
+    nodes, _, _ = r.deploy_json("--only", "nodes", n, check=0)
+    assert nodes[n]["result"] == "unchanged"
 
 
 def test_containerd2_node_config_version_3(r):

@@ -24,7 +24,7 @@ RIG_PAUSE_IMAGE=localhost/gpuctl-rig/pause:1
 RIG_BUSYBOX_IMAGE=localhost/gpuctl-rig/busybox:1
 RIG_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RIG_MAX_GPU_NODES=180
-RIG_EXTRAS=(k3s-gpu-node ctk-gpu-node containerd2-gpu-node) # optional, not in the cluster's own node set
+RIG_EXTRAS=(k3s-gpu-node ctk-gpu-node containerd2-gpu-node ctk-containerd2-gpu-node) # optional, not in the cluster's own node set
 RIG_FAULTS=(fault-broken-driver fault-old-driver fault-unknown-hostkey fault-hang fault-bad-config fault-restart-fails)
 RIG_PYTHON=python3
 [ -x /usr/bin/python3 ] && RIG_PYTHON=/usr/bin/python3
@@ -67,6 +67,7 @@ rig_node_facts() { # NAME -> sets N_IDX N_ADDR N_GPUS N_FLAVOUR N_FAULT
 	k3s-gpu-node) N_IDX=200 N_ADDR=$RIG_NET.200 N_FLAVOUR=k3s ;;
 	ctk-gpu-node) N_IDX=199 N_ADDR=$RIG_NET.199 ;;
 	containerd2-gpu-node) N_IDX=198 N_ADDR=$RIG_NET.198 N_FLAVOUR=containerd2 ;;
+	ctk-containerd2-gpu-node) N_IDX=197 N_ADDR=$RIG_NET.197 N_FLAVOUR=containerd2 ;;
 	*) return 1 ;;
 	esac
 }

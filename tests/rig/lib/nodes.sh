@@ -167,7 +167,7 @@ EOF
 	mkdir -p "$U/share/gpuctl-rig"
 	cp "$RIG_HERE/lib/hang-listener.py" "$U/share/gpuctl-rig/hang-listener.py"
 	[ -e /proc/modules ] || cp "$S/lsmod" "$U/bin/"
-	[ "$name" = ctk-gpu-node ] && cp "$RIG_CTK_BIN" "$U/bin/nvidia-ctk"
+	case $name in ctk-*) cp "$RIG_CTK_BIN" "$U/bin/nvidia-ctk" ;; esac
 	if [ "$N_FLAVOUR" = containerd2 ]; then
 		# node-setup.sh binds these over the node's /usr/bin/{containerd,containerd-shim-runc-v2,ctr}
 		mkdir -p "$U/share/gpuctl-rig/containerd2"
