@@ -94,6 +94,24 @@ def test_k3s_node_gets_the_runtime_through_its_template(r):
     assert nodes["k3s-gpu-node"]["result"] == "unchanged"
 
 
+def test_rke2_node_found_and_prepared_without_inventory_hints(r):
+    """An rke2 agent: the inventory says nothing of containerd; gpuctl finds the flavour from
+    /var/lib/rancher/rke2, writes the template and restarts the unit it finds active (rke2-agent)."""
+    n = "rke2-gpu-node"
+    r.reset(n)
+    tmpl = "/var/lib/rancher/rke2/agent/etc/containerd/config.toml.tmpl"
+    nodes, _, _ = r.deploy_json("--only", "nodes", n, check=0)
+    res = nodes[n]
+    assert res["probe"]["containerd"]["flavour"] == "rke2", res["probe"]
+    assert res["result"] == "changed" and res["containerd"]["method"] == "k3s-template", res
+    assert any("systemctl restart rke2-agent" in s for s in res["containerd"]["steps"]), res["containerd"]["steps"]
+    text = r.exec(n, "cat", tmpl).stdout
+    assert text.startswith('{{ template "base" . }}\n') and "runtimes.nvidia.options]" in text
+    assert r.configured(n)
+    nodes, _, _ = r.deploy_json("--only", "nodes", n, check=0)
+    assert nodes[n]["result"] == "unchanged"
+
+
 def test_accept_new_adds_unknown_host_key(r):
     kh = os.path.join(r.tmp, "known_hosts")
     with open(r.env["GPUCTL_RIG_KNOWN_HOSTS"]) as src, open(kh, "w") as dst:

@@ -24,20 +24,21 @@ NODE_CHECKS = ["node.ready", "node.gpu-resource", "node.ssh", "node.driver", "no
 
 
 def test_healthy_and_faulty_nodes(r):
-    ready = ["gpu-node-1", "containerd2-gpu-node", "k3s-gpu-node"]
+    ready = ["gpu-node-1", "containerd2-gpu-node", "k3s-gpu-node", "rke2-gpu-node"]
     r.reset(*ready, "gpu-node-2")
     r.deploy("--only", "nodes", *ready, check=0)
     faulty = ["fault-old-driver", "fault-broken-driver", "fault-bad-config", "fault-unknown-hostkey"]
     res, doc, p = results(r, "--ssh-timeout", "10", *ready, "gpu-node-2", *faulty, check=1)
     st = {k: v["status"] for k, v in res.items()}
     assert st[("cluster", "cluster.api")] == "pass" and res[("cluster", "cluster.api")]["message"].startswith("Kubernetes v1.")
-    assert res[("cluster", "cluster.gpu-nodes")]["message"] == "8 GPU nodes"
+    assert res[("cluster", "cluster.gpu-nodes")]["message"] == "9 GPU nodes"
     for n in ready:
         for c in NODE_CHECKS:
             assert st[(n, c)] == "pass", (n, c, res[(n, c)])
     assert "containerd 2." in res[("containerd2-gpu-node", "node.containerd")]["message"]
     assert "config version 3" in res[("containerd2-gpu-node", "node.containerd")]["message"]
     assert "(k3s," in res[("k3s-gpu-node", "node.containerd")]["message"]
+    assert "(rke2," in res[("rke2-gpu-node", "node.containerd")]["message"]
     assert res[("gpu-node-2", "node.gpus")]["message"] == "4 x NVIDIA H100 80GB HBM3; MIG off"
     assert res[("gpu-node-1", "node.driver")]["message"] == "driver 580.159.04, CUDA 13.0 (minimum 470)"
     # a node not prepared yet: everything but the runtime passes, and the hint says how to fix it
@@ -56,13 +57,13 @@ def test_healthy_and_faulty_nodes(r):
     for c in NODE_CHECKS[3:]:
         assert st[("fault-unknown-hostkey", c)] == "skip"
     s = doc["summary"]
-    assert s["total"] == len(doc["checks"]) == 3 + 9 * 8
+    assert s["total"] == len(doc["checks"]) == 3 + 9 * 9
     assert s["failed"] == sum(1 for v in st.values() if v == "fail") and doc["ok"] is False
     # the table says the same, with hints
     p = validate(r, *ready, check=0)
     lines = p.stdout.splitlines()
     assert lines[0].split() == ["CHECK", "TARGET", "RESULT", "MESSAGE"]
-    assert lines[-1] == f"{3 + 9 * 3} checks: {3 + 9 * 3} passed, 0 warnings, 0 failed, 0 skipped"
+    assert lines[-1] == f"{3 + 9 * 4} checks: {3 + 9 * 4} passed, 0 warnings, 0 failed, 0 skipped"
 
 
 def test_junit_report(r, tmp_path):

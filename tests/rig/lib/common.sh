@@ -24,7 +24,7 @@ RIG_PAUSE_IMAGE=localhost/gpuctl-rig/pause:1
 RIG_BUSYBOX_IMAGE=localhost/gpuctl-rig/busybox:1
 RIG_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RIG_MAX_GPU_NODES=180
-RIG_EXTRAS=(k3s-gpu-node ctk-gpu-node containerd2-gpu-node ctk-containerd2-gpu-node) # optional, not in the cluster's own node set
+RIG_EXTRAS=(k3s-gpu-node rke2-gpu-node ctk-gpu-node containerd2-gpu-node ctk-containerd2-gpu-node) # optional, not in the cluster's own node set
 RIG_FAULTS=(fault-broken-driver fault-old-driver fault-unknown-hostkey fault-hang fault-bad-config fault-restart-fails)
 RIG_PYTHON=python3
 [ -x /usr/bin/python3 ] && RIG_PYTHON=/usr/bin/python3
@@ -65,6 +65,7 @@ rig_node_facts() { # NAME -> sets N_IDX N_ADDR N_GPUS N_FLAVOUR N_FAULT
 		done
 		return 1 ;;
 	k3s-gpu-node) N_IDX=200 N_ADDR=$RIG_NET.200 N_FLAVOUR=k3s ;;
+	rke2-gpu-node) N_IDX=196 N_ADDR=$RIG_NET.196 N_FLAVOUR=rke2 ;;
 	ctk-gpu-node) N_IDX=199 N_ADDR=$RIG_NET.199 ;;
 	containerd2-gpu-node) N_IDX=198 N_ADDR=$RIG_NET.198 N_FLAVOUR=containerd2 ;;
 	ctk-containerd2-gpu-node) N_IDX=197 N_ADDR=$RIG_NET.197 N_FLAVOUR=containerd2 ;;
@@ -80,6 +81,12 @@ rig_flavour_paths() { # FLAVOUR -> sets F_UNIT F_CONFIG F_SOCKET F_ROOT F_STATE
 		F_CONFIG=/var/lib/rancher/k3s/agent/etc/containerd/config.toml
 		F_SOCKET=/run/k3s/containerd/containerd.sock
 		F_ROOT=/var/lib/rancher/k3s/agent/containerd
+		F_STATE=/run/k3s/containerd ;;
+	rke2) # an agent node: rke2 runs containerd on k3s's socket path
+		F_UNIT=rke2-agent
+		F_CONFIG=/var/lib/rancher/rke2/agent/etc/containerd/config.toml
+		F_SOCKET=/run/k3s/containerd/containerd.sock
+		F_ROOT=/var/lib/rancher/rke2/agent/containerd
 		F_STATE=/run/k3s/containerd ;;
 	*)
 		F_UNIT=containerd

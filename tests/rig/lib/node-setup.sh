@@ -32,9 +32,11 @@ ovl /etc etc
 ovl /var/lib var-lib
 ovl /root root
 mount --bind "$FS/containerd-root" /var/lib/containerd
-if [ -d "$FS/k3s-containerd-root" ]; then
-	mount --bind "$FS/k3s-containerd-root" /var/lib/rancher/k3s/agent/containerd
-fi
+for f in k3s rke2; do
+	if [ -d "$FS/$f-containerd-root" ]; then
+		mount --bind "$FS/$f-containerd-root" "/var/lib/rancher/$f/agent/containerd"
+	fi
+done
 mount --bind "$FS/home" /home
 mount --bind "$FS/usr-local" /usr/local
 mount --bind "$FS/log" /var/log

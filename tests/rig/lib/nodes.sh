@@ -129,12 +129,12 @@ EOF
 		fi
 		chmod 644 "$E/containerd/config.toml"
 	else
-		# k3s: its containerd config lives under /var/lib/rancher; /etc/containerd
-		# is the (empty) one of Debian's containerd package.
-		local K=$FS/var-lib.upper/rancher/k3s/agent
-		mkdir -p "$K/etc/containerd" "$K/containerd" "$FS/k3s-containerd-root" "$FS/run/k3s/containerd"
-		cp "$RIG_HERE/lib/k3s-base-config.toml" "$K/etc/containerd/config.toml"
-		cp "$RIG_HERE/lib/k3s-base-config.toml" "$FS/usr-local/share/gpuctl-rig/k3s-base-config.toml"
+		# k3s and rke2: their containerd config lives under /var/lib/rancher/<flavour>;
+		# /etc/containerd is the (empty) one of Debian's containerd package.
+		local K=$FS/var-lib.upper/rancher/$N_FLAVOUR/agent
+		mkdir -p "$K/etc/containerd" "$K/containerd" "$FS/$N_FLAVOUR-containerd-root" "$FS/run/k3s/containerd"
+		cp "$RIG_HERE/lib/$N_FLAVOUR-base-config.toml" "$K/etc/containerd/config.toml"
+		cp "$RIG_HERE/lib/$N_FLAVOUR-base-config.toml" "$FS/usr-local/share/gpuctl-rig/k3s-base-config.toml"
 	fi
 	mkdir -p "$E/nvidia-container-runtime"
 	cp "$RIG_HERE/lib/nvidia-container-runtime-config.toml" "$E/nvidia-container-runtime/config.toml"
@@ -198,15 +198,15 @@ GPUS=$N_GPUS
 FLAVOUR=$N_FLAVOUR
 FAULT=$N_FAULT
 UNIT=$F_UNIT
-DESCRIPTION="$([ "$N_FLAVOUR" = k3s ] && echo "Lightweight Kubernetes" || echo "containerd container runtime")"
+DESCRIPTION="$(case $N_FLAVOUR in k3s) echo "Lightweight Kubernetes" ;; rke2) echo "Rancher Kubernetes Engine v2 (agent)" ;; *) echo "containerd container runtime" ;; esac)"
 CONFIG=$F_CONFIG
 SOCKET=$F_SOCKET
 K3S_CONFIG_DIR=$(dirname "$F_CONFIG")
-EXEC_START="/usr/bin/containerd$([ "$N_FLAVOUR" = k3s ] && echo " --config $F_CONFIG --address $F_SOCKET --root $F_ROOT --state $F_STATE")"
+EXEC_START="/usr/bin/containerd$(case $N_FLAVOUR in k3s | rke2) echo " --config $F_CONFIG --address $F_SOCKET --root $F_ROOT --state $F_STATE" ;; esac)"
 EOF
 	# The configuration the node boots with, byte for byte.
-	if [ "$N_FLAVOUR" = k3s ]; then
-		cp "$RIG_HERE/lib/k3s-base-config.toml" "$U/share/gpuctl-rig/original/config.toml"
+	if [ "$N_FLAVOUR" = k3s ] || [ "$N_FLAVOUR" = rke2 ]; then
+		cp "$RIG_HERE/lib/$N_FLAVOUR-base-config.toml" "$U/share/gpuctl-rig/original/config.toml"
 	else
 		cp "$E/containerd/config.toml" "$U/share/gpuctl-rig/original/config.toml"
 	fi
