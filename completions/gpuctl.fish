@@ -209,6 +209,7 @@ complete -c gpuctl -n $d -l known-hosts -r -F -d 'known_hosts file'
 complete -c gpuctl -n $d -l parallel -x -d 'nodes worked on at once (default 32)'
 complete -c gpuctl -n $d -l default-runtime -d "make nvidia containerd's default runtime"
 complete -c gpuctl -n $d -l min-driver -x -d 'oldest acceptable NVIDIA driver (default 470)'
+complete -c gpuctl -n $d -l from-inventory -d 'take the nodes from the inventory, not the cluster (with --only nodes)'
 complete -c gpuctl -n $d -l restart-command -x -d 'how to restart containerd'
 complete -c gpuctl -n $d -l check-command -x -d 'how to check containerd runs'
 complete -c gpuctl -n $d -l dry-run -f -a 'none client server' -d 'probe and show what would change; change nothing'
@@ -230,6 +231,7 @@ complete -c gpuctl -n $v -s J -l ssh-jump -x -d 'reach the nodes through this SS
 complete -c gpuctl -n $v -l known-hosts -r -F -d 'known_hosts file'
 complete -c gpuctl -n $v -l parallel -x -d 'nodes checked at once (default 32)'
 complete -c gpuctl -n $v -l min-driver -x -d 'oldest acceptable NVIDIA driver (default 470)'
+complete -c gpuctl -n $v -l from-inventory -d 'take the nodes from the inventory, not the cluster (with --only nodes)'
 
 # node names: label, taint, deploy, validate
 complete -c gpuctl -n __gpuctl_wants_node -a '(__gpuctl_nodes)'

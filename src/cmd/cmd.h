@@ -107,7 +107,7 @@ int edit_cmd_main(struct gctx *g, int argc, char **argv, const struct edit_cmd *
 struct node_access {
 	/* flags */
 	const char *inventory, *ssh_user, *identity, *known_hosts, *jump, *min_driver;
-	int ssh_port, ssh_timeout, accept_new, parallel;
+	int ssh_port, ssh_timeout, accept_new, parallel, from_inventory;
 	/* completed */
 	struct inventory inv;
 	struct node_spec flags;   /* what the flags say (restart/check commands: deploy's) */
@@ -124,7 +124,8 @@ struct node_access {
 	{ "ssh-jump", 'J', OPT_STRING, &(a)->jump, "[USER@]HOST[:PORT]", "reach the nodes through this SSH server (like ssh -J)", NULL }, \
 	{ "known-hosts", 0, OPT_STRING, &(a)->known_hosts, "FILE", "known_hosts file (default ~/.ssh/known_hosts)", NULL }, \
 	{ "parallel", 0, OPT_INT, &(a)->parallel, "N", "nodes worked on at once (default 32)", NULL },                   \
-	{ "min-driver", 0, OPT_STRING, &(a)->min_driver, "VERSION", "oldest acceptable NVIDIA driver (default 470)", NULL }
+	{ "min-driver", 0, OPT_STRING, &(a)->min_driver, "VERSION", "oldest acceptable NVIDIA driver (default 470)", NULL }, \
+	{ "from-inventory", 0, OPT_BOOL, &(a)->from_inventory, NULL, "take the nodes from the inventory, not the cluster (with --only nodes)", NULL }
 
 void node_access_init(struct node_access *a);
 /* Check the flags (GERR_USAGE) and load the inventory (its errors name the file). */
@@ -134,6 +135,10 @@ void node_access_release(struct node_access *a);
  * the inventory defaults, the address from its InternalIP otherwise.
  * *talos_os is set (borrowed from node) when it runs Talos (no SSH). */
 void node_access_spec(const struct node_access *a, const cJSON *node, struct node_spec *spec, const char **talos_os);
+/* --from-inventory: the inventory's nodes (those named, or all) as minimal
+ * Node objects ({metadata: {name}}), without asking the cluster; names
+ * missing from the inventory are an error naming them. */
+int node_access_inventory_nodes(const struct node_access *a, char **names, size_t n, cJSON **nodes, struct gerr *err);
 /* Connect to a node (host key checked, authenticated). */
 int node_access_connect(const struct node_access *a, const struct node_spec *spec, struct ssh_conn **c, struct gerr *err);
 /* The machine-config patch that does on Talos what deploy does over SSH. */

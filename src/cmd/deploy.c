@@ -16,7 +16,7 @@
 static const char usage[] =
 	"gpuctl deploy [NODE...] [-l SELECTOR] [--only PHASE] [--skip PHASE] [--inventory FILE] [--ssh-user USER] "
 	"[-i KEY] [--ssh-port PORT] [--ssh-timeout SECONDS] [--ssh-accept-new] [-J JUMP] [--known-hosts FILE] [--parallel N] "
-	"[--default-runtime] [--min-driver VERSION] [--restart-command CMD] [--check-command CMD] [--dry-run] [-o json|yaml]";
+	"[--default-runtime] [--min-driver VERSION] [--from-inventory] [--restart-command CMD] [--check-command CMD] [--dry-run] [-o json|yaml]";
 static const char summary[] =
 	"Prepare the GPU nodes and the cluster for GPU workloads. Phases, in order:\n"
 	"  nodes         over SSH on every GPU node at once: probe the driver, kernel modules, containerd and\n"
@@ -179,7 +179,8 @@ static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct no
 		       struct gerr *err)
 {
 	cJSON *nodes = NULL;
-	if (nodes_resolve(kc, t, &nodes, err) < 0)
+	if (d->a->from_inventory ? node_access_inventory_nodes(d->a, t->names, t->nnames, &nodes, err) < 0
+				 : nodes_resolve(kc, t, &nodes, err) < 0)
 		return -1;
 	d->n = (size_t)cJSON_GetArraySize(nodes);
 	d->jobs = xcalloc(d->n ? d->n : 1, sizeof(*d->jobs));
@@ -333,8 +334,14 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 		a.flags.check_command = xstrdup(check_cmd);
 	d.copts.default_runtime = default_runtime;
 	d.copts.dry_run = dry != DRY_NONE;
-	struct kube_client *kc;
-	if (gctx_kube(g, &kc, &err) < 0) {
+	int run_nodes = (only.n == 0 || phase_listed("nodes", &only)) && !phase_listed("nodes", &skip);
+	int run_rc = (only.n == 0 || phase_listed("runtimeclass", &only)) && !phase_listed("runtimeclass", &skip);
+	if (a.from_inventory && (run_rc || selector)) {
+		gerr_set(&err, GERR_USAGE, "--from-inventory works without the cluster: with --only nodes, and without -l");
+		goto usage_error;
+	}
+	struct kube_client *kc = NULL;
+	if (!a.from_inventory && gctx_kube(g, &kc, &err) < 0) {
 		gctx_print_error(g, &err);
 		code = gerr_exit_code(&err);
 		goto out;
@@ -343,8 +350,6 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 	cJSON_AddStringToObject(doc, "apiVersion", "gpuctl.io/v1alpha1");
 	cJSON_AddStringToObject(doc, "kind", "DeployResult");
 	cJSON_AddStringToObject(doc, "dryRun", dry_run_name(dry));
-	int run_nodes = (only.n == 0 || phase_listed("nodes", &only)) && !phase_listed("nodes", &skip);
-	int run_rc = (only.n == 0 || phase_listed("runtimeclass", &only)) && !phase_listed("runtimeclass", &skip);
 	if (run_nodes) {
 		if (phase_nodes(&d, kc, &t, doc, &err) < 0) {
 			gctx_print_error(g, &err);

@@ -26,6 +26,8 @@ int node_access_complete(struct node_access *a, struct gerr *err)
 		return gerr_set(err, GERR_USAGE, "--ssh-port must be from 1 to 65535");
 	if (version_cmp(a->min_driver, "0") == -2)
 		return gerr_set(err, GERR_USAGE, "--min-driver \"%s\" is not a version like 470 or 535.104", a->min_driver);
+	if (a->from_inventory && !a->inventory)
+		return gerr_set(err, GERR_USAGE, "--from-inventory needs --inventory FILE");
 	if (a->inventory && inventory_load(a->inventory, &a->inv, err) < 0)
 		return -1;
 	if (a->ssh_user)
@@ -72,6 +74,34 @@ void node_access_spec(const struct node_access *a, const cJSON *node, struct nod
 	}
 	const char *os = json_str(cJSON_GetObjectItemCaseSensitive(st, "nodeInfo"), "osImage");
 	*talos_os = os && strstr(os, "Talos") ? os : NULL;
+}
+
+int node_access_inventory_nodes(const struct node_access *a, char **names, size_t n, cJSON **nodes, struct gerr *err)
+{
+	cJSON *out = cJSON_CreateArray();
+	struct buf missing = BUF_INIT;
+	for (size_t i = 0; i < (n ? n : a->inv.n); i++) {
+		const char *name = n ? names[i] : a->inv.nodes[i].name;
+		if (!inventory_find(&a->inv, name)) {
+			buf_addf(&missing, "%s%s", missing.len ? ", " : "", name);
+			continue;
+		}
+		cJSON *node = cJSON_CreateObject();
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(node, "metadata"), "name", name);
+		cJSON_AddItemToArray(out, node);
+	}
+	if (missing.len) {
+		gerr_set(err, GERR_NOTFOUND, "node(s) %s not in the inventory %s", missing.s, a->inv.path);
+		buf_release(&missing);
+		cJSON_Delete(out);
+		return -1;
+	}
+	if (!cJSON_GetArraySize(out)) {
+		cJSON_Delete(out);
+		return gerr_set(err, GERR_NOTFOUND, "the inventory %s lists no nodes", a->inv.path);
+	}
+	*nodes = out;
+	return 0;
 }
 
 int node_access_connect(const struct node_access *a, const struct node_spec *spec, struct ssh_conn **c, struct gerr *err)

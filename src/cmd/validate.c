@@ -16,7 +16,7 @@
 static const char usage[] =
 	"gpuctl validate [NODE...] [-l SELECTOR] [--only GROUP] [--skip GROUP] [--junit FILE] [--list] [--inventory FILE] "
 	"[--ssh-user USER] [-i KEY] [--ssh-port PORT] [--ssh-timeout SECONDS] [--ssh-accept-new] [-J JUMP] "
-	"[--known-hosts FILE] [--parallel N] [--min-driver VERSION] [-o json|yaml|junit]";
+	"[--known-hosts FILE] [--parallel N] [--min-driver VERSION] [--from-inventory] [-o json|yaml|junit]";
 static const char summary[] =
 	"Check that the cluster is a working GPU platform; change nothing. Groups of checks:\n"
 	"  cluster  through the API: it answers, GPU nodes exist, the RuntimeClass nvidia, and per GPU node\n"
@@ -256,7 +256,19 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 		gerr_set(&err, GERR_USAGE, "--junit - and -o %s would both write to stdout; use -o junit", g->output);
 		goto usage_error;
 	}
-	struct kube_client *kc;
+	struct kube_client *kc = NULL;
+	if (a.from_inventory) {
+		if (run_cluster || selector) {
+			gerr_set(&err, GERR_USAGE, "--from-inventory works without the cluster: with --only nodes, and without -l");
+			goto usage_error;
+		}
+		if (node_access_inventory_nodes(&a, t.names, t.nnames, &nodes, &err) < 0) {
+			gctx_print_error(g, &err);
+			code = 1;
+			goto out;
+		}
+		goto run_nodes;
+	}
 	if (gctx_kube(g, &kc, &err) < 0 || kube_server_version(kc, &server_version, &err) < 0) {
 		/* no cluster, no nodes to check: still a report CI can read */
 		const char *m = err.msg ? err.msg : "error";
@@ -286,6 +298,7 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	}
 	if (run_cluster)
 		checks_cluster(kc, server_version, nodes, &rep);
+run_nodes:
 	if (run_nodes) {
 		v.n = (size_t)cJSON_GetArraySize(nodes);
 		v.jobs = xcalloc(v.n ? v.n : 1, sizeof(*v.jobs));

@@ -263,3 +263,19 @@ def test_containerd2_failed_restart_rolls_back(r):
     assert r.exec(n, "test", "-e", "/etc/containerd/conf.d/99-gpuctl-nvidia.toml", check=False).returncode != 0
     assert r.exec(n, "systemctl", "is-active", "containerd", check=False).stdout.strip() == "active"
     assert not r.configured(n)
+
+
+def test_from_inventory_without_a_cluster(r):
+    """Preparing nodes before they join a cluster: --from-inventory takes the nodes from the
+    inventory and never contacts the API (the kubeconfig here does not even exist)."""
+    r.reset("gpu-node-2")
+    env = {"KUBECONFIG": os.path.join(r.tmp, "no-such-kubeconfig")}
+    nodes, doc, _ = r.deploy_json("--only", "nodes", "--from-inventory", "gpu-node-2", check=0, env=env)
+    assert nodes["gpu-node-2"]["result"] == "changed" and "runtimeClass" not in doc
+    assert r.configured("gpu-node-2")
+    p = r.deploy("--only", "nodes", "--from-inventory", "gpu-node-2", check=0, env=env, command="validate")
+    assert "node.nvidia-runtime  gpu-node-2  pass" in p.stdout, p.stdout
+    p = r.deploy("--from-inventory", "gpu-node-2", check=2, env=env)
+    assert "--only nodes" in p.stderr
+    p = r.deploy("--only", "nodes", "--from-inventory", "not-in-inventory", check=1, env=env)
+    assert "not-in-inventory not in the inventory" in p.stderr
