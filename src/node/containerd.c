@@ -940,10 +940,17 @@ int containerd_inspect(struct ssh_conn *c, const struct probe_result *p, struct 
 	size_t cl = strlen(cfg);
 	if (cl > 5 && !strcmp(cfg + cl - 5, ".tmpl"))
 		cfg[cl - 5] = '\0';
+	int embedded = p->flavour && (!strcmp(p->flavour, "k3s") || !strcmp(p->flavour, "rke2"));
 	struct buf cmd = BUF_INIT, out = BUF_INIT, errb = BUF_INIT;
-	buf_adds(&cmd, "containerd --config ");
-	sh_quote(&cmd, cfg);
-	buf_adds(&cmd, " config dump");
+	if (embedded) {
+		/* their containerd is not on PATH, and the file they generate is the whole configuration */
+		buf_adds(&cmd, "cat ");
+		sh_quote(&cmd, cfg);
+	} else {
+		buf_adds(&cmd, "containerd --config ");
+		sh_quote(&cmd, cfg);
+		buf_adds(&cmd, " config dump");
+	}
 	free(cfg);
 	int status = 0, rc = -1;
 	if (ssh_exec(c, cmd.s, NULL, 0, &out, &errb, &status, err) < 0)
@@ -984,6 +991,8 @@ int containerd_inspect(struct ssh_conn *c, const struct probe_result *p, struct 
 		addr = xstrdup("/run/k3s/containerd/containerd.sock");
 	}
 	buf_reset(&cmd);
+	if (embedded) /* where k3s and rke2 keep their ctr */
+		buf_adds(&cmd, "PATH=$PATH:/var/lib/rancher/rke2/bin:/var/lib/rancher/k3s/data/current/bin ");
 	buf_adds(&cmd, "ctr --connect-timeout 5s --timeout 10s ");
 	if (addr) {
 		buf_adds(&cmd, "--address ");

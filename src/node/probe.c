@@ -202,14 +202,18 @@ int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *
 	} else if (s && strstr(s, "/var/lib/rancher/rke2/")) {
 		r->flavour = xstrdup("rke2");
 		r->config_path = xstrdup("/var/lib/rancher/rke2/agent/etc/containerd/config.toml.tmpl");
-	} else {
+	} else if (r->containerd_version) {
 		r->flavour = xstrdup(r->containerd_major >= 2 ? "containerd2" : "containerd1");
 		r->config_path = xstrdup("/etc/containerd/config.toml");
+	} else {
+		r->flavour = xstrdup("none"); /* no containerd at all */
 	}
 	free(s);
 	s = section(out.s, "cfgversion");
 	const char *eq = s ? strchr(s, '=') : NULL;
-	r->containerd_config_version = eq ? (int)strtol(eq + 1, NULL, 10) : (r->containerd_major >= 2 ? 3 : 2);
+	r->containerd_config_version = eq ? (int)strtol(eq + 1, NULL, 10)
+				   : !r->containerd_version ? 0
+				   : r->containerd_major >= 2 ? 3 : 2;
 	free(s);
 	s = section(out.s, "os");
 	r->os = first_line_dup(s);

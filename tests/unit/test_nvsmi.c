@@ -131,3 +131,50 @@ Test(nvsmi, version_compare)
 	cr_assert_eq(version_cmp("abc", "470"), -2);
 	cr_assert_eq(version_cmp("470-beta", "470"), -2);
 }
+
+/* The same parsers against a real H200 (captured by tests/gpu/run). */
+#define H200 FIXTURES "/nvidia-smi/h200/"
+
+static char *fixture200(const char *name)
+{
+	struct buf b = BUF_INIT;
+	struct gerr err = GERR_INIT;
+	char *p = xasprintf("%s%s", H200, name);
+	cr_assert_eq(buf_read_file(&b, p, 1 << 22, &err), 0, "%s", err.msg);
+	free(p);
+	return buf_detach(&b);
+}
+
+Test(nvsmi, real_h200)
+{
+	char *t = fixture200("query-gpu.csv");
+	struct nvsmi_gpus g;
+	struct gerr err = GERR_INIT;
+	cr_assert_eq(nvsmi_parse_query_gpu(t, &g, &err), 0, "%s", err.msg);
+	cr_assert_eq(g.n, 1);
+	cr_assert_str_eq(g.gpus[0].uuid, "GPU-4748bf60-93b0-d516-98d4-e5c362b48227");
+	cr_assert_str_eq(g.gpus[0].name, "NVIDIA H200");
+	cr_assert_eq(g.gpus[0].memory_total_mib, 143771);
+	cr_assert_eq(g.gpus[0].memory_free_mib, 143156);
+	cr_assert_str_eq(g.gpus[0].mig_mode, "Disabled");
+	nvsmi_gpus_release(&g);
+	free(t);
+	t = fixture200("nvidia-smi.txt");
+	char *d = NULL, *cu = NULL;
+	cr_assert_eq(nvsmi_parse_banner(t, &d, &cu, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(d, "580.159.04");
+	cr_assert_str_eq(cu, "13.0");
+	free(d);
+	free(cu);
+	free(t);
+	t = fixture200("proc-version.txt");
+	cr_assert_eq(nvsmi_parse_proc_version(t, &d, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(d, "580.159.04");
+	free(d);
+	free(t);
+	t = fixture200("proc-modules-nvidia.txt");
+	struct nv_modules m;
+	proc_modules_parse(t, &m);
+	cr_assert(m.nvidia && m.nvidia_uvm && !m.nvidia_modeset);
+	free(t);
+}
