@@ -9,7 +9,9 @@
 
 /* A constant script: nothing from the cluster or the node is pasted into it. */
 static const char probe_script[] =
-	"export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH\n"
+	/* rke2 and k3s keep their containerd and ctr off the standard PATH */
+	"export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH:"
+	"/var/lib/rancher/rke2/bin:/var/lib/rancher/k3s/data/current/bin\n"
 	"s() { printf '\\n@@gpuctl:%s\\n' \"$1\"; }\n"
 	"s query; nvidia-smi --query-gpu=index,uuid,name,driver_version,memory.total,memory.used,memory.free,"
 	"mig.mode.current,compute_mode,pci.bus_id --format=csv 2>&1; printf '\\n@@rc:%s\\n' $?\n"
