@@ -9,4 +9,8 @@ const char *json_str(const cJSON *obj, const char *key);
 /* obj[a][b], or NULL. */
 const cJSON *json_get2(const cJSON *obj, const char *a, const char *b);
 
+struct buf;
+/* Append key as one JSON pointer token (RFC 6901: ~ as ~0, / as ~1). */
+void json_pointer_escape(struct buf *b, const char *key);
+
 #endif

@@ -99,12 +99,38 @@ static int plan_labels(void *ud, const cJSON *node, struct edit_result *r)
 	}
 	r->state = after;
 	if (changed) {
-		cJSON *patch = cJSON_CreateObject();
-		cJSON *pm = cJSON_AddObjectToObject(patch, "metadata");
-		const char *rv = json_str(md, "resourceVersion");
-		if (rv) /* optimistic concurrency: a concurrent change gives 409 and a re-plan */
-			cJSON_AddStringToObject(pm, "resourceVersion", rv);
-		cJSON_AddItemToObject(pm, "labels", patch_labels);
+		/* JSON patch, conditional on the labels as read: a concurrent change of
+		 * the labels fails the test (422) and the node is fetched and planned
+		 * again; status updates (heartbeats) do not touch them, so unlike a
+		 * resourceVersion precondition they cause no retries */
+		cJSON *patch = cJSON_CreateArray();
+		if (cJSON_IsObject(labels)) {
+			cJSON *t = cJSON_CreateObject();
+			cJSON_AddStringToObject(t, "op", "test");
+			cJSON_AddStringToObject(t, "path", "/metadata/labels");
+			cJSON_AddItemToObject(t, "value", cJSON_Duplicate(labels, 1));
+			cJSON_AddItemToArray(patch, t);
+			const cJSON *ch;
+			cJSON_ArrayForEach(ch, patch_labels) {
+				cJSON *o = cJSON_CreateObject();
+				struct buf path = BUF_INIT;
+				buf_adds(&path, "/metadata/labels/");
+				json_pointer_escape(&path, ch->string);
+				cJSON_AddStringToObject(o, "op", cJSON_IsNull(ch) ? "remove" : "add");
+				cJSON_AddStringToObject(o, "path", path.s);
+				if (!cJSON_IsNull(ch))
+					cJSON_AddStringToObject(o, "value", ch->valuestring);
+				cJSON_AddItemToArray(patch, o);
+				buf_release(&path);
+			}
+		} else {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "op", "add");
+			cJSON_AddStringToObject(o, "path", "/metadata/labels");
+			cJSON_AddItemToObject(o, "value", cJSON_Duplicate(after, 1));
+			cJSON_AddItemToArray(patch, o);
+		}
+		cJSON_Delete(patch_labels);
 		r->patch = cJSON_PrintUnformatted(patch);
 		cJSON_Delete(patch);
 	} else {

@@ -242,7 +242,7 @@ int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud
 			paths[k] = buf_detach(&p);
 			whats[k] = xasprintf("node %s", e->node);
 			calls[k] = (struct kube_call){ .method = "PATCH", .path = paths[k], .body = e->patch,
-						       .content_type = "application/merge-patch+json",
+						       .content_type = "application/json-patch+json",
 						       .idempotent = 1, .what = whats[k] };
 		}
 		kube_do_many(kc, calls, nw, WRITE_PARALLEL);
@@ -253,7 +253,12 @@ int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud
 			if (calls[k].err.code == GERR_OK) {
 				free(e->patch);
 				e->patch = NULL;
-			} else if (calls[k].err.code == GERR_CONFLICT && round + 1 < MAX_CONFLICT_ROUNDS) {
+			} else if ((calls[k].err.code == GERR_CONFLICT || calls[k].err.code == GERR_INVALID) &&
+				   round + 1 < MAX_CONFLICT_ROUNDS) {
+				/* 409, or 422: a test of the JSON patch failed because the
+				 * node changed since it was read (or the patch is wrong:
+				 * told apart below by planning again from a fresh copy) */
+				gerr_move(&e->err, &calls[k].err);
 				idx[nc++] = idx[k];
 			} else {
 				e->status = EDIT_FAILED;
@@ -288,8 +293,21 @@ int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud
 					cJSON_Delete(fresh[idx[k]]);
 					fresh[idx[k]] = gets[k].response;
 					gets[k].response = NULL;
+					char *sent = e->patch;
+					struct gerr why = GERR_INIT;
+					gerr_move(&why, &e->err);
+					e->patch = NULL;
 					run_plan(plan, ud, fresh[idx[k]], e);
-					/* someone else made the same change meanwhile: report it unchanged */
+					/* someone else made the same change meanwhile: reported unchanged.
+					 * The same patch again from an unchanged node: the server's
+					 * refusal was not about a concurrent change */
+					if (e->status == EDIT_CHANGED && sent && e->patch && !strcmp(sent, e->patch) &&
+					    why.code == GERR_INVALID) {
+						e->status = EDIT_FAILED;
+						gerr_move(&e->err, &why);
+					}
+					gerr_clear(&why);
+					free(sent);
 				}
 				kube_call_release(&gets[k]);
 				free(gp[k]);

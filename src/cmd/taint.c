@@ -61,7 +61,6 @@ static void add_change(cJSON *changes, const char *op, const char *key, const ch
 static int plan_taints(void *ud, const cJSON *node, struct edit_result *r)
 {
 	struct taint_plan *p = ud;
-	const cJSON *md = cJSON_GetObjectItemCaseSensitive(node, "metadata");
 	const cJSON *old = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(node, "spec"), "taints");
 	int changed = 0;
 	/* kubectl's order: the taints being added first, then the old ones they do not replace */
@@ -121,16 +120,34 @@ static int plan_taints(void *ud, const cJSON *node, struct edit_result *r)
 		return 0;
 	}
 	r->state = after;
-	cJSON *patch = cJSON_CreateObject();
-	cJSON *pm = cJSON_AddObjectToObject(patch, "metadata");
-	const char *rv = json_str(md, "resourceVersion");
-	if (rv)
-		cJSON_AddStringToObject(pm, "resourceVersion", rv);
-	cJSON *spec = cJSON_AddObjectToObject(patch, "spec");
+	/* JSON patch, conditional on the spec as read (taints replace as a whole
+	 * list, so a concurrent change must not be lost): a change of it fails the
+	 * test (422) and the node is fetched and planned again; status updates
+	 * (heartbeats) do not touch the spec, so unlike a resourceVersion
+	 * precondition they cause no retries.  No taints left: the field goes,
+	 * as kubectl leaves it. */
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(node, "spec");
+	cJSON *patch = cJSON_CreateArray();
+	cJSON *test = cJSON_CreateObject(), *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(test, "op", "test");
+	if (cJSON_IsArray(old)) {
+		cJSON_AddStringToObject(test, "path", "/spec/taints");
+		cJSON_AddItemToObject(test, "value", cJSON_Duplicate(old, 1));
+		cJSON_AddStringToObject(o, "op", cJSON_GetArraySize(after) ? "replace" : "remove");
+		cJSON_AddStringToObject(o, "path", "/spec/taints");
+	} else {
+		cJSON_AddStringToObject(test, "path", "/spec");
+		cJSON_AddItemToObject(test, "value", cJSON_IsObject(spec) ? cJSON_Duplicate(spec, 1) : cJSON_CreateObject());
+		cJSON_AddStringToObject(o, "op", "add");
+		cJSON_AddStringToObject(o, "path", "/spec/taints");
+	}
 	if (cJSON_GetArraySize(after))
-		cJSON_AddItemToObject(spec, "taints", cJSON_Duplicate(after, 1));
+		cJSON_AddItemToObject(o, "value", cJSON_Duplicate(after, 1));
+	cJSON_AddItemToArray(patch, test);
+	if (cJSON_GetArraySize(after) || cJSON_IsArray(old))
+		cJSON_AddItemToArray(patch, o);
 	else
-		cJSON_AddNullToObject(spec, "taints");
+		cJSON_Delete(o);
 	r->patch = cJSON_PrintUnformatted(patch);
 	cJSON_Delete(patch);
 	return 0;

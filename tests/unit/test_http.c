@@ -569,14 +569,20 @@ Test(http, list_pagination)
 
 /* ---- read-modify-write on 409 (nodes_edit) ---- */
 
-static const char *jrv(const cJSON *obj)
+
+/* Every PATCH is refused with 422; GET gives labels {"x":"y"}. */
+static void route_always_422(void *ud, const struct ts_request *r, struct ts_reply *out)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"),
-							  "resourceVersion");
-	return cJSON_IsString(v) ? v->valuestring : NULL;
+	(void)ud;
+	if (!strcmp(r->method, "GET"))
+		ts_reply_set(out, 200, NULL,
+			     "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\",\"labels\":{\"x\":\"y\"}}}");
+	else
+		ts_reply_set(out, 422, NULL,
+			     "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":\"Node \\\"n1\\\" is invalid: metadata.labels: Invalid value\",\"reason\":\"Invalid\",\"code\":422}");
 }
 
-/* like label.c: set a=b with the node's resourceVersion in the merge patch */
+/* like label.c: set a=b with a JSON patch conditional on the labels as read */
 static int plan_label_ab(void *ud, const cJSON *node, struct edit_result *r)
 {
 	(void)ud;
@@ -594,12 +600,17 @@ static int plan_label_ab(void *ud, const cJSON *node, struct edit_result *r)
 	cJSON_AddItemToArray(r->changes, ch);
 	cJSON_DeleteItemFromObjectCaseSensitive(after, "a");
 	cJSON_AddStringToObject(after, "a", "b");
-	cJSON *patch = cJSON_CreateObject();
-	cJSON *md = cJSON_AddObjectToObject(patch, "metadata");
-	const char *rv = jrv(node);
-	if (rv)
-		cJSON_AddStringToObject(md, "resourceVersion", rv);
-	cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "labels"), "a", "b");
+	cJSON *patch = cJSON_CreateArray();
+	cJSON *t = cJSON_CreateObject();
+	cJSON_AddStringToObject(t, "op", "test");
+	cJSON_AddStringToObject(t, "path", "/metadata/labels");
+	cJSON_AddItemToObject(t, "value", cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : cJSON_CreateObject());
+	cJSON_AddItemToArray(patch, t);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "op", "add");
+	cJSON_AddStringToObject(o, "path", "/metadata/labels/a");
+	cJSON_AddStringToObject(o, "value", "b");
+	cJSON_AddItemToArray(patch, o);
 	r->patch = cJSON_PrintUnformatted(patch);
 	cJSON_Delete(patch);
 	return 0;
@@ -607,8 +618,12 @@ static int plan_label_ab(void *ud, const cJSON *node, struct edit_result *r)
 
 #define CONFLICT_409 \
 	"{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":\"Operation cannot be fulfilled on nodes \\\"n1\\\": the object has been modified; please apply your changes to the latest version and try again\",\"reason\":\"Conflict\",\"details\":{\"name\":\"n1\",\"kind\":\"nodes\"},\"code\":409}"
+/* what kube-apiserver answers when a "test" operation of a JSON patch fails */
+#define TEST_FAILED_422 \
+	"{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"the server rejected our request due to an error in our request\",\"reason\":\"Invalid\",\"details\":{},\"code\":422}"
 
-static void route_conflict(void *ud, const struct ts_request *r, struct ts_reply *out)
+/* The node's labels are {"x":"y"} now; a patch tested against anything else fails. */
+static void route_changed(void *ud, const struct ts_request *r, struct ts_reply *out)
 {
 	(void)ud;
 	int node_path = !strcmp(r->path, "/api/v1/nodes/n1") || !strncmp(r->path, "/api/v1/nodes/n1?", 17);
@@ -623,20 +638,23 @@ static void route_conflict(void *ud, const struct ts_request *r, struct ts_reply
 	}
 	if (!strcmp(r->method, "PATCH")) {
 		cJSON *b = cJSON_Parse(r->body);
-		const char *rv = jrv(b);
-		if (rv && !strcmp(rv, "2"))
+		const cJSON *tv = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(b, 0), "value");
+		cJSON *now = cJSON_Parse("{\"x\":\"y\"}");
+		if (tv && cJSON_Compare(tv, now, 1))
 			ts_reply_set(out, 200, NULL,
 				     "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\",\"resourceVersion\":\"3\",\"labels\":{\"x\":\"y\",\"a\":\"b\"}}}");
 		else
-			ts_reply_set(out, 409, NULL, CONFLICT_409);
+			ts_reply_set(out, 422, NULL, TEST_FAILED_422);
+		cJSON_Delete(now);
 		cJSON_Delete(b);
 	}
 }
 
-Test(http, conflict_refetches_and_replans)
+Test(http, changed_node_refetches_and_replans)
 {
 	client();
-	ts_set_route(srv, route_conflict, NULL);
+	ts_set_route(srv, route_changed, NULL);
+	/* as listed: no labels yet; meanwhile someone set x=y */
 	cJSON *nodes = cJSON_Parse(
 		"[{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\",\"resourceVersion\":\"1\",\"labels\":{}}}]");
 	cr_assert_not_null(nodes);
@@ -653,23 +671,54 @@ Test(http, conflict_refetches_and_replans)
 	const struct ts_request *p1 = req(0), *g = req(1), *p2 = req(2);
 	cr_assert_str_eq(p1->method, "PATCH");
 	cr_assert_str_eq(p1->path, "/api/v1/nodes/n1?fieldManager=gpuctl");
-	cr_assert_str_eq(ts_req_header(p1, "Content-Type"), "application/merge-patch+json");
-	cJSON *b1 = cJSON_Parse(p1->body);
-	cr_assert_str_eq(jrv(b1), "1");
-	cJSON_Delete(b1);
+	cr_assert_str_eq(ts_req_header(p1, "Content-Type"), "application/json-patch+json");
+	cr_assert_str_eq(p1->body, "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{}},{\"op\":\"add\",\"path\":\"/metadata/labels/a\",\"value\":\"b\"}]");
 	cr_assert_str_eq(g->method, "GET");
 	cr_assert_str_eq(g->path, "/api/v1/nodes/n1");
 	cr_assert_str_eq(p2->method, "PATCH");
-	cJSON *b2 = cJSON_Parse(p2->body);
-	cr_assert_not_null(b2);
-	cr_assert_str_eq(jrv(b2), "2", "the second patch did not carry the new resourceVersion: %s", p2->body);
-	const cJSON *a = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b2, "metadata"), "labels"), "a");
-	cr_assert(cJSON_IsString(a) && !strcmp(a->valuestring, "b"));
-	cJSON_Delete(b2);
+	cr_assert_str_eq(p2->body, "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"x\":\"y\"}},{\"op\":\"add\",\"path\":\"/metadata/labels/a\",\"value\":\"b\"}]",
+			 "the second patch is not tested against the fresh labels: %s", p2->body);
 	/* the state was re-planned from the fresh node (x=y survives) */
 	const cJSON *x = cJSON_GetObjectItemCaseSensitive(r[0].state, "x");
 	cr_assert(cJSON_IsString(x) && !strcmp(x->valuestring, "y"));
+	edit_results_free(r, n);
+	cJSON_Delete(nodes);
+}
+
+/* A 422 from a node whose labels differ from those planned on: planned again
+ * from the fresh copy, a different patch, which works. */
+Test(http, failed_test_with_other_labels_replans)
+{
+	client();
+	ts_set_route(srv, route_changed, NULL);
+	cJSON *nodes = cJSON_Parse(
+		"[{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\",\"labels\":{\"x\":\"z\"}}}]");
+	struct edit_result *r = NULL;
+	size_t n = 0;
+	struct gerr err = GERR_INIT;
+	/* planned from {"x":"z"}: 422; fresh copy {"x":"y"}: a different patch, which works */
+	cr_assert_eq(nodes_edit(kc, nodes, plan_label_ab, NULL, DRY_NONE, &r, &n, &err), 0);
+	cr_assert_eq(r[0].status, EDIT_CHANGED);
+	cr_assert_eq(ts_nrequests(srv), 3);
+	edit_results_free(r, n);
+	cJSON_Delete(nodes);
+}
+
+/* A 422 that is not about a change: the fresh node gives the same patch, which
+ * is refused with the server's message instead of being sent again and again. */
+Test(http, invalid_patch_fails_after_one_check)
+{
+	client();
+	ts_set_route(srv, route_always_422, NULL);
+	struct edit_result *r = NULL;
+	size_t n = 0;
+	struct gerr err = GERR_INIT;
+	cJSON *nodes = cJSON_Parse("[{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\",\"labels\":{\"x\":\"y\"}}}]");
+	cr_assert_eq(nodes_edit(kc, nodes, plan_label_ab, NULL, DRY_NONE, &r, &n, &err), 0);
+	cr_assert_eq(r[0].status, EDIT_FAILED);
+	cr_assert_eq(r[0].err.code, GERR_INVALID);
+	assert_contains(r[0].err.msg, "HTTP 422");
+	cr_assert_eq(ts_nrequests(srv), 2, "PATCH, GET, then no second PATCH: %zu requests", ts_nrequests(srv));
 	edit_results_free(r, n);
 	cJSON_Delete(nodes);
 }
