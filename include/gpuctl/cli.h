@@ -30,6 +30,13 @@ struct strlist {
 void strlist_add(struct strlist *l, const char *s);
 void strlist_release(struct strlist *l);
 
+/* --only/--skip NAME (repeatable): every name must be one of names (a
+ * NULL-terminated list; what names them in the message, e.g. "phase"). */
+int only_skip_check(const struct strlist *only, const struct strlist *skip, const char *const *names, const char *what,
+		    struct gerr *err);
+/* Whether name is selected: in --only (or no --only given) and not in --skip. */
+int only_skip_selected(const char *name, const struct strlist *only, const struct strlist *skip);
+
 struct opt {
 	const char *long_name;
 	int short_name;       /* 0 for none */

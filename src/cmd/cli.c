@@ -374,3 +374,36 @@ void gctx_print_error(const struct gctx *g, const struct gerr *err)
 	out_colored(stderr, color, OUT_RED, "error:");
 	fprintf(stderr, " %s\n", err->msg ? err->msg : "unknown error");
 }
+
+static int strlist_has(const struct strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], s))
+			return 1;
+	return 0;
+}
+
+int only_skip_check(const struct strlist *only, const struct strlist *skip, const char *const *names, const char *what,
+		    struct gerr *err)
+{
+	for (size_t i = 0; i < only->n + skip->n; i++) {
+		const char *p = i < only->n ? only->v[i] : skip->v[i - only->n];
+		int ok = 0;
+		for (int k = 0; names[k]; k++)
+			ok |= !strcmp(p, names[k]);
+		if (!ok) {
+			struct buf all = BUF_INIT;
+			for (int k = 0; names[k]; k++)
+				buf_addf(&all, "%s%s", k ? ", " : "", names[k]);
+			gerr_set(err, GERR_USAGE, "unknown %s \"%s\" (%ss: %s)", what, p, what, all.s);
+			buf_release(&all);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int only_skip_selected(const char *name, const struct strlist *only, const struct strlist *skip)
+{
+	return (only->n == 0 || strlist_has(only, name)) && !strlist_has(skip, name);
+}

@@ -266,14 +266,6 @@ static int phase_runtimeclass(struct gctx *g, struct kube_client *kc, enum dry_r
 	return 0;
 }
 
-static int phase_listed(const char *p, struct strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (!strcmp(l->v[i], p))
-			return 1;
-	return 0;
-}
-
 int cmd_deploy(struct gctx *g, int argc, char **argv)
 {
 	const char *selector = NULL, *restart_cmd = NULL, *check_cmd = NULL, *dry_s = NULL;
@@ -306,16 +298,8 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 		goto out;
 	if (gctx_check_output(g, formats, &err) < 0 || parse_dry_run(dry_s, &dry, &err) < 0)
 		goto usage_error;
-	for (size_t i = 0; i < only.n + skip.n; i++) {
-		const char *p = i < only.n ? only.v[i] : skip.v[i - only.n];
-		int ok = 0;
-		for (int k = 0; phases[k]; k++)
-			ok |= !strcmp(p, phases[k]);
-		if (!ok) {
-			gerr_set(&err, GERR_USAGE, "unknown phase \"%s\" (phases: nodes, runtimeclass)", p);
-			goto usage_error;
-		}
-	}
+	if (only_skip_check(&only, &skip, phases, "phase", &err) < 0)
+		goto usage_error;
 	t.names = rest;
 	t.nnames = (size_t)nrest;
 	t.selector = selector;
@@ -334,8 +318,8 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 		a.flags.check_command = xstrdup(check_cmd);
 	d.copts.default_runtime = default_runtime;
 	d.copts.dry_run = dry != DRY_NONE;
-	int run_nodes = (only.n == 0 || phase_listed("nodes", &only)) && !phase_listed("nodes", &skip);
-	int run_rc = (only.n == 0 || phase_listed("runtimeclass", &only)) && !phase_listed("runtimeclass", &skip);
+	int run_nodes = only_skip_selected("nodes", &only, &skip);
+	int run_rc = only_skip_selected("runtimeclass", &only, &skip);
 	if (a.from_inventory && (run_rc || selector)) {
 		gerr_set(&err, GERR_USAGE, "--from-inventory works without the cluster: with --only nodes, and without -l");
 		goto usage_error;

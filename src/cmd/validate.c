@@ -79,14 +79,6 @@ static void vjob_done(void *ud, size_t i)
 	fflush(stderr);
 }
 
-static int listed(const char *p, const struct strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (!strcmp(l->v[i], p))
-			return 1;
-	return 0;
-}
-
 /* Results in a stable order: the cluster, then node by node (as listed),
  * each in registry order. */
 struct order {
@@ -224,16 +216,8 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	}
 	if (gctx_check_output(g, formats, &err) < 0)
 		goto usage_error;
-	for (size_t i = 0; i < only.n + skip.n; i++) {
-		const char *p = i < only.n ? only.v[i] : skip.v[i - only.n];
-		int ok = 0;
-		for (int k = 0; groups[k]; k++)
-			ok |= !strcmp(p, groups[k]);
-		if (!ok) {
-			gerr_set(&err, GERR_USAGE, "unknown group \"%s\" (groups: cluster, nodes)", p);
-			goto usage_error;
-		}
-	}
+	if (only_skip_check(&only, &skip, groups, "group", &err) < 0)
+		goto usage_error;
 	t.names = rest;
 	t.nnames = (size_t)nrest;
 	t.selector = selector;
@@ -246,8 +230,8 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 		code = 2;
 		goto out;
 	}
-	int run_cluster = (only.n == 0 || listed("cluster", &only)) && !listed("cluster", &skip);
-	int run_nodes = (only.n == 0 || listed("nodes", &only)) && !listed("nodes", &skip);
+	int run_cluster = only_skip_selected("cluster", &only, &skip);
+	int run_nodes = only_skip_selected("nodes", &only, &skip);
 	if (!run_cluster && !run_nodes) {
 		gerr_set(&err, GERR_USAGE, "--skip cluster --skip nodes leaves nothing to check");
 		goto usage_error;

@@ -102,6 +102,20 @@ static int copy_keys_fn(void *ud, const char *table, const char *key, const char
 	return 0;
 }
 
+/* The keys of the base runtime's table (or its sub-table suffix), but skip, as written. */
+static void copy_base_keys(struct buf *b, const char *dump, const char *pl, const char *base, const char *suffix,
+			   const char *skip)
+{
+	if (!base)
+		return;
+	char *seg = xasprintf(".containerd.runtimes.%s%s", base, suffix);
+	char *t = pl_table(pl, seg);
+	struct copy_keys ck = { t, skip, b };
+	toml_scan(dump, copy_keys_fn, &ck);
+	free(t);
+	free(seg);
+}
+
 char *containerd_dropin(int major, const char *runtime_path, int default_runtime, const char *dump)
 {
 	struct buf b = BUF_INIT;
@@ -125,23 +139,9 @@ char *containerd_dropin(int major, const char *runtime_path, int default_runtime
 	}
 	char *base = base_runtime(dump, pl);
 	buf_addf(&b, "[plugins.\"%s\".containerd.runtimes.nvidia]\n  runtime_type = \"io.containerd.runc.v2\"\n", pl);
-	if (base) {
-		char *seg = xasprintf(".containerd.runtimes.%s", base);
-		char *t = pl_table(pl, seg);
-		struct copy_keys ck = { t, "runtime_type", &b };
-		toml_scan(dump, copy_keys_fn, &ck);
-		free(t);
-		free(seg);
-	}
+	copy_base_keys(&b, dump, pl, base, "", "runtime_type");
 	buf_addf(&b, "\n[plugins.\"%s\".containerd.runtimes.nvidia.options]\n", pl);
-	if (base) {
-		char *seg = xasprintf(".containerd.runtimes.%s.options", base);
-		char *t = pl_table(pl, seg);
-		struct copy_keys ck = { t, "BinaryName", &b };
-		toml_scan(dump, copy_keys_fn, &ck);
-		free(t);
-		free(seg);
-	}
+	copy_base_keys(&b, dump, pl, base, ".options", "BinaryName");
 	buf_adds(&b, "  BinaryName = \"");
 	for (const char *q = runtime_path; *q; q++) {
 		if (*q == '"' || *q == '\\')

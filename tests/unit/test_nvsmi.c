@@ -7,14 +7,19 @@
 
 #define H100 FIXTURES "/nvidia-smi/h100-80gb-hbm3/"
 
-static char *fixture(const char *name)
+static char *fixture_in(const char *dir, const char *name)
 {
 	struct buf b = BUF_INIT;
 	struct gerr err = GERR_INIT;
-	char *p = xasprintf("%s%s", H100, name);
+	char *p = xasprintf("%s%s", dir, name);
 	cr_assert_eq(buf_read_file(&b, p, 1 << 22, &err), 0, "%s", err.msg);
 	free(p);
 	return buf_detach(&b);
+}
+
+static char *fixture(const char *name)
+{
+	return fixture_in(H100, name);
 }
 
 Test(nvsmi, query_gpu_real_h100)
@@ -137,12 +142,7 @@ Test(nvsmi, version_compare)
 
 static char *fixture200(const char *name)
 {
-	struct buf b = BUF_INIT;
-	struct gerr err = GERR_INIT;
-	char *p = xasprintf("%s%s", H200, name);
-	cr_assert_eq(buf_read_file(&b, p, 1 << 22, &err), 0, "%s", err.msg);
-	free(p);
-	return buf_detach(&b);
+	return fixture_in(H200, name);
 }
 
 Test(nvsmi, real_h200)

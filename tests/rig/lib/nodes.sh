@@ -295,7 +295,8 @@ rig_start_services() { # NAME
 	elif ! rig_node_pidfile_alive "$name" /run/sshd.pid >/dev/null; then
 		rig_in_node "$name" /usr/sbin/sshd -E /var/log/sshd.log </dev/null >/dev/null 2>&1 ||
 			{ rig_log "$name: sshd failed to start:"; tail -5 "$RIG_DIR/nodes/$name/fs/log/sshd.log" >&2; return 1; }
-		for ((i = 0; i < 100; i++)); do
+		# up to 30 s: a loaded machine (the cluster deleting a thousand nodes) can be slow
+		for ((i = 0; i < 300; i++)); do
 			rig_ssh_banner "$N_ADDR" && break
 			sleep 0.1
 		done
