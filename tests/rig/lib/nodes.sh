@@ -293,14 +293,26 @@ rig_start_services() { # NAME
 			fi
 		fi
 	elif ! rig_node_pidfile_alive "$name" /run/sshd.pid >/dev/null; then
-		rig_in_node "$name" /usr/sbin/sshd -E /var/log/sshd.log </dev/null >/dev/null 2>&1 ||
-			{ rig_log "$name: sshd failed to start:"; tail -5 "$RIG_DIR/nodes/$name/fs/log/sshd.log" >&2; return 1; }
-		# up to 30 s: a loaded machine (the cluster deleting a thousand nodes) can be slow
-		for ((i = 0; i < 300; i++)); do
+		local try
+		for try in 1 2; do
+			rig_in_node "$name" /usr/sbin/sshd -E /var/log/sshd.log </dev/null >/dev/null 2>&1 ||
+				{ rig_log "$name: sshd failed to start:"; tail -5 "$RIG_DIR/nodes/$name/fs/log/sshd.log" >&2; return 1; }
+			# up to 30 s: a loaded machine (the cluster deleting a thousand nodes) can be slow
+			for ((i = 0; i < 300; i++)); do
+				rig_ssh_banner "$N_ADDR" && break
+				sleep 0.1
+			done
 			rig_ssh_banner "$N_ADDR" && break
-			sleep 0.1
+			# what was wrong, then one more start
+			rig_log "$name: sshd does not answer on $N_ADDR:22 (start $try); sshd alive: $(rig_node_pidfile_alive "$name" /run/sshd.pid >/dev/null && echo yes || echo no)"
+			tail -n 5 "$RIG_DIR/nodes/$name/fs/log/sshd.log" 2>/dev/null | sed 's/^/    sshd.log: /' >&2
+			rig_in_node "$name" sh -c 'ip -br addr; ss -ltn' 2>&1 | sed 's/^/    node: /' >&2
+			ip -br link show "$RIG_VETH_PREFIX$N_IDX" 2>&1 | sed 's/^/    host: /' >&2
+			ip neigh show "$N_ADDR" 2>&1 | sed 's/^/    host: /' >&2
+			[ "$try" = 1 ] || return 1
+			rig_in_node "$name" sh -c 'p=$(cat /run/sshd.pid 2>/dev/null) && kill "$p"' 2>/dev/null || true
+			sleep 0.5
 		done
-		rig_ssh_banner "$N_ADDR" || { rig_log "$name: sshd does not answer on $N_ADDR:22"; return 1; }
 	fi
 	if [ "$N_FAULT" = restart-fails ] && [ ! -s "$RIG_DIR/nodes/$name/fs/usr-local/share/gpuctl-rig/original-config-dump.toml" ]; then
 		rig_in_node "$name" sh -c "containerd --config '$F_CONFIG' config dump >/usr/local/share/gpuctl-rig/original-config-dump.toml"
