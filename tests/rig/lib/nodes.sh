@@ -303,12 +303,15 @@ rig_start_services() { # NAME
 				sleep 0.1
 			done
 			rig_ssh_banner "$N_ADDR" && break
-			# what was wrong, then one more start
-			rig_log "$name: sshd does not answer on $N_ADDR:22 (start $try); sshd alive: $(rig_node_pidfile_alive "$name" /run/sshd.pid >/dev/null && echo yes || echo no)"
-			tail -n 5 "$RIG_DIR/nodes/$name/fs/log/sshd.log" 2>/dev/null | sed 's/^/    sshd.log: /' >&2
-			rig_in_node "$name" sh -c 'ip -br addr; ss -ltn' 2>&1 | sed 's/^/    node: /' >&2
-			ip -br link show "$RIG_VETH_PREFIX$N_IDX" 2>&1 | sed 's/^/    host: /' >&2
-			ip neigh show "$N_ADDR" 2>&1 | sed 's/^/    host: /' >&2
+			# what was wrong (also kept in $RIG_DIR.log, which down leaves), then one more start
+			{
+				rig_log "$(date +%T) $name: sshd does not answer on $N_ADDR:22 (start $try); sshd alive: $(rig_node_pidfile_alive "$name" /run/sshd.pid >/dev/null && echo yes || echo no)"
+				tail -n 5 "$RIG_DIR/nodes/$name/fs/log/sshd.log" 2>/dev/null | sed 's/^/    sshd.log: /'
+				rig_in_node "$name" sh -c 'ip -br addr; ss -ltn' 2>&1 | sed 's/^/    node: /'
+				ip -br link show "$RIG_VETH_PREFIX$N_IDX" 2>&1 | sed 's/^/    host: /'
+				ip -br link show "$RIG_BRIDGE" 2>&1 | sed 's/^/    host: /'
+				ip neigh show "$N_ADDR" 2>&1 | sed 's/^/    host: /'
+			} 2>&1 | tee -a "$RIG_DIR.log" >&2
 			[ "$try" = 1 ] || return 1
 			rig_in_node "$name" sh -c 'p=$(cat /run/sshd.pid 2>/dev/null) && kill "$p"' 2>/dev/null || true
 			sleep 0.5
