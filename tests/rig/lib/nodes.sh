@@ -270,8 +270,9 @@ rig_node_pidfile_alive() { # NAME PATH_IN_NODE
 	rig_in_node "$1" sh -c 'p=$(cat "$0" 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null && ! grep -q "^State:.*Z" "/proc/$p/status"' "$2"
 }
 
-rig_ssh_banner() { # ADDR: the SSH banner arrives within 2 s
-	timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/22" && head -c 8 <&3' "$1" 2>/dev/null | grep -q '^SSH-2.0-'
+rig_ssh_banner() { # ADDR: the SSH banner arrives within 5 s (sshd re-executes itself for each
+	# connection, which takes seconds on a loaded machine)
+	timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/22" && head -c 8 <&3' "$1" 2>/dev/null | grep -q '^SSH-2.0-'
 }
 
 rig_start_services() { # NAME
@@ -298,7 +299,8 @@ rig_start_services() { # NAME
 			rig_in_node "$name" /usr/sbin/sshd -E /var/log/sshd.log </dev/null >/dev/null 2>&1 ||
 				{ rig_log "$name: sshd failed to start:"; tail -5 "$RIG_DIR/nodes/$name/fs/log/sshd.log" >&2; return 1; }
 			# up to 30 s: a loaded machine (the cluster deleting a thousand nodes) can be slow
-			for ((i = 0; i < 300; i++)); do
+			local until=$((SECONDS + 30))
+			while ((SECONDS < until)); do
 				rig_ssh_banner "$N_ADDR" && break
 				sleep 0.1
 			done
