@@ -80,25 +80,31 @@ static void vjob_done(void *ud, size_t i)
 }
 
 /* Results in a stable order: the cluster, then node by node (as listed),
- * each in registry order. */
-struct order {
-	const struct check_report *r;
-	const cJSON *nodes;
+ * each in registry order.  Each key is computed once (a name lookup by
+ * binary search), so thousands of nodes sort in O(n log n). */
+struct rank {
+	const char *name;
+	size_t pos;
 };
 
-static size_t target_rank(const cJSON *nodes, const char *t)
+static int rank_cmp(const void *a, const void *b)
 {
-	if (!strcmp(t, "cluster"))
-		return 0;
-	size_t k = 1;
-	const cJSON *n;
-	cJSON_ArrayForEach(n, nodes) {
-		const char *name = json_str(cJSON_GetObjectItemCaseSensitive(n, "metadata"), "name");
-		if (name && !strcmp(name, t))
-			return k;
-		k++;
-	}
-	return k;
+	return strcmp(((const struct rank *)a)->name, ((const struct rank *)b)->name);
+}
+
+struct keyed {
+	size_t target, def, index;
+	struct check_result res;
+};
+
+static int keyed_cmp(const void *a, const void *b)
+{
+	const struct keyed *x = a, *y = b;
+	if (x->target != y->target)
+		return x->target < y->target ? -1 : 1;
+	if (x->def != y->def)
+		return x->def < y->def ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
 }
 
 static size_t def_rank(const char *id)
@@ -112,21 +118,30 @@ static size_t def_rank(const char *id)
 
 static void sort_report(struct check_report *r, const cJSON *nodes)
 {
-	/* insertion sort: stable, and reports are small */
-	for (size_t i = 1; i < r->n; i++) {
-		struct check_result x = r->v[i];
-		size_t tx = target_rank(nodes, x.target), dx = def_rank(x.id);
-		size_t k = i;
-		while (k > 0) {
-			const struct check_result *y = &r->v[k - 1];
-			size_t ty = target_rank(nodes, y->target), dy = def_rank(y->id);
-			if (ty < tx || (ty == tx && dy <= dx))
-				break;
-			r->v[k] = r->v[k - 1];
-			k--;
-		}
-		r->v[k] = x;
+	size_t nn = (size_t)cJSON_GetArraySize(nodes), k = 0;
+	struct rank *names = xcalloc(nn ? nn : 1, sizeof(*names));
+	const cJSON *n;
+	cJSON_ArrayForEach(n, nodes) {
+		const char *name = json_str(cJSON_GetObjectItemCaseSensitive(n, "metadata"), "name");
+		names[k].name = name ? name : "";
+		names[k].pos = k + 1; /* 0: the cluster */
+		k++;
 	}
+	qsort(names, nn, sizeof(*names), rank_cmp);
+	struct keyed *v = xcalloc(r->n ? r->n : 1, sizeof(*v));
+	for (size_t i = 0; i < r->n; i++) {
+		struct rank key = { r->v[i].target, 0 };
+		const struct rank *hit = strcmp(key.name, "cluster") ? bsearch(&key, names, nn, sizeof(*names), rank_cmp) : NULL;
+		v[i].target = !strcmp(key.name, "cluster") ? 0 : hit ? hit->pos : nn + 1;
+		v[i].def = def_rank(r->v[i].id);
+		v[i].index = i;
+		v[i].res = r->v[i];
+	}
+	qsort(v, r->n, sizeof(*v), keyed_cmp);
+	for (size_t i = 0; i < r->n; i++)
+		r->v[i] = v[i].res;
+	free(v);
+	free(names);
 }
 
 static void print_table(struct gctx *g, const struct check_report *r)
