@@ -26,7 +26,7 @@ NODE_CHECKS = ["node.ready", "node.gpu-resource", "node.ssh", "node.driver", "no
 def test_healthy_and_faulty_nodes(r):
     ready = ["gpu-node-1", "containerd2-gpu-node", "k3s-gpu-node", "rke2-gpu-node"]
     r.reset(*ready, "gpu-node-2")
-    r.deploy("--only", "nodes", *ready, check=0)
+    r.deploy(*ready, check=0)  # the nodes, and the RuntimeClass nvidia
     faulty = ["fault-old-driver", "fault-broken-driver", "fault-bad-config", "fault-unknown-hostkey"]
     res, doc, p = results(r, "--ssh-timeout", "10", *ready, "gpu-node-2", *faulty, check=1)
     st = {k: v["status"] for k, v in res.items()}
