@@ -32,10 +32,7 @@ void checks_node_unreachable(const char *name, const struct gerr *why, struct ch
 	size_t nl = strlen(name);
 	if (!strncmp(m, "node ", 5) && !strncmp(m + 5, name, nl) && !strncmp(m + 5 + nl, ": ", 2))
 		m += 7 + nl;
-	const char *h = strstr(m, "\nhint: ");
-	char *hint = h ? xstrndup(h + 7, strcspn(h + 7, "\n")) : NULL;
-	check_add(r, "node.ssh", name, CHECK_FAIL, hint, "%.*s", (int)strcspn(m, "\n"), m);
-	free(hint);
+	check_add(r, "node.ssh", name, CHECK_FAIL, why->hint, "%.*s", (int)strcspn(m, "\n"), m);
 	for (int i = 0; node_probe_checks[i]; i++)
 		check_add(r, node_probe_checks[i], name, CHECK_SKIP, NULL, "skipped: the node cannot be reached over SSH");
 }

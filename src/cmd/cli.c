@@ -373,6 +373,8 @@ void gctx_print_error(const struct gctx *g, const struct gerr *err)
 	fprintf(stderr, "%s: ", g && g->prog ? g->prog : "gpuctl");
 	out_colored(stderr, color, OUT_RED, "error:");
 	fprintf(stderr, " %s\n", err->msg ? err->msg : "unknown error");
+	if (err->hint)
+		fprintf(stderr, "hint: %s\n", err->hint);
 }
 
 static int strlist_has(const struct strlist *l, const char *s)

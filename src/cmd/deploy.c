@@ -171,6 +171,8 @@ static cJSON *job_json(const struct node_job *j)
 		cJSON *e = cJSON_AddObjectToObject(o, "error");
 		cJSON_AddStringToObject(e, "reason", gerr_code_name(j->err.code));
 		cJSON_AddStringToObject(e, "message", j->err.msg ? j->err.msg : "");
+		if (j->err.hint)
+			cJSON_AddStringToObject(e, "hint", j->err.hint);
 	}
 	return o;
 }
@@ -203,7 +205,7 @@ static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct no
 			d->failed);
 	/* the full message (with its hint) of the first failure */
 	for (i = 0; i < d->n && !d->g->output; i++)
-		if (d->jobs[i].failed && d->jobs[i].err.msg && strchr(d->jobs[i].err.msg, '\n')) {
+		if (d->jobs[i].failed && (d->jobs[i].err.hint || strchr(d->jobs[i].err.msg ? d->jobs[i].err.msg : "", '\n'))) {
 			gctx_print_error(d->g, &d->jobs[i].err);
 			break;
 		}

@@ -379,6 +379,8 @@ int edit_report(struct gctx *g, const char *kind, const char *state_field, const
 				if (r[i].err.http_status)
 					cJSON_AddNumberToObject(e, "httpStatus", (double)r[i].err.http_status);
 				cJSON_AddStringToObject(e, "message", r[i].err.msg);
+				if (r[i].err.hint)
+					cJSON_AddStringToObject(e, "hint", r[i].err.hint);
 			}
 			cJSON_AddItemToArray(arr, o);
 		}
@@ -427,7 +429,7 @@ int edit_report(struct gctx *g, const char *kind, const char *state_field, const
 			unchanged, failed, skipped ? ", others skipped" : "");
 		/* the full message (with its hint) once, for the first failure */
 		for (size_t i = 0; i < n; i++)
-			if (r[i].status == EDIT_FAILED && strchr(r[i].err.msg, '\n')) {
+			if (r[i].status == EDIT_FAILED && (r[i].err.hint || strchr(r[i].err.msg, '\n'))) {
 				gctx_print_error(g, &r[i].err);
 				break;
 			}

@@ -286,11 +286,8 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 		}
 		/* no GPU nodes, or a named node missing: the API works, the platform does not */
 		const char *m = err.msg ? err.msg : "no GPU nodes";
-		const char *h = strstr(m, "\nhint: ");
-		char *hint = h ? xstrdup(h + 7) : NULL;
 		check_add(&rep, "cluster.api", "cluster", CHECK_PASS, NULL, "Kubernetes %s", server_version);
-		check_add(&rep, "cluster.gpu-nodes", "cluster", CHECK_FAIL, hint, "%.*s", (int)strcspn(m, "\n"), m);
-		free(hint);
+		check_add(&rep, "cluster.gpu-nodes", "cluster", CHECK_FAIL, err.hint, "%.*s", (int)strcspn(m, "\n"), m);
 		gerr_clear(&err);
 		code = 1;
 		goto report;

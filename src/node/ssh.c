@@ -74,7 +74,7 @@ static int tcp_connect(const char *name, const char *host, int port, long timeou
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC }, *res = NULL;
 	int rc = getaddrinfo(host, ports, &hints, &res);
 	if (rc != 0)
-		return gerr_set(err, GERR_CONN, "node %s: cannot resolve %s: %s", name, host, gai_strerror(rc));
+		return gerr_set(err, GERR_SSH_CONN, "node %s: cannot resolve %s: %s", name, host, gai_strerror(rc));
 	int fd = -1, last = 0;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
@@ -99,9 +99,9 @@ static int tcp_connect(const char *name, const char *host, int port, long timeou
 	freeaddrinfo(res);
 	if (fd < 0) {
 		if (last == ETIMEDOUT)
-			return gerr_set(err, GERR_TIMEOUT, "node %s: connect to %s port %d timed out after %ld ms", name,
+			return gerr_set(err, GERR_SSH_TIMEOUT, "node %s: connect to %s port %d timed out after %ld ms", name,
 					host, port, timeout_ms);
-		return gerr_set(err, GERR_CONN, "node %s: cannot connect to %s port %d: %s", name, host, port,
+		return gerr_set(err, GERR_SSH_CONN, "node %s: cannot connect to %s port %d: %s", name, host, port,
 				strerror(last));
 	}
 	/* libssh2 runs in blocking mode with its own timeout */
@@ -156,7 +156,7 @@ static int check_host_key(struct ssh_conn *c, const struct ssh_target *t, const 
 	int ktype = 0;
 	const char *key = libssh2_session_hostkey(c->s, &klen, &ktype);
 	if (!key)
-		return gerr_set(err, GERR_CONN, "node %s: the server sent no host key", t->name);
+		return gerr_set(err, GERR_SSH_CONN, "node %s: the server sent no host key", t->name);
 	const unsigned char *h = (const unsigned char *)libssh2_hostkey_hash(c->s, LIBSSH2_HOSTKEY_HASH_SHA256);
 	char b64[64] = "";
 	if (h)
@@ -174,7 +174,7 @@ static int check_host_key(struct ssh_conn *c, const struct ssh_target *t, const 
 	if (r == LIBSSH2_KNOWNHOST_CHECK_MATCH) {
 		rc = 0;
 	} else if (r == LIBSSH2_KNOWNHOST_CHECK_MISMATCH) {
-		rc = gerr_set(err, GERR_TLS,
+		rc = gerr_set(err, GERR_HOSTKEY_CHANGED,
 			      "node %s: the host key of %s port %d has CHANGED (now %s); refusing to connect: someone may be intercepting the connection",
 			      t->name, t->host, t->port, c->fingerprint);
 		gerr_hint(err, "if the node was reinstalled, remove its old entry from %s (ssh-keygen -R) and check the new fingerprint",
@@ -201,7 +201,7 @@ static int check_host_key(struct ssh_conn *c, const struct ssh_target *t, const 
 			}
 		}
 	} else {
-		rc = gerr_set(err, GERR_TLS, "node %s: unknown host key for %s port %d (%s); refusing to connect",
+		rc = gerr_set(err, GERR_HOSTKEY_UNKNOWN, "node %s: unknown host key for %s port %d (%s); refusing to connect",
 			      t->name, t->host, t->port, c->fingerprint);
 		gerr_hint(err, "check the fingerprint on the node (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then add it to %s, or pass --ssh-accept-new",
 			  kh_path);
@@ -262,10 +262,10 @@ static int authenticate(struct ssh_conn *c, const struct ssh_target *t, struct g
 			return 0;
 		int code = libssh2_session_last_errno(c->s);
 		if (code == LIBSSH2_ERROR_FILE || code == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED)
-			return gerr_set(err, GERR_AUTH, "node %s: cannot use key %s: %s%s", t->name, t->identity_file,
+			return gerr_set(err, GERR_SSH_AUTH, "node %s: cannot use key %s: %s%s", t->name, t->identity_file,
 					session_error(c->s),
 					t->passphrase ? "" : " (if the key is encrypted, give its passphrase)");
-		gerr_set(err, GERR_AUTH, "node %s: %s@%s refused key %s: %s", t->name, c->user, t->host,
+		gerr_set(err, GERR_SSH_AUTH, "node %s: %s@%s refused key %s: %s", t->name, c->user, t->host,
 			 t->identity_file, session_error(c->s));
 		/* libssh2 before 1.11 signs RSA user keys with ssh-rsa only */
 		if (!libssh2_version(0x010b00) && is_rsa_key(t->identity_file))
@@ -288,7 +288,7 @@ static int authenticate(struct ssh_conn *c, const struct ssh_target *t, struct g
 		if (ok)
 			return 0;
 	}
-	return gerr_set(err, GERR_AUTH,
+	return gerr_set(err, GERR_SSH_AUTH,
 			"node %s: no key was accepted for %s@%s (tried %s~/.ssh/id_ed25519, id_ecdsa, id_rsa); pass -i KEY or set identityFile in the inventory",
 			t->name, c->user, t->host, sock && *sock ? "ssh-agent, " : "");
 }
@@ -406,7 +406,7 @@ static int connect_via_jump(struct ssh_conn *c, const struct ssh_target *t, int 
 		return -1;
 	c->tunnel = libssh2_channel_direct_tcpip(c->jump->s, t->host, port);
 	if (!c->tunnel)
-		return gerr_set(err, GERR_CONN, "node %s: the jump host %s refused to forward to %s port %d: %s", t->name,
+		return gerr_set(err, GERR_SSH_CONN, "node %s: the jump host %s refused to forward to %s port %d: %s", t->name,
 				t->jump, t->host, port, session_error(c->jump->s));
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
@@ -481,10 +481,10 @@ int ssh_open(const struct ssh_target *t, struct ssh_conn **out, struct gerr *err
 		/* a server that never answers shows as a timeout, whatever code libssh2 gives */
 		int timed_out = code == LIBSSH2_ERROR_TIMEOUT || now_ms() - hs_start >= c->timeout_ms - 50;
 		if (timed_out)
-			gerr_set(err, GERR_TIMEOUT, "node %s: SSH handshake with %s port %d failed: no answer within %ld s",
+			gerr_set(err, GERR_SSH_TIMEOUT, "node %s: SSH handshake with %s port %d failed: no answer within %ld s",
 				 c->name, t->host, tt.port, c->timeout_ms / 1000);
 		else
-			gerr_set(err, GERR_CONN, "node %s: SSH handshake with %s port %d failed: %s (libssh2 error %d)",
+			gerr_set(err, GERR_SSH_CONN, "node %s: SSH handshake with %s port %d failed: %s (libssh2 error %d)",
 				 c->name, t->host, tt.port, session_error(c->s), code);
 		goto fail;
 	}
@@ -564,12 +564,12 @@ int ssh_exec(struct ssh_conn *c, const char *cmdline, const char *stdin_data, si
 	LIBSSH2_CHANNEL *ch = libssh2_channel_open_session(c->s);
 	int rc = -1;
 	if (!ch) {
-		gerr_set(err, libssh2_session_last_errno(c->s) == LIBSSH2_ERROR_TIMEOUT ? GERR_TIMEOUT : GERR_CONN,
+		gerr_set(err, libssh2_session_last_errno(c->s) == LIBSSH2_ERROR_TIMEOUT ? GERR_SSH_TIMEOUT : GERR_SSH_CONN,
 			 "node %s: cannot open an SSH channel: %s", c->name, session_error(c->s));
 		goto out;
 	}
 	if (libssh2_channel_exec(ch, cmd.s) != 0) {
-		gerr_set(err, GERR_CONN, "node %s: cannot start the command: %s", c->name, session_error(c->s));
+		gerr_set(err, GERR_SSH_CONN, "node %s: cannot start the command: %s", c->name, session_error(c->s));
 		goto out_ch;
 	}
 	if (stdin_data && stdin_len) {
@@ -577,7 +577,7 @@ int ssh_exec(struct ssh_conn *c, const char *cmdline, const char *stdin_data, si
 		while (off < stdin_len) {
 			ssize_t w = libssh2_channel_write(ch, stdin_data + off, stdin_len - off);
 			if (w < 0) {
-				gerr_set(err, w == LIBSSH2_ERROR_TIMEOUT ? GERR_TIMEOUT : GERR_CONN,
+				gerr_set(err, w == LIBSSH2_ERROR_TIMEOUT ? GERR_SSH_TIMEOUT : GERR_SSH_CONN,
 					 "node %s: sending input failed: %s", c->name, session_error(c->s));
 				goto out_ch;
 			}
@@ -594,7 +594,7 @@ int ssh_exec(struct ssh_conn *c, const char *cmdline, const char *stdin_data, si
 		int r2 = read_stream(ch, SSH_EXTENDED_DATA_STDERR, eb, &got);
 		if (r1 < 0 || r2 < 0) {
 			libssh2_session_set_blocking(c->s, 1);
-			gerr_set(err, GERR_CONN, "node %s: reading the output failed: %s", c->name, session_error(c->s));
+			gerr_set(err, GERR_SSH_CONN, "node %s: reading the output failed: %s", c->name, session_error(c->s));
 			goto out_ch;
 		}
 		if (libssh2_channel_eof(ch))
@@ -604,7 +604,7 @@ int ssh_exec(struct ssh_conn *c, const char *cmdline, const char *stdin_data, si
 		long left = deadline - now_ms();
 		if (left <= 0) {
 			libssh2_session_set_blocking(c->s, 1);
-			gerr_set(err, GERR_TIMEOUT, "node %s: the command did not finish within %ld s", c->name,
+			gerr_set(err, GERR_SSH_TIMEOUT, "node %s: the command did not finish within %ld s", c->name,
 				 c->timeout_ms / 1000);
 			goto out_ch;
 		}
@@ -623,7 +623,7 @@ int ssh_exec(struct ssh_conn *c, const char *cmdline, const char *stdin_data, si
 	libssh2_channel_wait_closed(ch);
 	*exit_status = libssh2_channel_get_exit_status(ch);
 	if (c->sudo && *exit_status != 0 && strstr(eb->s + err_start, "sudo: a password is required")) {
-		gerr_set(err, GERR_AUTH,
+		gerr_set(err, GERR_SSH_AUTH,
 			 "node %s: user %s needs a password for sudo; gpuctl uses sudo -n and never types passwords",
 			 c->name, c->user);
 		gerr_hint(err, "allow passwordless sudo for %s on the node (NOPASSWD in /etc/sudoers.d) or connect as root",
