@@ -7,15 +7,14 @@
 #include "gpuctl/check.h"
 #include "gpuctl/json.h"
 #include "gpuctl/kube.h"
+#include "gpuctl/nodes.h"
 
+/* -1 when absent or not a whole number */
 static long gpu_quantity(const cJSON *node, const char *field)
 {
-	const cJSON *q = json_get2(cJSON_GetObjectItemCaseSensitive(node, "status"), field, "nvidia.com/gpu");
-	if (!cJSON_IsString(q))
+	if (!json_get2(cJSON_GetObjectItemCaseSensitive(node, "status"), field, "nvidia.com/gpu"))
 		return -1;
-	char *end;
-	long v = strtol(q->valuestring, &end, 10);
-	return *end ? -1 : v;
+	return node_resource(node, field, "nvidia.com/gpu");
 }
 
 static void node_object_checks(const cJSON *node, struct check_report *r)

@@ -17,56 +17,9 @@ int cmd_validate(struct gctx *g, int argc, char **argv);
 int cmd_cleanup(struct gctx *g, int argc, char **argv);
 int cmd_complete(struct gctx *g, int argc, char **argv);
 
-/* ---- node edit engine ---- */
+/* ---- label and taint: output and the shared command body ---- */
 
-/* True when the Node says it has NVIDIA GPUs: nvidia.com/gpu capacity > 0,
- * the NFD label feature.node.kubernetes.io/pci-10de.present=true, or
- * nvidia.com/gpu.present=true. */
-int node_is_gpu(const cJSON *node);
-/* The GPU product the node reports (nvidia.com/gpu.product), or NULL. */
-const char *node_gpu_product(const cJSON *node);
-
-struct node_target {
-	char **names;          /* nodes named on the command line */
-	size_t nnames;
-	const char *selector;  /* -l */
-	int all;               /* --all: every node, GPU or not */
-};
-
-/* Validate the target (the selector's syntax) before any request. */
-int node_target_check(const struct node_target *t, struct gerr *err);
-
-/* List the target nodes with as few API calls as possible (one paginated
- * LIST).  With neither names nor selector: the GPU nodes.  Named nodes that
- * do not exist are an error naming them.  *nodes is a new array. */
-int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **nodes, struct gerr *err);
-
-enum edit_status { EDIT_UNCHANGED, EDIT_CHANGED, EDIT_FAILED, EDIT_SKIPPED };
-
-struct edit_result {
-	char *node;
-	enum edit_status status;
-	cJSON *changes;   /* array of {op, key, value[, effect][, old]} */
-	cJSON *state;     /* labels object or taints array after the edit */
-	char *patch;      /* merge patch body, NULL when unchanged */
-	struct gerr err;
-};
-
-/* Compute the edit of one node: fill r->changes, r->state and r->patch
- * (NULL when nothing changes), or set r->err (GERR_CONFLICT when an
- * overwrite is refused). */
-typedef int (*edit_plan_fn)(void *ud, const cJSON *node, struct edit_result *r);
-
-enum dry_run { DRY_NONE, DRY_CLIENT, DRY_SERVER };
-int parse_dry_run(const char *s, enum dry_run *out, struct gerr *err);
-const char *dry_run_name(enum dry_run d);
-
-/* Plan every node; if any plan fails nothing is written.  Then send one
- * merge patch per changed node, concurrently; nodes that changed meanwhile
- * (409) are fetched again and re-planned.  Results are in node order. */
-int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud, enum dry_run dry,
-	       struct edit_result **results, size_t *nresults, struct gerr *err);
-void edit_results_free(struct edit_result *r, size_t n);
+#include "gpuctl/nodes.h"
 
 /* Print results: one line per node (or -o json/yaml with kind); returns the
  * exit code (0 all done, 1 some failed, 3 cluster access failures). */

@@ -1,0 +1,88 @@
+/* nodes.h - the engine's view of the cluster's Nodes: which are GPU nodes,
+ * resolving what the user named with one LIST, and the conditional edit of
+ * many nodes at once (plan all, then write concurrently, re-plan on conflict)
+ * that label, taint, slice and cleanup share.  Planners for labels and taints
+ * are pure functions over a Node object (plan.h).
+ *
+ * cJSON ownership: Node objects passed in are borrowed; arrays returned
+ * through an out-parameter are new and owned by the caller.
+ */
+#ifndef GPUCTL_NODES_H
+#define GPUCTL_NODES_H
+
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+#include "gpuctl/err.h"
+
+struct kube_client;
+
+/* metadata.name, or "" (borrowed from node). */
+const char *node_name(const cJSON *node);
+/* True when the Node says it has NVIDIA GPUs: nvidia.com/gpu capacity or
+ * allocatable > 0, the NFD label feature.node.kubernetes.io/pci-10de.present=true,
+ * or nvidia.com/gpu.present=true. */
+int node_is_gpu(const cJSON *node);
+/* The GPU product the node reports (nvidia.com/gpu.product), or NULL. */
+const char *node_gpu_product(const cJSON *node);
+
+/* A Kubernetes quantity that must be a whole number (extended resources such
+ * as nvidia.com/gpu): "8", "1k", "2Ki", "1e3".  0 and *out set when s is
+ * one; -1 for a fraction, a negative number, an overflow or bad syntax. */
+int kube_quantity_int(const char *s, long *out);
+/* status.<field>[resource] of a Node as a whole number ("capacity" or
+ * "allocatable"); 0 when absent, -1 when present but not a whole number. */
+long node_resource(const cJSON *node, const char *field, const char *resource);
+
+/* Which nodes a command acts on: names given, else -l, else --all, else the
+ * GPU nodes. */
+struct node_target {
+	char **names;          /* nodes named on the command line (borrowed) */
+	size_t nnames;
+	const char *selector;  /* -l */
+	int all;               /* --all: every node, GPU or not */
+};
+
+/* Validate the target (the selector's syntax) before any request. */
+int node_target_check(const struct node_target *t, struct gerr *err);
+
+/* List the target nodes with as few API calls as possible (one paginated
+ * LIST; a field selector for a single name).  With neither names nor
+ * selector: the GPU nodes.  Named nodes that do not exist, or no GPU node,
+ * are GERR_NOTFOUND naming them (with a hint).  *nodes is a new array. */
+int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **nodes, struct gerr *err);
+
+enum dry_run { DRY_NONE, DRY_CLIENT, DRY_SERVER };
+/* --dry-run's value: none/false, client/true, server; NULL is none. */
+int parse_dry_run(const char *s, enum dry_run *out, struct gerr *err);
+const char *dry_run_name(enum dry_run d);
+
+enum edit_status { EDIT_UNCHANGED, EDIT_CHANGED, EDIT_FAILED, EDIT_SKIPPED };
+
+/* The edit of one node; all fields owned. */
+struct edit_result {
+	char *node;
+	enum edit_status status;
+	cJSON *changes;   /* array of {op, key, value[, effect][, old]} */
+	cJSON *state;     /* labels object or taints array after the edit */
+	char *patch;      /* JSON patch body, NULL when unchanged */
+	struct gerr err;
+};
+
+/* Compute the edit of one node: fill r->changes (an empty array on entry),
+ * r->state and r->patch (NULL when nothing changes), or return -1 with r->err
+ * set (GERR_CONFLICT when an overwrite is refused, GERR_INVALID for a bad
+ * value).  Must not depend on anything but ud and node. */
+typedef int (*edit_plan_fn)(void *ud, const cJSON *node, struct edit_result *r);
+
+/* Plan every node; if any plan fails nothing is written (the others are
+ * EDIT_SKIPPED).  Then send one JSON patch per changed node, concurrently
+ * (fieldManager gpuctl; dryRun=All for DRY_SERVER; nothing for DRY_CLIENT);
+ * nodes whose patch failed its test or conflicted (409/422) are fetched
+ * again and re-planned, up to 5 rounds.  *results (new, node order) is
+ * freed with edit_results_free. */
+int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud, enum dry_run dry,
+	       struct edit_result **results, size_t *nresults, struct gerr *err);
+void edit_results_free(struct edit_result *r, size_t n);
+
+#endif

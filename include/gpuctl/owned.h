@@ -1,0 +1,20 @@
+/* owned.h - how gpuctl marks what it creates, in the cluster and on nodes,
+ * so that later runs (and `gpuctl cleanup`) find exactly that and nothing
+ * else.  Every literal of these lives here. */
+#ifndef GPUCTL_OWNED_H
+#define GPUCTL_OWNED_H
+
+/* Label on every object gpuctl creates in the cluster. */
+#define GPUCTL_MANAGED_BY_KEY "app.kubernetes.io/managed-by"
+#define GPUCTL_MANAGED_BY_VALUE "gpuctl"
+/* The selector that finds them. */
+#define GPUCTL_MANAGED_BY_SELECTOR GPUCTL_MANAGED_BY_KEY "=" GPUCTL_MANAGED_BY_VALUE
+/* fieldManager of every write (server-side apply owns fields by it). */
+#define GPUCTL_FIELD_MANAGER "gpuctl"
+
+/* On nodes: the containerd drop-in gpuctl writes (in the conf.d next to config.toml). */
+#define GPUCTL_DROPIN_NAME "99-gpuctl-nvidia.toml"
+/* Backups of files gpuctl replaced: <file>.gpuctl-backup-<time>[-<unique>]. */
+#define GPUCTL_BACKUP_INFIX ".gpuctl-backup-"
+
+#endif

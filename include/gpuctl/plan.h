@@ -1,0 +1,44 @@
+/* plan.h - the label and taint planners, pure functions usable by every
+ * command that edits nodes (label, taint, slice, cleanup).
+ *
+ * Each has the edit_plan_fn shape (nodes.h): given the plan (ud) and a Node
+ * object (borrowed), fill r->changes, r->state and r->patch, or fail with
+ * r->err.  The patch is a JSON patch that first tests the labels (or the
+ * spec, for taints) as read, so a concurrent change fails with 422 and
+ * nodes_edit re-plans from a fresh read.
+ */
+#ifndef GPUCTL_PLAN_H
+#define GPUCTL_PLAN_H
+
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+#include "gpuctl/labels.h"
+#include "gpuctl/nodes.h"
+
+/* Labels to set (KEY=VALUE) or remove (KEY-).  With defaults set, the text
+ * "{product}" in a value is the node's nvidia.com/gpu.product, and a node
+ * without one does not get that label.  Changing an existing value needs
+ * overwrite (else GERR_CONFLICT); a bad value is GERR_INVALID. */
+struct label_plan {
+	struct label_op *ops;
+	size_t nops;
+	int defaults;  /* ops came from the defaults: "{product}" is substituted per node */
+	int overwrite;
+};
+
+int label_plan_node(void *ud, const cJSON *node, struct edit_result *r);
+
+/* Taints to add (KEY[=VALUE]:EFFECT) or remove (KEY[:EFFECT]-).  Adding a
+ * taint whose key and effect exist with another value needs overwrite.
+ * kubectl's order: taints added first, then the old ones they do not replace;
+ * timeAdded of an unchanged taint is kept; no taints left removes the field. */
+struct taint_plan {
+	struct taint_op *ops;
+	size_t nops;
+	int overwrite;
+};
+
+int taint_plan_node(void *ud, const cJSON *node, struct edit_result *r);
+
+#endif

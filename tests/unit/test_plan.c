@@ -1,0 +1,211 @@
+/* The label and taint planners (table-driven) and whole-number quantities. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpuctl/plan.h"
+
+struct plan_case {
+	const char *name;
+	const char *node;      /* the Node as read */
+	const char *ops;       /* space-separated operations */
+	int overwrite, defaults;
+	int rc;                /* 0 or -1 */
+	enum gerr_code code;   /* when rc == -1 */
+	const char *changes;   /* compact JSON */
+	const char *state;     /* compact JSON of labels / taints after */
+	const char *patch;     /* NULL: nothing to write */
+};
+
+static char *compact(const cJSON *j)
+{
+	return j ? cJSON_PrintUnformatted(j) : NULL;
+}
+
+static void run_case(const struct plan_case *c, int taints)
+{
+	cJSON *node = cJSON_Parse(c->node);
+	cr_assert_not_null(node, "%s: bad node JSON", c->name);
+	struct label_plan lp = { .overwrite = c->overwrite, .defaults = c->defaults };
+	struct taint_plan tp = { .overwrite = c->overwrite };
+	char *ops = strdup(c->ops), *save = NULL;
+	for (char *a = strtok_r(ops, " ", &save); a; a = strtok_r(NULL, " ", &save)) {
+		struct gerr e = GERR_INIT;
+		if (taints) {
+			tp.ops = realloc(tp.ops, (tp.nops + 1) * sizeof(*tp.ops));
+			cr_assert_eq(taint_op_parse(a, &tp.ops[tp.nops++], &e), 0, "%s: %s", c->name, e.msg);
+		} else if (c->defaults) {
+			/* defaults come from the config file as key: value, "{product}" unparsed */
+			lp.ops = realloc(lp.ops, (lp.nops + 1) * sizeof(*lp.ops));
+			char *eq = strchr(a, '=');
+			lp.ops[lp.nops++] = (struct label_op){ strndup(a, (size_t)(eq - a)), strdup(eq + 1) };
+		} else {
+			lp.ops = realloc(lp.ops, (lp.nops + 1) * sizeof(*lp.ops));
+			cr_assert_eq(label_op_parse(a, &lp.ops[lp.nops++], &e), 0, "%s: %s", c->name, e.msg);
+		}
+	}
+	struct edit_result r = { .node = strdup("gpu-1"), .changes = cJSON_CreateArray() };
+	int rc = taints ? taint_plan_node(&tp, node, &r) : label_plan_node(&lp, node, &r);
+	cr_assert_eq(rc, c->rc, "%s: rc %d (%s)", c->name, rc, r.err.msg ? r.err.msg : "");
+	if (rc < 0) {
+		cr_assert_eq(r.err.code, c->code, "%s: code %s: %s", c->name, gerr_code_name(r.err.code), r.err.msg);
+	} else {
+		char *ch = compact(r.changes), *st = compact(r.state);
+		cr_assert_str_eq(ch, c->changes, "%s: changes", c->name);
+		cr_assert_str_eq(st, c->state, "%s: state", c->name);
+		if (c->patch)
+			cr_assert(r.patch && !strcmp(r.patch, c->patch), "%s: patch %s", c->name, r.patch ? r.patch : "(none)");
+		else
+			cr_assert_null(r.patch, "%s: unexpected patch %s", c->name, r.patch);
+		free(ch);
+		free(st);
+	}
+	struct edit_result *rp = malloc(sizeof(*rp));
+	*rp = r;
+	edit_results_free(rp, 1);
+	for (size_t i = 0; i < lp.nops; i++)
+		label_op_release(&lp.ops[i]);
+	for (size_t i = 0; i < tp.nops; i++)
+		taint_op_release(&tp.ops[i]);
+	free(lp.ops);
+	free(tp.ops);
+	free(ops);
+	cJSON_Delete(node);
+}
+
+#define NODE_LABELS(l) "{\"metadata\":{\"name\":\"gpu-1\",\"labels\":" l "}}"
+
+static const struct plan_case label_cases[] = {
+	{ "add", NODE_LABELS("{\"a\":\"1\"}"), "b=2", 0, 0, 0, 0,
+	  "[{\"op\":\"add\",\"key\":\"b\",\"value\":\"2\"}]", "{\"a\":\"1\",\"b\":\"2\"}",
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\"}},{\"op\":\"add\",\"path\":\"/metadata/labels/b\",\"value\":\"2\"}]" },
+	{ "same value: nothing to write", NODE_LABELS("{\"a\":\"1\"}"), "a=1", 0, 0, 0, 0, "[]", "{\"a\":\"1\"}", NULL },
+	{ "other value needs --overwrite", NODE_LABELS("{\"a\":\"1\"}"), "a=2", 0, 0, -1, GERR_CONFLICT, NULL, NULL, NULL },
+	{ "overwrite", NODE_LABELS("{\"a\":\"1\"}"), "a=2", 1, 0, 0, 0,
+	  "[{\"op\":\"update\",\"key\":\"a\",\"value\":\"2\",\"old\":\"1\"}]", "{\"a\":\"2\"}",
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\"}},{\"op\":\"add\",\"path\":\"/metadata/labels/a\",\"value\":\"2\"}]" },
+	{ "remove", NODE_LABELS("{\"a\":\"1\",\"b\":\"2\"}"), "a-", 0, 0, 0, 0,
+	  "[{\"op\":\"remove\",\"key\":\"a\",\"old\":\"1\"}]", "{\"b\":\"2\"}",
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\",\"b\":\"2\"}},{\"op\":\"remove\",\"path\":\"/metadata/labels/a\"}]" },
+	{ "remove absent is not an error", NODE_LABELS("{\"b\":\"2\"}"), "a-", 0, 0, 0, 0, "[]", "{\"b\":\"2\"}", NULL },
+	{ "a key with / is escaped in the JSON pointer", NODE_LABELS("{}"), "nvidia.com/gpu.deploy=true", 0, 0, 0, 0,
+	  "[{\"op\":\"add\",\"key\":\"nvidia.com/gpu.deploy\",\"value\":\"true\"}]", "{\"nvidia.com/gpu.deploy\":\"true\"}",
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{}},{\"op\":\"add\",\"path\":\"/metadata/labels/nvidia.com~1gpu.deploy\",\"value\":\"true\"}]" },
+	{ "no labels at all: the whole map is added", "{\"metadata\":{\"name\":\"gpu-1\"}}", "a=1", 0, 0, 0, 0,
+	  "[{\"op\":\"add\",\"key\":\"a\",\"value\":\"1\"}]", "{\"a\":\"1\"}",
+	  "[{\"op\":\"add\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\"}}]" },
+	{ "defaults: {product} from the node", NODE_LABELS("{\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\"}"),
+	  "gpu-type={product}", 0, 1, 0, 0,
+	  "[{\"op\":\"add\",\"key\":\"gpu-type\",\"value\":\"NVIDIA-H100-80GB-HBM3\"}]",
+	  "{\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\",\"gpu-type\":\"NVIDIA-H100-80GB-HBM3\"}",
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\"}},{\"op\":\"add\",\"path\":\"/metadata/labels/gpu-type\",\"value\":\"NVIDIA-H100-80GB-HBM3\"}]" },
+	{ "defaults: no product, no gpu-type label", NODE_LABELS("{}"), "accelerator=nvidia gpu-type={product}", 0, 1, 0, 0,
+	  "[{\"op\":\"add\",\"key\":\"accelerator\",\"value\":\"nvidia\"}]", "{\"accelerator\":\"nvidia\"}",
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{}},{\"op\":\"add\",\"path\":\"/metadata/labels/accelerator\",\"value\":\"nvidia\"}]" },
+	{ "defaults: a product that is no label value", NODE_LABELS("{\"nvidia.com/gpu.product\":\"x\"}"),
+	  "gpu-type={product}-with-a-very-long-suffix-that-makes-the-value-longer-than-sixty-three-chars", 0, 1, -1,
+	  GERR_INVALID, NULL, NULL, NULL },
+};
+
+/* a loop, not criterion's parameterized tests: their workers do not share
+ * this process's addresses of the string literals */
+Test(plan, labels)
+{
+	for (size_t i = 0; i < sizeof(label_cases) / sizeof(label_cases[0]); i++)
+		run_case(&label_cases[i], 0);
+}
+
+#define NODE_TAINTS(t) "{\"metadata\":{\"name\":\"gpu-1\"},\"spec\":{\"podCIDR\":\"10.0.0.0/24\",\"taints\":" t "}}"
+#define GPU_TAINT "{\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\",\"timeAdded\":\"2026-01-01T00:00:00Z\"}"
+#define OTHER_TAINT "{\"key\":\"team\",\"value\":\"ml\",\"effect\":\"NoExecute\"}"
+
+static const struct plan_case taint_cases[] = {
+	{ "add to a node without taints", "{\"metadata\":{\"name\":\"gpu-1\"},\"spec\":{\"podCIDR\":\"10.0.0.0/24\"}}",
+	  "nvidia.com/gpu=true:NoSchedule", 0, 0, 0, 0,
+	  "[{\"op\":\"add\",\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]",
+	  "[{\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]",
+	  "[{\"op\":\"test\",\"path\":\"/spec\",\"value\":{\"podCIDR\":\"10.0.0.0/24\"}},{\"op\":\"add\",\"path\":\"/spec/taints\",\"value\":[{\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]}]" },
+	{ "the same taint: unchanged, timeAdded and order kept", NODE_TAINTS("[" OTHER_TAINT "," GPU_TAINT "]"),
+	  "nvidia.com/gpu=true:NoSchedule", 0, 0, 0, 0, "[]", "[" OTHER_TAINT "," GPU_TAINT "]", NULL },
+	{ "another value needs --overwrite", NODE_TAINTS("[" GPU_TAINT "]"), "nvidia.com/gpu=false:NoSchedule", 0, 0, -1,
+	  GERR_CONFLICT, NULL, NULL, NULL },
+	{ "overwrite: added first, then the old ones", NODE_TAINTS("[" OTHER_TAINT "," GPU_TAINT "]"),
+	  "nvidia.com/gpu=false:NoSchedule", 1, 0, 0, 0,
+	  "[{\"op\":\"update\",\"key\":\"nvidia.com/gpu\",\"value\":\"false\",\"effect\":\"NoSchedule\",\"old\":\"true\"}]",
+	  "[{\"key\":\"nvidia.com/gpu\",\"value\":\"false\",\"effect\":\"NoSchedule\"}," OTHER_TAINT "]",
+	  "[{\"op\":\"test\",\"path\":\"/spec/taints\",\"value\":[" OTHER_TAINT "," GPU_TAINT "]},{\"op\":\"replace\",\"path\":\"/spec/taints\",\"value\":[{\"key\":\"nvidia.com/gpu\",\"value\":\"false\",\"effect\":\"NoSchedule\"}," OTHER_TAINT "]}]" },
+	{ "KEY- removes every effect", NODE_TAINTS("[" GPU_TAINT ",{\"key\":\"nvidia.com/gpu\",\"effect\":\"NoExecute\"}," OTHER_TAINT "]"),
+	  "nvidia.com/gpu-", 0, 0, 0, 0,
+	  "[{\"op\":\"remove\",\"key\":\"nvidia.com/gpu\",\"value\":\"\",\"effect\":\"NoExecute\"},{\"op\":\"remove\",\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]",
+	  "[" OTHER_TAINT "]",
+	  "[{\"op\":\"test\",\"path\":\"/spec/taints\",\"value\":[" GPU_TAINT ",{\"key\":\"nvidia.com/gpu\",\"effect\":\"NoExecute\"}," OTHER_TAINT "]},{\"op\":\"replace\",\"path\":\"/spec/taints\",\"value\":[" OTHER_TAINT "]}]" },
+	{ "KEY:EFFECT- removes one; the last taint removes the field", NODE_TAINTS("[" GPU_TAINT "]"),
+	  "nvidia.com/gpu:NoSchedule-", 0, 0, 0, 0,
+	  "[{\"op\":\"remove\",\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]", "[]",
+	  "[{\"op\":\"test\",\"path\":\"/spec/taints\",\"value\":[" GPU_TAINT "]},{\"op\":\"remove\",\"path\":\"/spec/taints\"}]" },
+	{ "removing an absent taint is not an error", NODE_TAINTS("[" OTHER_TAINT "]"), "nvidia.com/gpu-", 0, 0, 0, 0, "[]",
+	  "[" OTHER_TAINT "]", NULL },
+};
+
+Test(plan, taints)
+{
+	for (size_t i = 0; i < sizeof(taint_cases) / sizeof(taint_cases[0]); i++)
+		run_case(&taint_cases[i], 1);
+}
+
+Test(plan, conflict_message_names_the_label_and_the_flag)
+{
+	cJSON *node = cJSON_Parse(NODE_LABELS("{\"a\":\"1\"}"));
+	char k[] = "a", v[] = "2";
+	struct label_op op = { k, v };
+	struct label_plan lp = { .ops = &op, .nops = 1 };
+	struct edit_result r = { .changes = cJSON_CreateArray() };
+	cr_assert_eq(label_plan_node(&lp, node, &r), -1);
+	cr_assert_str_eq(r.err.msg, "'a' already has a value (1), and --overwrite is false");
+	gerr_clear(&r.err);
+	cJSON_Delete(r.changes);
+	cJSON_Delete(r.state);
+	cJSON_Delete(node);
+}
+
+struct qcase {
+	const char *s;
+	int rc;
+	long v;
+};
+
+Test(quantity, whole_numbers_as_kubernetes_writes_them)
+{
+	static const struct qcase cases[] = {
+		{ "8", 0, 8 }, { "0", 0, 0 }, { "+4", 0, 4 }, { "1k", 0, 1000 }, { "2Ki", 0, 2048 }, { "1M", 0, 1000000 },
+		{ "1e3", 0, 1000 }, { "3E2", 0, 300 }, { "500m", -1, 0 }, { "1.5", -1, 0 }, { "-1", -1, 0 }, { "", -1, 0 },
+		{ "abc", -1, 0 }, { "8 ", -1, 0 }, { "99999999999999999999", -1, 0 }, { "9Ei", -1, 0 }, { "1e-3", -1, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long v = -7;
+		int rc = kube_quantity_int(cases[i].s, &v);
+		cr_assert_eq(rc, cases[i].rc, "\"%s\": rc %d", cases[i].s, rc);
+		if (rc == 0)
+			cr_assert_eq(v, cases[i].v, "\"%s\": %ld", cases[i].s, v);
+	}
+}
+
+Test(quantity, gpu_nodes_by_capacity_or_labels)
+{
+	static const struct { const char *node; int gpu; long cap; } cases[] = {
+		{ "{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"8\"}}}", 1, 8 },
+		{ "{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"0\"}}}", 0, 0 },
+		{ "{\"status\":{\"allocatable\":{\"nvidia.com/gpu\":\"4\"}}}", 1, 0 },
+		{ "{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"bad\"}}}", 0, -1 },
+		{ "{\"metadata\":{\"labels\":{\"feature.node.kubernetes.io/pci-10de.present\":\"true\"}}}", 1, 0 },
+		{ "{\"metadata\":{\"labels\":{\"nvidia.com/gpu.present\":\"true\"}}}", 1, 0 },
+		{ "{\"metadata\":{\"labels\":{\"nvidia.com/gpu.present\":\"false\"}}}", 0, 0 },
+		{ "{}", 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cJSON *n = cJSON_Parse(cases[i].node);
+		cr_assert_eq(node_is_gpu(n), cases[i].gpu, "%s", cases[i].node);
+		cr_assert_eq(node_resource(n, "capacity", "nvidia.com/gpu"), cases[i].cap, "%s", cases[i].node);
+		cJSON_Delete(n);
+	}
+}
