@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "gpuctl/sig.h"
 #include "gpuctl/cli.h"
 #include "gpuctl/out.h"
 
@@ -66,6 +67,7 @@ static int run(const struct cmd_entry *c, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	sig_install();
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -24,6 +24,8 @@ extern char buf_empty_[];
 void buf_init(struct buf *b);
 void buf_release(struct buf *b);
 void buf_reset(struct buf *b);
+/* Shorten to len bytes (no-op when already shorter). */
+void buf_truncate(struct buf *b, size_t len);
 void buf_grow(struct buf *b, size_t extra);
 void buf_add(struct buf *b, const void *data, size_t len);
 void buf_adds(struct buf *b, const char *s);

@@ -35,6 +35,7 @@ enum gerr_code {
 	GERR_SSH_AUTH,          /* no key accepted, or sudo wants a password */
 	GERR_SSH_COMMAND,       /* a command on the node failed (exit status, signal, none) */
 	GERR_INTERRUPTED,       /* stopped by SIGINT/SIGTERM/SIGHUP */
+	GERR_NOT_READY,         /* a wait ended before the condition held */
 	GERR_CODE_COUNT
 };
 

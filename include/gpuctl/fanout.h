@@ -12,6 +12,8 @@
 typedef void (*fanout_job_fn)(void *ud, size_t index);
 typedef void (*fanout_done_fn)(void *ud, size_t index);
 
-void fanout_run(size_t n, int parallel, fanout_job_fn job, fanout_done_fn on_done, void *ud);
+/* After an interrupt (sig.h) no new job starts; jobs running finish and are
+ * reported.  Returns the number of jobs that never started. */
+size_t fanout_run(size_t n, int parallel, fanout_job_fn job, fanout_done_fn on_done, void *ud);
 
 #endif

@@ -9,6 +9,8 @@
 #define GPUCTL_MANAGED_BY_VALUE "gpuctl"
 /* The selector that finds them. */
 #define GPUCTL_MANAGED_BY_SELECTOR GPUCTL_MANAGED_BY_KEY "=" GPUCTL_MANAGED_BY_VALUE
+/* Which part of gpuctl created an object (deploy, slice, smoke-test). */
+#define GPUCTL_COMPONENT_KEY "gpuctl.io/component"
 /* fieldManager of every write (server-side apply owns fields by it). */
 #define GPUCTL_FIELD_MANAGER "gpuctl"
 

@@ -92,6 +92,14 @@ void buf_reset(struct buf *b)
 		b->s[0] = '\0';
 }
 
+void buf_truncate(struct buf *b, size_t len)
+{
+	if (len >= b->len)
+		return;
+	b->len = len;
+	b->s[len] = '\0';
+}
+
 void buf_grow(struct buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;

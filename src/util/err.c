@@ -109,7 +109,7 @@ const char *gerr_code_name(enum gerr_code code)
 		[GERR_SSH_CONN] = "unreachable", [GERR_SSH_TIMEOUT] = "timeout",
 		[GERR_HOSTKEY_UNKNOWN] = "hostkey-unknown", [GERR_HOSTKEY_CHANGED] = "hostkey-changed",
 		[GERR_SSH_AUTH] = "ssh-auth", [GERR_SSH_COMMAND] = "command-failed",
-		[GERR_INTERRUPTED] = "interrupted",
+		[GERR_INTERRUPTED] = "interrupted", [GERR_NOT_READY] = "not-ready",
 	};
 	if ((unsigned)code < GERR_CODE_COUNT && names[code])
 		return names[code];

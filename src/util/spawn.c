@@ -67,7 +67,19 @@ int spawn_run(const struct spawn_opts *o, struct buf *out, struct buf *err_out, 
 		posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
 	char **env = build_env(o->env_extra);
 	pid_t pid;
-	int rc = posix_spawnp(&pid, prog, &fa, NULL, (char *const *)o->argv, env);
+	/* gpuctl ignores SIGPIPE and catches SIGINT/SIGTERM/SIGHUP: a plugin gets the defaults */
+	posix_spawnattr_t sa;
+	posix_spawnattr_init(&sa);
+	sigset_t def;
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	sigaddset(&def, SIGINT);
+	sigaddset(&def, SIGTERM);
+	sigaddset(&def, SIGHUP);
+	posix_spawnattr_setsigdefault(&sa, &def);
+	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGDEF);
+	int rc = posix_spawnp(&pid, prog, &fa, &sa, (char *const *)o->argv, env);
+	posix_spawnattr_destroy(&sa);
 	posix_spawn_file_actions_destroy(&fa);
 	free(env);
 	close(outp[1]);

@@ -22,6 +22,7 @@
 #include "gpuctl/buf.h"
 #include "gpuctl/err.h"
 #include "gpuctl/kube.h"
+#include "gpuctl/apply.h"
 
 #define RUN_LABEL "gpuctl-live-test-run"
 
@@ -871,4 +872,128 @@ Test(api_live, reader_cannot_create)
 	free(p);
 	cJSON_Delete(o);
 	kube_client_free(rd);
+}
+
+/* ---- the apply layer (src/kube/apply.c) ---- */
+
+static cJSON *cm_doc(const char *name, const char *value)
+{
+	cJSON *o = configmap(name, NULL);
+	cJSON_ReplaceItemInObjectCaseSensitive(o, "data", cJSON_CreateObject());
+	cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(o, "data"), "k1", value);
+	return o;
+}
+
+static struct apply_result *apply_docs(cJSON *docs, enum dry_run dry, const char *owner, size_t *failed)
+{
+	struct apply_opts o = { .dry = dry, .owner = owner };
+	struct apply_result *r = NULL;
+	size_t n = 0;
+	*failed = apply_objects(kc, docs, &o, &r, &n);
+	cr_assert_eq(n, (size_t)cJSON_GetArraySize(docs));
+	return r;
+}
+
+static int ready_now(void *ud, const cJSON *obj, char **last, struct gerr *err)
+{
+	(void)err;
+	*last = xasprintf("k1=%s", jstr(obj, "data", "k1") ? jstr(obj, "data", "k1") : "");
+	return ud ? 0 : 1;
+}
+
+Test(api_live, apply_create_unchanged_configure_foreign_wait_delete)
+{
+	live();
+	char owner[64];
+	snprintf(owner, sizeof(owner), "live-test-%ld", (long)getpid());
+	cJSON *docs = cJSON_CreateArray();
+	cJSON_AddItemToArray(docs, cm_doc("a", "v1"));
+	cJSON_AddItemToArray(docs, cm_doc("b", "v1"));
+	size_t failed;
+	struct apply_result *r = apply_docs(docs, DRY_NONE, owner, &failed);
+	cr_assert_eq(failed, 0, "%s", r[0].err.msg ? r[0].err.msg : r[1].err.msg);
+	cr_assert_eq(r[0].status, APPLY_CREATED);
+	cr_assert_eq(r[1].status, APPLY_CREATED);
+	apply_results_free(r, 2);
+	struct gerr err = GERR_INIT;
+	cJSON *a = get_cm("a", &err);
+	cr_assert_not_null(a, "%s", err.msg);
+	cr_assert_str_eq(jstr(jget(a, "metadata", "labels"), "app.kubernetes.io/managed-by", NULL), "gpuctl");
+	cr_assert_str_eq(jstr(jget(a, "metadata", "labels"), "gpuctl.io/component", NULL), owner);
+	cJSON_Delete(a);
+
+	/* a second apply reads and writes nothing */
+	long writes0 = kube_client_stats(kc)->writes;
+	r = apply_docs(docs, DRY_NONE, owner, &failed);
+	cr_assert_eq(r[0].status, APPLY_UNCHANGED);
+	cr_assert_eq(r[1].status, APPLY_UNCHANGED);
+	cr_assert_eq(kube_client_stats(kc)->writes, writes0, "an unchanged object was written");
+	apply_results_free(r, 2);
+
+	/* a change: configured, the diff says what */
+	cJSON_ReplaceItemInArray(docs, 0, cm_doc("a", "v2"));
+	r = apply_docs(docs, DRY_NONE, owner, &failed);
+	cr_assert_eq(r[0].status, APPLY_CONFIGURED);
+	cr_assert_str_eq(r[0].diff, "data.k1: \"v1\" -> \"v2\"\n");
+	cr_assert_eq(r[1].status, APPLY_UNCHANGED);
+	apply_results_free(r, 2);
+	a = get_cm("a", &err);
+	cr_assert_str_eq(jstr(a, "data", "k1"), "v2");
+	cJSON_Delete(a);
+
+	/* an object gpuctl did not create: never changed; as wanted already: unchanged, foreign */
+	cJSON_Delete(create_cm(kc, "foreign", NULL));
+	cJSON *fd = cJSON_CreateArray();
+	cJSON_AddItemToArray(fd, cm_doc("foreign", "other"));
+	cJSON_AddItemToArray(fd, cm_doc("foreign", "v1"));
+	r = apply_docs(fd, DRY_NONE, owner, &failed);
+	cr_assert_eq(failed, 1);
+	cr_assert_eq(r[0].status, APPLY_FAILED);
+	cr_assert_eq(r[0].err.code, GERR_CONFLICT);
+	cr_assert(strstr(r[0].err.msg, "not created by gpuctl"), "%s", r[0].err.msg);
+	cr_assert_eq(r[1].status, APPLY_UNCHANGED);
+	cr_assert(r[1].foreign);
+	apply_results_free(r, 2);
+	cJSON *f = get_cm("foreign", &err);
+	cr_assert_str_eq(jstr(f, "data", "k1"), "v1");
+	cr_assert_null(jget(jget(f, "metadata", "labels"), "app.kubernetes.io/managed-by", NULL));
+	cJSON_Delete(f);
+	cJSON_Delete(fd);
+
+	/* server dry run: validated, nothing saved */
+	cJSON *dd = cJSON_CreateArray();
+	cJSON_AddItemToArray(dd, cm_doc("dry", "v1"));
+	r = apply_docs(dd, DRY_SERVER, owner, &failed);
+	cr_assert_eq(failed, 0, "%s", r[0].err.msg);
+	cr_assert_eq(r[0].status, APPLY_CREATED);
+	apply_results_free(r, 1);
+	cJSON_Delete(dd);
+	cr_assert_null(get_cm("dry", &err));
+	cr_assert_eq(err.code, GERR_NOTFOUND);
+	gerr_clear(&err);
+
+	/* wait: done at once; and a condition that never holds ends with what it last saw */
+	const struct kube_kind cmk = { "v1", "ConfigMap", "configmaps", 1 };
+	cr_assert_eq(apply_wait(kc, &cmk, ns, "a", ready_now, NULL, 10000, &err), 0, "%s", err.msg);
+	cr_assert_eq(apply_wait(kc, &cmk, ns, "a", ready_now, (void *)1, 1500, &err), -1);
+	cr_assert_eq(err.code, GERR_NOT_READY, "%s", err.msg);
+	cr_assert(strstr(err.msg, "k1=v2"), "%s", err.msg);
+	cr_assert_eq(gerr_exit_status(&err, 0), 1, "a wait that ran out is not the cluster refusing us");
+	gerr_clear(&err);
+
+	/* delete what this owner made, nothing else */
+	struct apply_result *dr = NULL;
+	size_t dn = 0;
+	cr_assert_eq(apply_delete_owned(kc, owner, DRY_NONE, &dr, &dn), 0);
+	cr_assert_eq(dn, 2, "deleted %zu objects", dn);
+	for (size_t i = 0; i < dn; i++)
+		cr_assert_eq(dr[i].status, APPLY_DELETED);
+	apply_results_free(dr, dn);
+	char *pa = cm_path("a");
+	cr_assert_eq(wait_gone(pa, 10000), 0);
+	free(pa);
+	f = get_cm("foreign", &err);
+	cr_assert_not_null(f, "the object gpuctl did not create was deleted");
+	cJSON_Delete(f);
+	cJSON_Delete(docs);
 }
