@@ -10,15 +10,9 @@
 #include <unistd.h>
 
 #include "gpuctl/spawn.h"
+#include "gpuctl/util.h"
 
 extern char **environ;
-
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 /* Build environ + extras, extras overriding variables of the same name. */
 static char **build_env(const char *const *extra)
@@ -92,7 +86,7 @@ int spawn_run(const struct spawn_opts *o, struct buf *out, struct buf *err_out, 
 		return gerr_set(err, rc == ENOENT ? GERR_NOTFOUND : GERR_IO, "cannot run %s: %s", prog,
 				strerror(rc));
 	}
-	long deadline = o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0;
+	long deadline = o->timeout_ms > 0 ? mono_ms() + o->timeout_ms : 0;
 	size_t max = o->max_output ? o->max_output : (1u << 20);
 	struct pollfd pfd[2] = { { outp[0], POLLIN, 0 }, { errp[0], POLLIN, 0 } };
 	int nfd = errp[0] >= 0 ? 2 : 1;
@@ -100,7 +94,7 @@ int spawn_run(const struct spawn_opts *o, struct buf *out, struct buf *err_out, 
 	while (open_fds > 0) {
 		int wait = -1;
 		if (deadline) {
-			long left = deadline - now_ms();
+			long left = deadline - mono_ms();
 			if (left <= 0) {
 				timed_out = 1;
 				break;

@@ -1,0 +1,74 @@
+/* The small helpers that exist once: base64, the clock, string vectors. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "gpuctl/buf.h"
+#include "gpuctl/util.h"
+
+Test(util, base64_round_trip_and_rfc4648_vectors)
+{
+	static const struct { const char *raw, *pad, *nopad; } v[] = {
+		{ "", "", "" }, { "f", "Zg==", "Zg" }, { "fo", "Zm8=", "Zm8" }, { "foo", "Zm9v", "Zm9v" },
+		{ "foob", "Zm9vYg==", "Zm9vYg" }, { "fooba", "Zm9vYmE=", "Zm9vYmE" }, { "foobar", "Zm9vYmFy", "Zm9vYmFy" },
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		struct buf e = BUF_INIT, d = BUF_INIT;
+		base64_encode(v[i].raw, strlen(v[i].raw), 1, &e);
+		cr_assert_str_eq(e.s, v[i].pad);
+		buf_reset(&e);
+		base64_encode(v[i].raw, strlen(v[i].raw), 0, &e);
+		cr_assert_str_eq(e.s, v[i].nopad);
+		cr_assert_eq(base64_decode(v[i].pad, &d), 0);
+		cr_assert_eq(d.len, strlen(v[i].raw));
+		cr_assert(!memcmp(d.s, v[i].raw, d.len));
+		buf_reset(&d);
+		cr_assert_eq(base64_decode(v[i].nopad, &d), 0, "padding is optional");
+		cr_assert_eq(d.len, strlen(v[i].raw));
+		buf_release(&e);
+		buf_release(&d);
+	}
+	unsigned char all[256];
+	for (int i = 0; i < 256; i++)
+		all[i] = (unsigned char)i;
+	struct buf e = BUF_INIT, d = BUF_INIT;
+	base64_encode(all, sizeof(all), 1, &e);
+	cr_assert_eq(base64_decode(e.s, &d), 0);
+	cr_assert_eq(d.len, sizeof(all));
+	cr_assert(!memcmp(d.s, all, sizeof(all)));
+	buf_release(&e);
+	buf_release(&d);
+}
+
+Test(util, base64_rejects_what_is_not_base64)
+{
+	static const char *const bad[] = { "Zm9v!", "Zg==Zg", "Z", "Zm9vY", "====", "Zg===" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct buf d = BUF_INIT;
+		cr_assert_eq(base64_decode(bad[i], &d), -1, "\"%s\" accepted", bad[i]);
+		buf_release(&d);
+	}
+	struct buf d = BUF_INIT;
+	cr_assert_eq(base64_decode("Zm9v\n YmFy\r\n", &d), 0, "whitespace (PEM line breaks) is ignored");
+	cr_assert_str_eq(d.s, "foobar");
+	buf_reset(&d);
+	cr_assert_eq(base64_decode("-_-_", &d), 0, "the URL alphabet is accepted");
+	buf_release(&d);
+}
+
+Test(util, clock_and_strv)
+{
+	long a = mono_ms();
+	double s = mono_s();
+	cr_assert_geq(mono_ms(), a);
+	cr_assert_geq(mono_s(), s);
+	char **v = NULL;
+	cr_assert_eq(strv_len(v), 0);
+	v = strv_add(v, "a");
+	v = strv_add(v, "b");
+	cr_assert_eq(strv_len(v), 2);
+	cr_assert(strv_has(v, "b"));
+	cr_assert_not(strv_has(v, "c"));
+	cr_assert_null(v[2]);
+	strv_free(v);
+	strv_free(NULL);
+}
