@@ -50,16 +50,14 @@ int cmd_complete(struct gctx *g, int argc, char **argv)
 	}
 	struct kube_client *kc;
 	cJSON *items = NULL;
-	if (gctx_kube(g, &kc, &err) < 0 || kube_list(kc, "/api/v1/nodes", NULL, &items, NULL, &err) < 0) {
+	struct node_target all = { .all = 1 };
+	if (gctx_kube(g, &kc, &err) < 0 || nodes_resolve(kc, &all, &items, &err) < 0) {
 		gerr_clear(&err);
 		return 1;
 	}
 	const cJSON *it;
-	cJSON_ArrayForEach(it, items) {
-		const cJSON *n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(it, "metadata"), "name");
-		if (cJSON_IsString(n))
-			printf("%s\n", n->valuestring);
-	}
+	cJSON_ArrayForEach(it, items)
+		printf("%s\n", node_name(it));
 	cJSON_Delete(items);
 	return out_finish(&err) < 0 ? 1 : 0;
 }
