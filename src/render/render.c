@@ -847,6 +847,25 @@ static int check_size(struct exec *e, const struct node *n)
 	return 0;
 }
 
+/* cJSON's text, with what a YAML reader would not take verbatim inside a
+ * double-quoted string (DEL, C1 controls, line and paragraph separators,
+ * BOM, non-characters) escaped as \uXXXX, which JSON reads alike. */
+static int json_for_yaml(const char *j, struct buf *text, struct gerr *err)
+{
+	size_t len = strlen(j), used;
+	if (utf8_check(j, len, err) < 0)
+		return -1;
+	for (size_t i = 0; i < len; i += used) {
+		long cp = utf8_next((const unsigned char *)j + i, len - i, &used);
+		if ((cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 || cp == 0xfeff || cp == 0xfffe ||
+		    cp == 0xffff)
+			buf_addf(text, "\\u%04lX", cp);
+		else
+			buf_add(text, j + i, used);
+	}
+	return 0;
+}
+
 /* One filter: v (a value, or the text of the stage before as a string)
  * becomes text. */
 static int apply_filter(const struct filter *f, const cJSON *v, struct buf *text, struct gerr *err)
@@ -860,9 +879,9 @@ static int apply_filter(const struct filter *f, const cJSON *v, struct buf *text
 		char *j = cJSON_PrintUnformatted(v);
 		if (!j)
 			return gerr_set(err, GERR_INVALID, "cannot write the value as JSON");
-		buf_adds(text, j);
+		int rc = json_for_yaml(j, text, err);
 		free(j);
-		return 0;
+		return rc;
 	}
 	case F_RAW:
 		if (cJSON_IsString(v)) {

@@ -166,11 +166,13 @@ static const char *const hostile[] = {
 };
 
 /* s as a YAML value, parsed back, is exactly s: as a mapping value, a
- * sequence item, a flow sequence item and (when short) a mapping key. */
+ * sequence item, a flow sequence item, (when short) a mapping key, and
+ * through the json filter. */
 static void yaml_round_trip(const char *s)
 {
 	static const char *const forms[] = { "key: {{ .v }}\n", "- {{ .v }}\n", "[{{ .v }}, x]\n",
-					     "a:\n  b: {{ .v }}\n", "{{ .v }}: 1\n" };
+					     "a:\n  b: {{ .v }}\n", "{{ .v }}: 1\n", "key: {{ .v | json }}\n",
+					     "key: [{{ .v | json }}]\n" };
 	cJSON *v = cJSON_CreateObject();
 	cJSON_AddStringToObject(v, "v", s);
 	for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++) {
@@ -182,7 +184,8 @@ static void yaml_round_trip(const char *s)
 		cJSON *doc = NULL;
 		cr_assert_eq(yaml_parse(out.s, out.len, "q", &doc, &err), 0, "%.60s: %s\nrendered: %.200s", s, err.msg,
 			     out.s);
-		const cJSON *got = f == 0 ? cJSON_GetObjectItem(doc, "key")
+		const cJSON *got = f == 0 || f == 5 ? cJSON_GetObjectItem(doc, "key")
+				   : f == 6 ? cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "key"), 0)
 				   : f == 1 || f == 2 ? cJSON_GetArrayItem(doc, 0)
 				   : f == 3 ? cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "a"), "b")
 				   : doc->child;
