@@ -28,7 +28,8 @@
  *       toml          a TOML value: basic "string" with escapes, integer or
  *                     float, boolean, inline array, inline table (null is an
  *                     error: TOML has none)
- *       json          compact JSON (also a valid YAML flow value)
+ *       json          compact JSON, also a YAML flow value (characters YAML
+ *                     would not read verbatim are written as \uXXXX)
  *       raw           a scalar's text verbatim: only for trusted fragments
  *       indent N      N spaces after every newline of the text so far (the
  *                     tag's own column indents the first line):
@@ -44,9 +45,9 @@
  *                     over an array: the dot is each element; over an
  *                     object: the dot is {key, value} for each member, in
  *                     the object's order ({{ .key }}: {{ .value }}); else
- *                     runs when it is empty.  null ranges zero times; any
- *                     other value is an error.
- *   {{# comment }}    produces nothing.
+ *                     runs when it is empty or null; any other value is an
+ *                     error.  Inside, `$` still reaches the root.
+ *   {{# comment }}    produces nothing (it ends at the first }}).
  * Whitespace: a line holding only one block tag (if, else, end, range,
  * comment) and blanks disappears whole, newline included, so block tags can
  * sit on their own lines without leaving blank lines.  As in Go, `{{- `
