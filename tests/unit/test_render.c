@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gpuctl/cli.h"
 #include "gpuctl/render.h"
 #include "gpuctl/toml.h"
 #include "gpuctl/yaml.h"
@@ -633,4 +634,26 @@ Test(render, the_yaml_and_toml_string_helpers)
 	cr_assert_eq(render_yaml_string("yes-", 3, &b, &err), 0, "only len bytes are read");
 	cr_assert_str_eq(b.s + 14, "\"yes\"");
 	buf_release(&b);
+}
+
+Test(render, the_templates_flag_is_global_and_checked)
+{
+	struct opt none[] = { OPT_END };
+	char dir[] = "/tmp/gpuctl-render-flag-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char *ok_argv[] = { (char *)"deploy", (char *)"--templates", dir, (char *)"node-1", NULL };
+	char *bad_argv[] = { (char *)"validate", (char *)"--templates=/nonexistent/templates", NULL };
+	struct gctx g = { 0 }, g2 = { 0 };
+	struct gerr err = GERR_INIT, err2 = GERR_INIT;
+	char **rest;
+	int nrest, help;
+	int r1 = opt_parse(&g, 4, ok_argv, none, "u", NULL, &rest, &nrest, &help, &err);
+	int r2 = opt_parse(&g2, 2, bad_argv, none, "u", NULL, &rest, &nrest, &help, &err2);
+	rmdir(dir);
+	cr_assert_eq(r1, 0, "%s", err.msg);
+	cr_assert_str_eq(g.templates_dir, dir);
+	cr_assert_eq(r2, -1);
+	cr_assert_eq(err2.code, GERR_USAGE);
+	cr_assert_str_eq(err2.msg, "--templates /nonexistent/templates: No such file or directory");
+	gerr_clear(&err2);
 }
