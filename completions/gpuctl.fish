@@ -10,7 +10,7 @@
 # Options that take a value in the next word, and the connection flags that
 # are passed through to `gpuctl __complete nodes`.
 set -g __gpuctl_arg_opts --kubeconfig --context --cluster --user -n --namespace -s --server \
-    --token --request-timeout -o --output --config -l --selector
+    --token --request-timeout -o --output --config --templates -l --selector
 set -g __gpuctl_conn_opts --kubeconfig --context --cluster --user -n --namespace -s --server --token
 # deploy's options that take a value in the next word.
 set -g __gpuctl_deploy_arg_opts --only --skip --inventory --ssh-user -i --identity --ssh-port \
@@ -183,6 +183,7 @@ complete -c gpuctl -n $g -l insecure-skip-tls-verify -d "do not verify the serve
 complete -c gpuctl -n $g -l request-timeout -x -d 'timeout of one API request, e.g. 30s, 2m'
 complete -c gpuctl -n $g -s o -l output -x -a '(__gpuctl_output_formats)' -d 'output format'
 complete -c gpuctl -n $g -l config -r -F -d 'gpuctl config file'
+complete -c gpuctl -n $g -l templates -x -a '(__fish_complete_directories (commandline -ct))' -d 'templates here replace the built-in ones'
 complete -c gpuctl -n $g -s v -l verbose -d 'log each API request to stderr'
 complete -c gpuctl -n $g -s h -l help -d 'show help'
 

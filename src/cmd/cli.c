@@ -9,6 +9,7 @@
 #include "gpuctl/buf.h"
 #include "gpuctl/cli.h"
 #include "gpuctl/out.h"
+#include "gpuctl/render.h"
 #include "gpuctl/yaml.h"
 
 void strlist_add(struct strlist *l, const char *s)
@@ -81,6 +82,7 @@ void gctx_global_opts(struct gctx *g, struct opt *o)
 		{ "request-timeout", 0, OPT_STRING, &g->request_timeout, "DURATION", "timeout of one API request, e.g. 30s, 2m (0: none; default 60s)", NULL },
 		{ "output", 'o', OPT_STRING, &g->output, "FORMAT", "output format: json or yaml, and junit for validate (default: a table, one line per object)", NULL },
 		{ "config", 0, OPT_STRING, &g->config_path, "FILE", "gpuctl config file (default: $GPUCTL_CONFIG, ~/.config/gpuctl/config.yaml)", NULL },
+		{ "templates", 0, OPT_STRING, &g->templates_dir, "DIR", "templates here replace the built-in ones of the same name", NULL },
 		{ "verbose", 'v', OPT_COUNT, &g->verbose, NULL, "log each API request to stderr", NULL },
 		OPT_END,
 	};
@@ -245,6 +247,8 @@ int opt_parse(struct gctx *g, int argc, char **argv, const struct opt *opts, con
 		else
 			g->kopts.request_timeout_ms = ms;
 	}
+	if (rc == 0 && g->templates_dir)
+		rc = render_check_dir(g->templates_dir, err);
 	*rest = argv + optind;
 	*nrest = argc - optind;
 	free(all);

@@ -94,7 +94,8 @@ void node_access_spec(const struct node_access *a, const cJSON *node, struct nod
 int node_access_inventory_nodes(const struct node_access *a, char **names, size_t n, cJSON **nodes, struct gerr *err);
 /* Connect to a node (host key checked, authenticated). */
 int node_access_connect(const struct node_access *a, const struct node_spec *spec, struct ssh_conn **c, struct gerr *err);
-/* The machine-config patch that does on Talos what deploy does over SSH. */
-extern const char talos_patch[];
+/* The machine-config patch that does on Talos what deploy does over SSH
+ * (templates/talos-patch.yaml.tmpl, rendered and parsed), appended to text. */
+int talos_patch_render(const struct gctx *g, struct buf *text, struct gerr *err);
 
 #endif

@@ -12,6 +12,7 @@
 #include "gpuctl/kube.h"
 #include "gpuctl/node.h"
 #include "gpuctl/out.h"
+#include "gpuctl/render.h"
 
 static const char usage[] =
 	"gpuctl deploy [NODE...] [-l SELECTOR] [--only PHASE] [--skip PHASE] [--inventory FILE] [--ssh-user USER] "
@@ -195,8 +196,16 @@ static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct no
 		any_talos |= j->talos_os != NULL;
 	}
 	fanout_run(d->n, d->a->parallel, job_run, job_done, d);
-	if (any_talos && !d->g->output)
-		fputs(talos_patch, stderr);
+	if (any_talos && !d->g->output) {
+		struct buf patch = BUF_INIT;
+		struct gerr perr = GERR_INIT;
+		if (talos_patch_render(d->g, &patch, &perr) == 0)
+			fputs(patch.s, stderr);
+		else
+			gctx_print_error(d->g, &perr);
+		buf_release(&patch);
+		gerr_clear(&perr);
+	}
 	cJSON *arr = cJSON_AddArrayToObject(doc, "nodes");
 	for (i = 0; i < d->n; i++)
 		cJSON_AddItemToArray(arr, job_json(&d->jobs[i]));
@@ -213,16 +222,39 @@ static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct no
 	return 0;
 }
 
+/* The RuntimeClass from templates/runtimeclass.yaml.tmpl: one document, a
+ * RuntimeClass named nvidia with handler nvidia (an override of the template
+ * may add to it, not change what deploy relies on). */
+static int runtimeclass_object(const struct gctx *g, cJSON **out, struct gerr *err)
+{
+	static const char tmpl[] = "runtimeclass.yaml.tmpl";
+	struct render_ctx rctx = { .dir = g->templates_dir };
+	cJSON *values = cJSON_CreateObject(), *docs = NULL;
+	cJSON_AddStringToObject(values, "name", "nvidia");
+	cJSON_AddStringToObject(values, "handler", "nvidia");
+	int r = render_yaml_docs(&rctx, tmpl, values, &docs, NULL, err);
+	cJSON_Delete(values);
+	if (r < 0)
+		return -1;
+	cJSON *rc = cJSON_GetArraySize(docs) == 1 ? cJSON_DetachItemFromArray(docs, 0) : NULL;
+	cJSON_Delete(docs);
+	const char *kind = json_str(rc, "kind"), *name = json_str(cJSON_GetObjectItemCaseSensitive(rc, "metadata"), "name"),
+		   *handler = json_str(rc, "handler");
+	if (!kind || strcmp(kind, "RuntimeClass") || !name || strcmp(name, "nvidia") || !handler ||
+	    strcmp(handler, "nvidia")) {
+		cJSON_Delete(rc);
+		return gerr_set(err, GERR_INVALID,
+				"template %s must render one RuntimeClass named nvidia with handler nvidia", tmpl);
+	}
+	*out = rc;
+	return 0;
+}
+
 static int phase_runtimeclass(struct gctx *g, struct kube_client *kc, enum dry_run dry, cJSON *doc, struct gerr *err)
 {
-	cJSON *rc = cJSON_CreateObject();
-	cJSON_AddStringToObject(rc, "apiVersion", "node.k8s.io/v1");
-	cJSON_AddStringToObject(rc, "kind", "RuntimeClass");
-	cJSON *md = cJSON_AddObjectToObject(rc, "metadata");
-	cJSON_AddStringToObject(md, "name", "nvidia");
-	cJSON *labels = cJSON_AddObjectToObject(md, "labels");
-	cJSON_AddStringToObject(labels, "app.kubernetes.io/managed-by", "gpuctl");
-	cJSON_AddStringToObject(rc, "handler", "nvidia");
+	cJSON *rc = NULL;
+	if (runtimeclass_object(g, &rc, err) < 0)
+		return gerr_prefix(err, "runtimeclass nvidia");
 	char *path = kube_path("node.k8s.io/v1", NULL, "runtimeclasses", "nvidia");
 	cJSON *before = NULL, *after = NULL;
 	struct gerr gerr_ = GERR_INIT;

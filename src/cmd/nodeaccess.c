@@ -7,6 +7,7 @@
 #include "gpuctl/buf.h"
 #include "gpuctl/json.h"
 #include "gpuctl/nvsmi.h"
+#include "gpuctl/render.h"
 
 void node_access_init(struct node_access *a)
 {
@@ -117,17 +118,12 @@ int node_access_connect(const struct node_access *a, const struct node_spec *spe
 	return ssh_open(&t, c, err);
 }
 
-const char talos_patch[] =
-	"# Talos has no SSH; the NVIDIA runtime comes from system extensions and a machine-config patch:\n"
-	"# talosctl patch mc --nodes <node> --patch @gpu-patch.yaml\n"
-	"machine:\n"
-	"  kernel:\n"
-	"    modules:\n"
-	"      - name: nvidia\n"
-	"      - name: nvidia_uvm\n"
-	"      - name: nvidia_drm\n"
-	"      - name: nvidia_modeset\n"
-	"  sysctls:\n"
-	"    net.core.bpf_jit_harden: 1\n"
-	"# and install the extensions siderolabs/nvidia-container-toolkit and siderolabs/nonfree-kmod-nvidia\n"
-	"# (or nvidia-open-gpu-kernel-modules) in the node's installer image.\n";
+int talos_patch_render(const struct gctx *g, struct buf *text, struct gerr *err)
+{
+	struct render_ctx rctx = { .dir = g->templates_dir };
+	cJSON *values = cJSON_CreateObject(), *docs = NULL;
+	int r = render_yaml_docs(&rctx, "talos-patch.yaml.tmpl", values, &docs, text, err);
+	cJSON_Delete(values);
+	cJSON_Delete(docs);
+	return r;
+}
