@@ -35,7 +35,8 @@ typedef int (*remote_exec_fn)(struct ssh_conn *conn, const char *cmdline, const 
 typedef int (*remote_reconnect_fn)(void *ud, struct ssh_conn **conn, struct gerr *err);
 
 struct remote_opts {
-	const char *node;          /* node name, for messages */
+	const char *node;          /* node name: messages start "node NAME: "; NULL: the caller adds it */
+	int read_only;             /* no lock, no writes (a dry run reads through the same calls) */
 	const char *lockdir;       /* folder of the lock file (.gpuctl.lock), made when missing */
 	long lease_s;              /* how long a lock outlives a run that died; 0: 600 s */
 	remote_reconnect_fn reconnect; /* NULL: no second try */
@@ -75,14 +76,17 @@ int remote_change_backup(struct remote_change *chg, const char *path, const char
 /* Back up path (first time), then replace it atomically with content. */
 int remote_change_write(struct remote_change *chg, const char *path, const char *content, size_t len,
 			struct remote_mode mode, struct gerr *err);
-/* Run a command line under the change set's lock (restart, checks). */
+/* Run a command line under the change set's lock (restart, checks); its
+ * output must end with the exit status marker, else GERR_SSH_COMMAND.
+ * After a rollback began it reconnects when the connection broke. */
 int remote_change_exec(struct remote_change *chg, const char *cmdline, const char *in, struct buf *out,
 		       struct buf *errout, int *status, struct gerr *err);
 /* Unique path for a scratch file beside path (a new string; the caller removes it). */
 char *remote_change_scratch(struct remote_change *chg, const char *path);
 /* The change is good: release the lock; backups stay on the node. */
 int remote_change_commit(struct remote_change *chg, struct gerr *err);
-/* Restore every file written: returns 0 when each is proven equal to its
+/* Restore every file written (the lock stays held: restart and check
+ * through remote_change_exec, then free): returns 0 when each is proven equal to its
  * backup by hash (or absent when it was absent), else -1 with err saying
  * which not, its hint and *manual (a new array of shell commands, owned by
  * the caller) the commands that finish it by hand.  Reconnects once when
@@ -120,7 +124,7 @@ void remote_script_restore(struct buf *b, const char *path, const char *backup, 
 void remote_script_release(struct buf *b, const char *lockdir, const char *token);
 
 /* Interpret replies.  Each returns 0 when the script proved success, else -1
- * with err (what went wrong on node, path). */
+ * with err (what went wrong with path; node is the message's prefix, "node X: " or ""). */
 int remote_reply_lease(const char *out, const char *node, const char *lockdir, struct gerr *err);
 int remote_reply_read(const char *out, size_t len, struct buf *text, struct remote_stat *st, const char *node,
 		      const char *path, struct gerr *err);

@@ -192,10 +192,8 @@ void remote_script_restore(struct buf *b, const char *path, const char *backup, 
 	set_var(b, "D", dir);
 	free(dir);
 	if (existed) {
-		char *tmp = xasprintf("%s.gpuctl-restore-%ld", path, (long)time(NULL));
 		set_var(b, "B", backup);
-		set_var(b, "T", tmp);
-		free(tmp);
+		buf_adds(b, "T=\"$P.gpuctl-restore-$$\"\n");
 		buf_adds(b, "cp -p -- \"$B\" \"$T\" || exit 1\n");
 		sync_path(b, "T");
 		buf_adds(b, "mv -f -- \"$T\" \"$P\" || { rm -f -- \"$T\"; exit 1; }\n");
@@ -249,8 +247,8 @@ int remote_reply_lease(const char *out, const char *node, const char *lockdir, s
 	if ((m = marker(out, "@@locked ")) || (m = marker(out, "@@lease-lost "))) {
 		int lost = marker(out, "@@lease-lost ") != NULL;
 		long exp = strtol(m, NULL, 10);
-		gerr_set(err, GERR_CONFLICT, lost ? "node %s: the lock %s/%s was taken over by another gpuctl (this run's lease expired)"
-						   : "node %s: another gpuctl is changing this node (lock %s/%s held)",
+		gerr_set(err, GERR_CONFLICT, lost ? "%sthe lock %s/%s was taken over by another gpuctl (this run's lease expired)"
+						   : "%sanother gpuctl is changing this node (lock %s/%s held)",
 			 node, lockdir, LOCK_NAME);
 		if (exp > 0) {
 			time_t t = (time_t)exp;
@@ -267,7 +265,7 @@ int remote_reply_lease(const char *out, const char *node, const char *lockdir, s
 		return -1;
 	}
 	if ((m = marker(out, "@@lock-error ")))
-		return gerr_set(err, GERR_SSH_COMMAND, "node %s: cannot take the lock in %s: %.*s", node, lockdir,
+		return gerr_set(err, GERR_SSH_COMMAND, "%scannot take the lock in %s: %.*s", node, lockdir,
 				first_line_len(m), m);
 	return 0;
 }
@@ -284,14 +282,14 @@ int remote_reply_read(const char *out, size_t len, struct buf *text, struct remo
 	int used = 0;
 	if (strncmp(out, "@@stat ", 7) || sscanf(out + 7, "%o %ld %ld %lu%n", &mode, &uid, &gid, &size, &used) != 4 ||
 	    out[7 + used] != '\n')
-		return gerr_set(err, GERR_SSH_COMMAND, "node %s: reading %s failed: %.*s", node, path,
+		return gerr_set(err, GERR_SSH_COMMAND, "%sreading %s failed: %.*s", node, path,
 				first_line_len(out), *out ? out : "no output");
 	const char *body = out + 7 + used + 1;
 	size_t blen = len - (size_t)(body - out);
 	static const char eof[] = "@@eof\n";
 	if (blen < sizeof(eof) - 1 || memcmp(body + blen - (sizeof(eof) - 1), eof, sizeof(eof) - 1) ||
 	    blen - (sizeof(eof) - 1) != size)
-		return gerr_set(err, GERR_SSH_COMMAND, "node %s: reading %s was cut short (%zu of %lu bytes)", node, path,
+		return gerr_set(err, GERR_SSH_COMMAND, "%sreading %s was cut short (%zu of %lu bytes)", node, path,
 				blen >= sizeof(eof) - 1 ? blen - (sizeof(eof) - 1) : blen, size);
 	st->exists = 1;
 	st->mode = mode & 07777;
@@ -324,8 +322,8 @@ int remote_reply_backup(const char *out, int *existed, char sha[65], const char 
 		return 0;
 	}
 	if (marker(out, "@@backup-exists"))
-		return gerr_set(err, GERR_CONFLICT, "node %s: the backup name for %s is taken; nothing was changed", node, path);
-	return gerr_set(err, GERR_SSH_COMMAND, "node %s: cannot back up %s; nothing was changed%s%.*s", node, path,
+		return gerr_set(err, GERR_CONFLICT, "%sthe backup name for %s is taken; nothing was changed", node, path);
+	return gerr_set(err, GERR_SSH_COMMAND, "%scannot back up %s; nothing was changed%s%.*s", node, path,
 			*out ? ": " : "", first_line_len(out), out);
 }
 
@@ -336,9 +334,9 @@ int remote_reply_write(const char *out, const char *node, const char *path, stru
 		return 0;
 	if ((m = marker(out, "@@mismatch ")))
 		return gerr_set(err, GERR_SSH_COMMAND,
-				"node %s: writing %s: what arrived differs from what was sent (size and SHA-256 %.*s); the file was not replaced",
+				"%swriting %s: what arrived differs from what was sent (size and SHA-256 %.*s); the file was not replaced",
 				node, path, first_line_len(m), m);
-	return gerr_set(err, GERR_SSH_COMMAND, "node %s: writing %s failed%s%.*s", node, path, *out ? ": " : "",
+	return gerr_set(err, GERR_SSH_COMMAND, "%swriting %s failed%s%.*s", node, path, *out ? ": " : "",
 			first_line_len(out), out);
 }
 
@@ -350,13 +348,13 @@ int remote_reply_restore(const char *out, int existed, const char *want_sha, con
 		if ((m = marker(out, "@@restored ")) && is_sha(m) && !strncmp(m, want_sha, 64))
 			return 0;
 		if (m)
-			return gerr_set(err, GERR_SSH_COMMAND, "node %s: %s differs from its backup after the restore (SHA-256 %.*s, backup %s)",
+			return gerr_set(err, GERR_SSH_COMMAND, "%s%s differs from its backup after the restore (SHA-256 %.*s, backup %s)",
 					node, path, first_line_len(m), m, want_sha);
-		return gerr_set(err, GERR_SSH_COMMAND, "node %s: restoring %s could not be proven", node, path);
+		return gerr_set(err, GERR_SSH_COMMAND, "%srestoring %s could not be proven", node, path);
 	}
 	if (marker(out, "@@removed"))
 		return 0;
-	return gerr_set(err, GERR_SSH_COMMAND, "node %s: %s could not be removed (it did not exist before)", node, path);
+	return gerr_set(err, GERR_SSH_COMMAND, "%s%s could not be removed (it did not exist before)", node, path);
 }
 
 void remote_manual_hint(struct gerr *err, const cJSON *steps)
@@ -388,6 +386,7 @@ struct remote_change {
 	long lease_s;
 	int locked;
 	int reconnected;
+	int rolling_back;
 	struct touched *t;
 	size_t n;
 	unsigned seq;
@@ -438,7 +437,7 @@ static int run_script(struct remote_change *chg, const char *script, const char 
 	if (rc == 0 && remote_reply_lease(out->s, chg->node, chg->lockdir, err) < 0)
 		rc = -1;
 	else if (rc == 0 && status != 0 && !out->len)
-		rc = gerr_set(err, GERR_SSH_COMMAND, "node %s: command failed (exit %d)%s%.*s", chg->node, status,
+		rc = gerr_set(err, GERR_SSH_COMMAND, "%scommand failed (exit %d)%s%.*s", chg->node, status,
 			      errb.len ? ": " : "", first_line_len(errb.s), errb.s);
 	buf_release(&errb);
 	return rc;
@@ -446,6 +445,8 @@ static int run_script(struct remote_change *chg, const char *script, const char 
 
 static void prologue(struct remote_change *chg, struct buf *b, int begin)
 {
+	if (chg->o.read_only)
+		return;
 	if (chg->locked || begin)
 		remote_script_lease(b, chg->lockdir, chg->token, chg->lease_s, begin);
 }
@@ -456,19 +457,23 @@ int remote_change_begin(struct ssh_conn *conn, const struct remote_opts *o, stru
 	struct remote_change *chg = xcalloc(1, sizeof(*chg));
 	chg->conn = conn;
 	chg->o = *o;
-	chg->node = xstrdup(o->node ? o->node : "?");
+	chg->node = o->node ? xasprintf("node %s: ", o->node) : xstrdup("");
 	chg->lockdir = xstrdup(o->lockdir ? o->lockdir : "/run");
 	chg->lease_s = o->lease_s > 0 ? o->lease_s : 600;
 	chg->rand = remote_random_hex(4);
 	char *r = remote_random_hex(8);
 	chg->token = xasprintf("gpuctl-%ld-%s", (long)time(NULL), r);
 	free(r);
+	if (o->read_only) {
+		*out = chg;
+		return 0;
+	}
 	struct buf b = BUF_INIT, outb = BUF_INIT;
 	prologue(chg, &b, 1);
 	buf_adds(&b, "echo '@@locked-ok'\n");
 	int rc = run_script(chg, b.s, NULL, 0, &outb, err);
 	if (rc == 0 && !marker(outb.s, "@@locked-ok"))
-		rc = gerr_set(err, GERR_SSH_COMMAND, "node %s: taking the lock in %s failed%s%.*s", chg->node, chg->lockdir,
+		rc = gerr_set(err, GERR_SSH_COMMAND, "%staking the lock in %s failed%s%.*s", chg->node, chg->lockdir,
 			      outb.len ? ": " : "", first_line_len(outb.s), outb.s);
 	buf_release(&b);
 	buf_release(&outb);
@@ -511,6 +516,8 @@ int remote_change_backup(struct remote_change *chg, const char *path, const char
 		*backup = t->backup;
 		return 0;
 	}
+	if (chg->o.read_only)
+		return gerr_set(err, GERR_INTERNAL, "%s: a read-only change set changes nothing", path);
 	/* unique per run and per file: time, this run's random part and a counter */
 	char *rnd = xasprintf("%s%u", chg->rand, chg->seq++);
 	char *name = remote_backup_name(path, (long)time(NULL), rnd);
@@ -585,6 +592,11 @@ int remote_change_exec(struct remote_change *chg, const char *cmdline, const cha
 	buf_adds(&b, cmdline);
 	buf_adds(&b, "\n)\ngpuctl_rc=$?; printf '\\n@@rc %s\\n' \"$gpuctl_rc\"; exit $gpuctl_rc\n");
 	int rc = do_exec(chg, b.s, in, in ? strlen(in) : 0, &o, errout, status, err);
+	if (rc < 0 && chg->rolling_back && is_transport(err) && reconnect(chg, err) == 0) {
+		gerr_clear(err);
+		buf_reset(&o);
+		rc = do_exec(chg, b.s, in, in ? strlen(in) : 0, &o, errout, status, err);
+	}
 	if (rc == 0 && remote_reply_lease(o.s, chg->node, chg->lockdir, err) < 0)
 		rc = -1;
 	if (rc == 0) {
@@ -594,7 +606,7 @@ int remote_change_exec(struct remote_change *chg, const char *cmdline, const cha
 			m = p;
 		if (!m) {
 			*status = -1;
-			rc = gerr_set(err, GERR_SSH_COMMAND, "node %s: `%.*s` did not run to its end (no exit status)", chg->node,
+			rc = gerr_set(err, GERR_SSH_COMMAND, "%s`%.*s` did not run to its end (no exit status)", chg->node,
 				      first_line_len(cmdline), cmdline);
 		} else {
 			*status = (int)strtol(m + 6, NULL, 10);
@@ -624,7 +636,7 @@ static int release(struct remote_change *chg, struct gerr *err)
 	int status = -1;
 	int rc = do_exec(chg, b.s, NULL, 0, &outb, NULL, &status, err);
 	if (rc == 0 && !marker(outb.s, "@@released"))
-		rc = gerr_set(err, GERR_SSH_COMMAND, "node %s: releasing the lock in %s failed", chg->node, chg->lockdir);
+		rc = gerr_set(err, GERR_SSH_COMMAND, "%sreleasing the lock in %s failed", chg->node, chg->lockdir);
 	if (rc == 0)
 		chg->locked = 0;
 	buf_release(&b);
@@ -653,6 +665,7 @@ static int restore_one(struct remote_change *chg, const struct touched *t, struc
 int remote_change_rollback(struct remote_change *chg, cJSON **manual, struct gerr *err)
 {
 	*manual = NULL;
+	chg->rolling_back = 1;
 	struct buf failed = BUF_INIT;
 	cJSON *steps = cJSON_CreateArray();
 	struct gerr first = GERR_INIT;
@@ -680,19 +693,12 @@ int remote_change_rollback(struct remote_change *chg, cJSON **manual, struct ger
 	}
 	int rc = 0;
 	if (nfailed) {
-		gerr_set(err, GERR_SSH_COMMAND, "node %s: rollback failed: %s not proven restored (%s)", chg->node, failed.s,
+		gerr_set(err, GERR_SSH_COMMAND, "%srollback failed: %s not proven restored (%s)", chg->node, failed.s,
 			 first.cause ? first.cause : first.msg ? first.msg : "unknown");
 		remote_manual_hint(err, steps);
 		*manual = steps;
 		steps = NULL;
 		rc = -1;
-	} else {
-		struct gerr e = GERR_INIT;
-		if (release(chg, &e) < 0 && is_transport(&e) && reconnect(chg, &e) == 0) {
-			gerr_clear(&e);
-			release(chg, &e);
-		}
-		gerr_clear(&e);
 	}
 	cJSON_Delete(steps);
 	gerr_clear(&first);

@@ -94,7 +94,7 @@ Test(inventory, load_and_errors)
 	node_spec_fill(&s, &inv.defaults);
 	cr_assert_eq(s.port, 22);
 	cr_assert_str_eq(s.user, "gpuadmin");
-	cr_assert_str_eq(s.flavour, "k3s");
+	cr_assert_eq(s.flavour, CR_K3S);
 	cr_assert_str_eq(s.restart_command, "rc restart");
 	cr_assert_eq(s.sudo, 1);
 	node_spec_release(&s);
