@@ -104,6 +104,10 @@ struct containerd_opts {
 	/* a fresh connection to the node, for a rollback after the connection broke (remote.h) */
 	int (*reconnect)(void *ud, struct ssh_conn **c, struct gerr *err);
 	void *reconnect_ud;
+	/* tests: run the node's commands elsewhere (remote.h's exec and close); NULL: over SSH */
+	int (*exec)(struct ssh_conn *c, const char *cmdline, const char *in, size_t in_len, struct buf *out,
+		    struct buf *errout, int *status, struct gerr *err);
+	void (*close)(struct ssh_conn *c);
 };
 
 /* rolled-back: every file proven restored by hash; rollback-failed: not,

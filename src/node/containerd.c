@@ -45,6 +45,8 @@ int prep_begin(struct prep_ctx *x, const struct containerd_opts *o, const char *
 		.read_only = o->dry_run,
 		.reconnect = o->reconnect,
 		.reconnect_ud = o->reconnect_ud,
+		.exec = o->exec,
+		.close = o->close,
 	};
 	struct gerr e = GERR_INIT;
 	if (remote_change_begin(x->c, &ro, &x->chg, &e) < 0) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "gpuctl/buf.h"
+#include "gpuctl/node.h"
 #include "gpuctl/remote.h"
 
 /* a fake connection: how the next commands misbehave */
@@ -32,6 +33,8 @@ static int read_all(int fd, struct buf *b)
 	return 0;
 }
 
+static const char *path_prefix; /* fake node programs in path_prefix/bin */
+
 static int local_exec(struct ssh_conn *conn, const char *cmd, const char *in, size_t in_len, struct buf *out,
 		      struct buf *errout, int *status, struct gerr *err)
 {
@@ -46,6 +49,11 @@ static int local_exec(struct ssh_conn *conn, const char *cmd, const char *in, si
 		*status = 0;
 		return 0;
 	}
+	struct buf full = BUF_INIT;
+	if (path_prefix)
+		buf_addf(&full, "PATH=%s/bin:$PATH; FAKE=%s; export PATH FAKE\n", path_prefix, path_prefix);
+	buf_adds(&full, cmd);
+	cmd = full.s;
 	char inp[] = "/tmp/gpuctl-rin-XXXXXX", op[] = "/tmp/gpuctl-rout-XXXXXX", ep[] = "/tmp/gpuctl-rerr-XXXXXX";
 	int fi = mkstemp(inp), fo = mkstemp(op), fe = mkstemp(ep);
 	cr_assert(fi >= 0 && fo >= 0 && fe >= 0);
@@ -74,6 +82,7 @@ static int local_exec(struct ssh_conn *conn, const char *cmd, const char *in, si
 	unlink(inp);
 	unlink(op);
 	unlink(ep);
+	buf_release(&full);
 	return 0;
 }
 
@@ -448,4 +457,157 @@ Test(remote, reply_parsers)
 	m = remote_manual_restore("-n", NULL, 0);
 	cr_assert_str_eq(m, "rm -f -- '-n'");
 	free(m);
+}
+
+/* ---- containerd_prepare end to end against /bin/sh: a fake containerd
+ * (1.x: an imported drop-in replaces the CRI plugin section), a fake ctr,
+ * restart and check commands; the config under a folder with a space ---- */
+
+static char *cfg_path, *dropin_path, *orig_text;
+
+static void fake_node(const char *restart_fails)
+{
+	mkdir_tmp();
+	path_prefix = dir;
+	char *bin = xasprintf("%s/bin", dir), *etc = xasprintf("%s/e t c", dir), *cd = xasprintf("%s/e t c/containerd", dir);
+	cr_assert_eq(mkdir(bin, 0755), 0);
+	cr_assert_eq(mkdir(etc, 0755), 0);
+	cr_assert_eq(mkdir(cd, 0755), 0);
+	char *p = xasprintf("%s/containerd", bin);
+	spit(p,
+	     "#!/bin/sh\n"
+	     "if [ \"$1\" = --config ]; then cfg=$2; shift 2; fi\n"
+	     "case \"$1 $2\" in\n"
+	     "'config dump') [ -f \"$cfg\" ] || exit 1; d=\"$(dirname \"$cfg\")/conf.d/99-gpuctl-nvidia.toml\"\n"
+	     "  if [ -f \"$d\" ] && grep -q 'conf.d/\\*.toml' \"$cfg\"; then cat \"$d\"; else cat \"$cfg\"; fi;;\n"
+	     "*) exit 1;;\nesac\n",
+	     0755);
+	free(p);
+	p = xasprintf("%s/ctr", bin);
+	spit(p, "#!/bin/sh\necho 'TYPE ID PLATFORMS STATUS'\necho 'io.containerd.grpc.v1 cri linux/amd64 ok'\n", 0755);
+	free(p);
+	cfg_path = xasprintf("%s/config.toml", cd);
+	dropin_path = xasprintf("%s/conf.d/99-gpuctl-nvidia.toml", cd);
+	struct buf b = BUF_INIT;
+	struct gerr e = GERR_INIT;
+	char *fx = xasprintf("%s/containerd/1.6.20-registry-auth-dump.toml", FIXTURES);
+	cr_assert_eq(buf_read_file(&b, fx, 1 << 20, &e), 0);
+	orig_text = buf_detach(&b);
+	spit(cfg_path, orig_text, 0600);
+	free(fx);
+	(void)restart_fails;
+	free(bin);
+	free(etc);
+	free(cd);
+}
+
+static void fake_node_done(void)
+{
+	rm_tmp();
+	path_prefix = NULL;
+	free(cfg_path);
+	free(dropin_path);
+	free(orig_text);
+}
+
+static void prepare(const char *restart, struct prep_result *r)
+{
+	struct fake f = { 0 };
+	struct probe_result p = { 0 };
+	char rt[] = "/usr/bin/nvidia-container-runtime", ver[] = "1.6.20";
+	p.config_path = cfg_path;
+	p.containerd_major = 1;
+	p.containerd_version = ver;
+	p.flavour = CR_CONTAINERD1;
+	p.nvidia_runtime = rt;
+	struct containerd_opts o = { .restart_command = restart, .check_command = "true", .exec = local_exec, .close = fake_close };
+	containerd_prepare((struct ssh_conn *)&f, &p, &o, r);
+}
+
+static int backups(void)
+{
+	char *cd = xasprintf("%s/e t c/containerd", dir);
+	int n = count_files(cd, "config.toml.gpuctl-backup-");
+	free(cd);
+	return n;
+}
+
+Test(prepare, writes_verifies_and_keeps_modes)
+{
+	fake_node(NULL);
+	struct prep_result r;
+	prepare("true", &r);
+	cr_assert_eq(r.status, PREP_CHANGED, "%s", r.err.msg);
+	cr_assert_str_eq(r.method, "drop-in");
+	char *d = slurp(dropin_path), *c = slurp(cfg_path), *b = slurp(r.backup);
+	cr_assert(strstr(d, "BinaryName = \"/usr/bin/nvidia-container-runtime\""), "%s", d);
+	cr_assert(strstr(c, "imports = [\"") && strstr(c, "/e t c/containerd/conf.d/*.toml\"]"), "%.200s", c);
+	cr_assert_str_eq(b, orig_text, "the backup is the original");
+	cr_assert_eq(mode_of(cfg_path), 0600, "config.toml keeps its mode");
+	cr_assert_eq(mode_of(dropin_path), 0600, "registry credentials copied from a 0600 file stay 0600");
+	char *lease = xasprintf("%s/e t c/containerd/.gpuctl.lease", dir);
+	cr_assert_eq(access(lease, F_OK), -1, "the lock is released");
+	free(lease);
+	free(d), free(c), free(b);
+	prep_result_release(&r);
+	/* the second run: unchanged */
+	prepare("exit 1", &r);
+	cr_assert_eq(r.status, PREP_UNCHANGED, "%s", r.err.msg);
+	prep_result_release(&r);
+	fake_node_done();
+}
+
+Test(prepare, failed_restart_rolls_back_byte_for_byte)
+{
+	fake_node(NULL);
+	struct prep_result r;
+	/* the first restart fails, the one of the rollback works */
+	prepare("if [ ! -e \"$FAKE/once\" ]; then touch \"$FAKE/once\"; exit 1; fi", &r);
+	cr_assert_eq(r.status, PREP_ROLLED_BACK, "%s", r.err.msg);
+	cr_assert(strstr(r.err.msg, "rolled back (original configuration restored, containerd running again)"), "%s", r.err.msg);
+	char *c = slurp(cfg_path);
+	cr_assert_str_eq(c, orig_text);
+	free(c);
+	cr_assert_eq(mode_of(cfg_path), 0600);
+	cr_assert_eq(access(dropin_path, F_OK), -1, "the drop-in that did not exist is removed");
+	cr_assert_null(r.manual_steps);
+	prep_result_release(&r);
+	fake_node_done();
+}
+
+Test(prepare, unproven_rollback_is_rollback_failed_with_manual_steps)
+{
+	fake_node(NULL);
+	struct prep_result r;
+	/* the restart fails and something spoils the backup: nothing proves the restore */
+	prepare("for f in \"$FAKE/e t c/containerd/\"config.toml.gpuctl-backup-*; do echo spoiled >> \"$f\"; done; exit 1", &r);
+	cr_assert_eq(r.status, PREP_ROLLBACK_FAILED, "%s", r.err.msg);
+	cr_assert_str_eq(prep_status_name(r.status), "rollback-failed");
+	cr_assert(strstr(r.err.msg, "ROLLBACK FAILED"), "%s", r.err.msg);
+	cr_assert_not_null(r.manual_steps);
+	const char *first = cJSON_GetArrayItem(r.manual_steps, 0)->valuestring;
+	cr_assert(!strncmp(first, "cp -p -- '", 10) && strstr(first, "config.toml.gpuctl-backup-"), "%s", first);
+	cr_assert(r.err.hint && strstr(r.err.hint, first), "%s", r.err.hint);
+	prep_result_release(&r);
+	fake_node_done();
+}
+
+Test(prepare, a_second_run_is_refused_while_the_lock_is_held)
+{
+	fake_node(NULL);
+	char *lease = xasprintf("%s/e t c/containerd/.gpuctl.lease", dir);
+	spit(lease, "gpuctl-other-run 99999999999\n", 0644);
+	struct prep_result r;
+	prepare("true", &r);
+	cr_assert_eq(r.status, PREP_FAILED);
+	cr_assert_eq(r.err.code, GERR_CONFLICT);
+	cr_assert(strstr(r.err.msg, "another gpuctl is changing this node (lock ") && strstr(r.err.msg, "/.gpuctl.lock held)"),
+		  "%s", r.err.msg);
+	char *c = slurp(cfg_path);
+	cr_assert_str_eq(c, orig_text);
+	cr_assert_eq(backups(), 0, "nothing was backed up or written");
+	free(c);
+	free(lease);
+	prep_result_release(&r);
+	fake_node_done();
 }
