@@ -114,7 +114,8 @@ void remote_script_lease(struct buf *b, const char *lockdir, const char *token, 
 		buf_adds(b, "[ \"$gpuctl_tok\" = \"$GPUCTL_T\" ] || { echo \"@@lease-lost $gpuctl_exp\"; exit 75; }\n");
 	buf_addf(b, "printf '%%s %%s\\n' \"$GPUCTL_T\" $((gpuctl_now + %ld)) > \"$GPUCTL_O.$$\" && mv -f -- \"$GPUCTL_O.$$\" \"$GPUCTL_O\" "
 		    "|| { echo '@@lock-error cannot write the lease'; exit 1; }\n"
-		    "exec 9>&-\n",
+		    "exec 9>&-\n"
+		    "echo '@@lease-ok'\n",
 		 lease_s);
 	free(lock);
 	free(lease);
@@ -167,9 +168,9 @@ void remote_script_write(struct buf *b, const char *path, const char *tmp, size_
 	set_var(b, "D", dir);
 	free(dir);
 	/* the content is never readable by others while it is written (umask 077) */
-	buf_adds(b, "umask 077\n"
+	buf_adds(b, "(umask 022 && mkdir -p -- \"$D\") || exit 1\n"
+		    "umask 077\n"
 		    "trap 'rm -f -- \"$T\"; exit 1' HUP INT TERM PIPE\n"
-		    "mkdir -p -- \"$D\" || exit 1\n"
 		    "cat > \"$T\" || { rm -f -- \"$T\"; echo '@@write-error'; exit 1; }\n"
 		    "set -- $(wc -c < \"$T\") $(sha256sum < \"$T\")\n");
 	buf_addf(b, "if [ \"$1\" != %zu ] || [ \"$2\" != %s ]; then rm -f -- \"$T\"; printf '@@mismatch %%s %%s\\n' \"$1\" \"$2\"; exit 3; fi\n",
@@ -241,11 +242,18 @@ static int first_line_len(const char *s)
 	return (int)strcspn(s, "\n");
 }
 
+/* out starts with m: the lock's answer comes before anything a command prints
+ * (a file or a dump with such a line is never mistaken for it) */
+static const char *prefix(const char *out, const char *m)
+{
+	return strncmp(out, m, strlen(m)) ? NULL : out + strlen(m);
+}
+
 int remote_reply_lease(const char *out, const char *node, const char *lockdir, struct gerr *err)
 {
 	const char *m;
-	if ((m = marker(out, "@@locked ")) || (m = marker(out, "@@lease-lost "))) {
-		int lost = marker(out, "@@lease-lost ") != NULL;
+	if ((m = prefix(out, "@@locked ")) || (m = prefix(out, "@@lease-lost "))) {
+		int lost = prefix(out, "@@lease-lost ") != NULL;
 		long exp = strtol(m, NULL, 10);
 		gerr_set(err, GERR_CONFLICT, lost ? "%sthe lock %s/%s was taken over by another gpuctl (this run's lease expired)"
 						   : "%sanother gpuctl is changing this node (lock %s/%s held)",
@@ -264,7 +272,7 @@ int remote_reply_lease(const char *out, const char *node, const char *lockdir, s
 		}
 		return -1;
 	}
-	if ((m = marker(out, "@@lock-error ")))
+	if ((m = prefix(out, "@@lock-error ")))
 		return gerr_set(err, GERR_SSH_COMMAND, "%scannot take the lock in %s: %.*s", node, lockdir,
 				first_line_len(m), m);
 	return 0;
@@ -427,6 +435,24 @@ static int reconnect(struct remote_change *chg, struct gerr *err)
 	return 0;
 }
 
+/* Check the lease's answer at the start of out and drop its "@@lease-ok"
+ * line, so that out is exactly what the rest of the script printed. */
+static int take_lease_reply(struct remote_change *chg, struct buf *out, struct gerr *err)
+{
+	static const char ok[] = "@@lease-ok\n";
+	if (chg->o.read_only || !chg->locked)
+		return 0;
+	if (!strncmp(out->s, ok, sizeof(ok) - 1)) {
+		memmove(out->s, out->s + sizeof(ok) - 1, out->len - (sizeof(ok) - 1) + 1);
+		out->len -= sizeof(ok) - 1;
+		return 0;
+	}
+	if (remote_reply_lease(out->s, chg->node, chg->lockdir, err) < 0)
+		return -1;
+	return gerr_set(err, GERR_SSH_COMMAND, "%sthe command did not run to its end (no answer from the lock)%s%.*s",
+			chg->node, out->len ? ": " : "", first_line_len(out->s), out->s);
+}
+
 /* Run script (already with its lease prologue) and require its marker-carrying output. */
 static int run_script(struct remote_change *chg, const char *script, const char *in, size_t in_len, struct buf *out,
 		      struct gerr *err)
@@ -434,7 +460,7 @@ static int run_script(struct remote_change *chg, const char *script, const char 
 	int status = -1;
 	struct buf errb = BUF_INIT;
 	int rc = do_exec(chg, script, in, in_len, out, &errb, &status, err);
-	if (rc == 0 && remote_reply_lease(out->s, chg->node, chg->lockdir, err) < 0)
+	if (rc == 0 && take_lease_reply(chg, out, err) < 0)
 		rc = -1;
 	else if (rc == 0 && status != 0 && !out->len)
 		rc = gerr_set(err, GERR_SSH_COMMAND, "%scommand failed (exit %d)%s%.*s", chg->node, status,
@@ -471,18 +497,19 @@ int remote_change_begin(struct ssh_conn *conn, const struct remote_opts *o, stru
 	struct buf b = BUF_INIT, outb = BUF_INIT;
 	prologue(chg, &b, 1);
 	buf_adds(&b, "echo '@@locked-ok'\n");
+	chg->locked = 1; /* the answer is read as a locked script's */
 	int rc = run_script(chg, b.s, NULL, 0, &outb, err);
-	if (rc == 0 && !marker(outb.s, "@@locked-ok"))
+	if (rc == 0 && strcmp(outb.s, "@@locked-ok\n"))
 		rc = gerr_set(err, GERR_SSH_COMMAND, "%staking the lock in %s failed%s%.*s", chg->node, chg->lockdir,
 			      outb.len ? ": " : "", first_line_len(outb.s), outb.s);
 	buf_release(&b);
 	buf_release(&outb);
 	if (rc < 0) {
+		chg->locked = 0; /* nothing to release: the lease is another run's, or none */
 		remote_change_free(chg);
 		*out = NULL;
 		return -1;
 	}
-	chg->locked = 1;
 	*out = chg;
 	return 0;
 }
@@ -597,7 +624,7 @@ int remote_change_exec(struct remote_change *chg, const char *cmdline, const cha
 		buf_reset(&o);
 		rc = do_exec(chg, b.s, in, in ? strlen(in) : 0, &o, errout, status, err);
 	}
-	if (rc == 0 && remote_reply_lease(o.s, chg->node, chg->lockdir, err) < 0)
+	if (rc == 0 && take_lease_reply(chg, &o, err) < 0)
 		rc = -1;
 	if (rc == 0) {
 		/* the marker is the last line; without it the command did not run to its end */

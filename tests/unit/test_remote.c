@@ -244,6 +244,9 @@ Test(remote, write_keeps_mode_and_caps_new_files)
 	cr_assert_eq(remote_change_write(chg, drop, "password = 'x'\n", 15, (struct remote_mode){ 0644, 0600 }, &err), 0,
 		     "%s", err.msg);
 	cr_assert_eq(mode_of(drop), 0600);
+	char *cd = xasprintf("%s/conf.d", dir);
+	cr_assert_eq(mode_of(cd), 0755, "a new folder is readable as before (umask 022)");
+	free(cd);
 	remote_change_commit(chg, &err);
 	remote_change_free(chg);
 	buf_release(&t);
@@ -610,4 +613,32 @@ Test(prepare, a_second_run_is_refused_while_the_lock_is_held)
 	free(lease);
 	prep_result_release(&r);
 	fake_node_done();
+}
+
+Test(remote, a_file_with_marker_lines_is_read_as_it_is)
+{
+	struct fake f = { 0 };
+	struct remote_opts o = opts(&f);
+	struct remote_change *chg;
+	struct gerr err = GERR_INIT;
+	char *p = xasprintf("%s/tricky.toml", dir);
+	const char *text = "@@locked 99999999999\n@@eof\n@@written\n@@rc 0\nno newline at the end";
+	spit(p, text, 0644);
+	cr_assert_eq(remote_change_begin((struct ssh_conn *)&f, &o, &chg, &err), 0, "%s", err.msg);
+	struct buf t = BUF_INIT;
+	struct remote_stat st;
+	cr_assert_eq(remote_change_read(chg, p, &t, &st, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(t.s, text);
+	buf_reset(&t);
+	struct buf cmd = BUF_INIT;
+	buf_adds(&cmd, "cat -- ");
+	sh_quote(&cmd, p);
+	int status = -1;
+	cr_assert_eq(remote_change_exec(chg, cmd.s, NULL, &t, NULL, &status, &err), 0, "%s", err.msg);
+	cr_assert_eq(status, 0);
+	cr_assert_str_eq(t.s, text, "the command's output comes back exactly");
+	buf_release(&cmd);
+	buf_release(&t);
+	remote_change_free(chg);
+	free(p);
 }
