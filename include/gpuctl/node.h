@@ -6,9 +6,22 @@
 
 #include <cjson/cJSON.h>
 
+#include "gpuctl/containerd.h"
 #include "gpuctl/err.h"
 #include "gpuctl/nvsmi.h"
 #include "gpuctl/ssh.h"
+
+/* ---- the containerd flavour ---- */
+
+/* How containerd runs on a node.  The names (inventory, JSON) are
+ * "containerd1", "containerd2", "k3s", "rke2"; "none" (no containerd) and
+ * "unknown" are only reported. */
+enum cr_flavour { CR_UNKNOWN, CR_CONTAINERD1, CR_CONTAINERD2, CR_K3S, CR_RKE2, CR_NONE };
+const char *cr_flavour_name(enum cr_flavour f);
+/* One of the four names an inventory may give; -1 for anything else. */
+int cr_flavour_parse(const char *name, enum cr_flavour *f);
+/* k3s and rke2 embed containerd and generate its config from a template. */
+int cr_flavour_embedded(enum cr_flavour f);
 
 /* How to reach one node and what runs there.  All strings owned. */
 struct node_spec {
@@ -19,8 +32,8 @@ struct node_spec {
 	char *identity_file;
 	char *known_hosts;
 	int sudo;             /* -1 unset */
-	char *flavour;        /* containerd1, containerd2, k3s, rke2; NULL: detect */
-	char *config_path;    /* containerd config; NULL: the flavour's default */
+	enum cr_flavour flavour; /* CR_UNKNOWN: detect */
+	char *config_path;    /* containerd config (absolute); NULL: the flavour's default */
 	char *restart_command;
 	char *check_command;
 	char *jump_host;
@@ -42,6 +55,10 @@ const struct node_spec *inventory_find(const struct inventory *inv, const char *
 void node_spec_release(struct node_spec *s);
 /* dst fields that are unset take src's (strings copied). */
 void node_spec_fill(struct node_spec *dst, const struct node_spec *src);
+/* Refuse two nodes of one run at the same address and port (GERR_USAGE
+ * naming both): n specs, stride bytes apart (a spec inside a larger struct).
+ * Nodes without an address are skipped; port 0 means 22. */
+int node_specs_check_addresses(const struct node_spec *first, size_t n, size_t stride, struct gerr *err);
 
 /* ---- probes ---- */
 
@@ -56,7 +73,7 @@ struct probe_result {
 	int containerd_config_version;
 	char *nvidia_ctk;            /* path or NULL */
 	char *nvidia_runtime;        /* path of nvidia-container-runtime or NULL */
-	char *flavour;               /* containerd1, containerd2, k3s, rke2 */
+	enum cr_flavour flavour;     /* CR_NONE: no containerd */
 	char *config_path;
 	char *os;
 	cJSON *problems;             /* array of strings: what is wrong on this node */
@@ -67,6 +84,14 @@ struct probe_result {
 int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *r, struct gerr *err);
 void probe_result_release(struct probe_result *r);
 cJSON *probe_result_json(const struct probe_result *r);
+/* containerd is there: installed, or embedded in k3s/rke2. */
+int node_has_containerd(const struct probe_result *p);
+/* Whether the node can take the nvidia runtime: driver at the minimum,
+ * nvidia and nvidia_uvm loaded, the toolkit and containerd installed.
+ * Returns 1 ready, else 0 with why (GERR_CONFIG) set to the first problem,
+ * as "node is not ready for the nvidia runtime: PROBLEM" is worded.  The one
+ * rule shared by deploy's gate and validate's verdicts. */
+int node_ready_for_runtime(const struct probe_result *p, struct gerr *why);
 
 /* ---- containerd ---- */
 
@@ -76,26 +101,39 @@ struct containerd_opts {
 	const char *check_command;    /* default: systemctl is-active containerd */
 	const char *runtime_path;     /* default: what the probe found, else /usr/bin/nvidia-container-runtime */
 	int dry_run;
+	/* a fresh connection to the node, for a rollback after the connection broke (remote.h) */
+	int (*reconnect)(void *ud, struct ssh_conn **c, struct gerr *err);
+	void *reconnect_ud;
+	/* tests: run the node's commands elsewhere (remote.h's exec and close); NULL: over SSH */
+	int (*exec)(struct ssh_conn *c, const char *cmdline, const char *in, size_t in_len, struct buf *out,
+		    struct buf *errout, int *status, struct gerr *err);
+	void (*close)(struct ssh_conn *c);
 };
 
-enum prep_status { PREP_UNCHANGED, PREP_CHANGED, PREP_FAILED, PREP_ROLLED_BACK };
+/* rolled-back: every file proven restored by hash; rollback-failed: not,
+ * manual_steps say how to finish by hand */
+enum prep_status { PREP_UNCHANGED, PREP_CHANGED, PREP_FAILED, PREP_ROLLED_BACK, PREP_ROLLBACK_FAILED };
+/* "unchanged", "changed", "failed", "rolled-back", "rollback-failed" */
+const char *prep_status_name(enum prep_status s);
 
 struct prep_result {
 	enum prep_status status;
 	char *method;      /* "drop-in", "nvidia-ctk", "k3s-template" */
 	char *backup;      /* path of the backup on the node */
 	cJSON *steps;      /* what was done, in order */
+	cJSON *manual_steps; /* rollback-failed: shell commands that finish the rollback, else NULL */
 	struct gerr err;
 };
 
 /* Add the nvidia runtime to containerd: unchanged when already there (no
- * restart); else back up, write atomically, verify with `containerd config
- * dump`, restart, check, and roll back on any failure. */
+ * restart); else, under the node's lock (remote.h), back up, write
+ * atomically, verify with `containerd config dump`, restart, check, and roll
+ * back on any failure.  src/node/containerd.c; k3s/rke2 in src/node/k3s.c. */
 int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const struct containerd_opts *o,
 		       struct prep_result *r);
 void prep_result_release(struct prep_result *r);
 
-/* What validate reads of a node's containerd (read-only). */
+/* What validate reads of a node's containerd (read-only; src/node/inspect.c). */
 struct containerd_state {
 	int dump_ok;            /* `containerd config dump` worked */
 	char *dump_error;       /* else its first error line */
@@ -109,23 +147,5 @@ struct containerd_state {
 };
 int containerd_inspect(struct ssh_conn *c, const struct probe_result *p, struct containerd_state *st, struct gerr *err);
 void containerd_state_release(struct containerd_state *st);
-
-/* The drop-in TOML for a containerd major version: the CRI plugin's tables
- * copied from dump (`containerd config dump`, may be NULL) without any old
- * nvidia runtime, plus the nvidia runtime.  containerd merges imported files
- * plugin by plugin, so the drop-in must carry the whole plugin section. */
-char *containerd_dropin(int major, const char *runtime_path, int default_runtime, const char *dump);
-/* The dump (`containerd config dump`) has the nvidia runtime: a runc v2
- * runtime named nvidia whose BinaryName is runtime_path (any, when NULL),
- * and with want_default, the default runtime. */
-int containerd_runtime_configured(const char *dump, int major, const char *runtime_path, int want_default);
-/* Whether the CRI plugin's settings differ between two dumps, leaving out the
- * nvidia runtime and the default runtime's name; the first difference is
- * described in what ("lost TABLE KEY = VALUE" or "gained ..."). */
-struct buf;
-int containerd_cri_settings_diff(const char *before, const char *after, int major, struct buf *what);
-/* Insert an imports line for dir/ *.toml into a containerd main config (a new string),
- * or NULL when it already imports it. */
-char *containerd_add_import(const char *config, const char *glob, int config_version);
 
 #endif

@@ -77,10 +77,8 @@ void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *
 		return;
 	}
 	/* what the inventory says of containerd wins over what the probe guessed */
-	if (spec->flavour) {
-		free(p.flavour);
-		p.flavour = xstrdup(spec->flavour);
-	}
+	if (spec->flavour != CR_UNKNOWN)
+		p.flavour = spec->flavour;
 	if (spec->config_path) {
 		free(p.config_path);
 		p.config_path = xstrdup(spec->config_path);
@@ -132,8 +130,7 @@ void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *
 			  "nvidia-container-runtime is not installed");
 	timed(r, from, now_s() - t0);
 	/* containerd and its nvidia runtime */
-	int embedded = p.flavour && (!strcmp(p.flavour, "k3s") || !strcmp(p.flavour, "rke2"));
-	if (!p.containerd_version && !embedded) {
+	if (!node_has_containerd(&p)) {
 		check_add(r, "node.containerd", name, CHECK_FAIL, "install containerd (1.6 or later)", "containerd is not installed");
 		check_add(r, "node.nvidia-runtime", name, CHECK_SKIP, NULL, "skipped: no containerd");
 		probe_result_release(&p);
@@ -156,10 +153,10 @@ void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *
 			  "containerd %s cannot read its configuration: %s", ver, st.dump_error ? st.dump_error : "error");
 	else if (!st.running)
 		check_add(r, "node.containerd", name, CHECK_FAIL, "start containerd (systemctl start containerd) and see its log",
-			  "containerd %s (%s) is not running or does not answer on its socket", ver, p.flavour ? p.flavour : "?");
+			  "containerd %s (%s) is not running or does not answer on its socket", ver, cr_flavour_name(p.flavour));
 	else
 		check_add(r, "node.containerd", name, CHECK_PASS, NULL, "containerd %s (%s, config version %d) running", ver,
-			  p.flavour ? p.flavour : "?", p.containerd_config_version);
+			  cr_flavour_name(p.flavour), p.containerd_config_version);
 	if (!st.dump_ok)
 		check_add(r, "node.nvidia-runtime", name, CHECK_SKIP, NULL, "skipped: containerd's configuration cannot be read");
 	else if (!st.configured)

@@ -49,6 +49,18 @@ struct deploy {
 	size_t changed, unchanged, failed;
 };
 
+/* A fresh connection to one node, for a rollback after the first broke. */
+struct job_ref {
+	const struct node_access *a;
+	const struct node_spec *spec;
+};
+
+static int job_reconnect(void *ud, struct ssh_conn **c, struct gerr *err)
+{
+	const struct job_ref *ref = ud;
+	return node_access_connect(ref->a, ref->spec, c, err);
+}
+
 static void job_run(void *ud, size_t i)
 {
 	struct deploy *d = ud;
@@ -72,12 +84,10 @@ static void job_run(void *ud, size_t i)
 		return;
 	}
 	j->probed = 1;
-	int embedded = j->probe.flavour && (!strcmp(j->probe.flavour, "k3s") || !strcmp(j->probe.flavour, "rke2"));
-	if (!j->probe.driver_ok || !j->probe.nvidia_runtime || (!j->probe.containerd_version && !embedded) ||
-	    !j->probe.modules.nvidia || !j->probe.modules.nvidia_uvm) {
-		const cJSON *first = cJSON_GetArrayItem(j->probe.problems, 0);
-		gerr_set(&j->err, GERR_CONFIG, "node %s is not ready for the nvidia runtime: %s", j->spec.name,
-			 cJSON_IsString(first) ? first->valuestring : "unknown problem");
+	struct gerr why = GERR_INIT;
+	if (!node_ready_for_runtime(&j->probe, &why)) {
+		gerr_set(&j->err, GERR_CONFIG, "node %s is not ready for the nvidia runtime: %s", j->spec.name, why.msg);
+		gerr_clear(&why);
 		j->failed = 1;
 		ssh_close(c);
 		return;
@@ -91,10 +101,11 @@ static void job_run(void *ud, size_t i)
 		free(j->probe.config_path);
 		j->probe.config_path = xstrdup(j->spec.config_path);
 	}
-	if (j->spec.flavour) {
-		free(j->probe.flavour);
-		j->probe.flavour = xstrdup(j->spec.flavour);
-	}
+	if (j->spec.flavour != CR_UNKNOWN)
+		j->probe.flavour = j->spec.flavour;
+	struct job_ref ref = { d->a, &j->spec };
+	co.reconnect = job_reconnect;
+	co.reconnect_ud = &ref;
 	j->prepared = 1;
 	if (containerd_prepare(c, &j->probe, &co, &j->prep) < 0) {
 		gerr_move(&j->err, &j->prep.err);
@@ -107,7 +118,9 @@ static void job_run(void *ud, size_t i)
 static const char *job_result(const struct node_job *j)
 {
 	if (j->failed)
-		return j->prepared && j->prep.status == PREP_ROLLED_BACK ? "rolled-back" : "failed";
+		return j->prepared && (j->prep.status == PREP_ROLLED_BACK || j->prep.status == PREP_ROLLBACK_FAILED)
+			       ? prep_status_name(j->prep.status)
+			       : "failed";
 	return j->prep.status == PREP_CHANGED ? "changed" : "unchanged";
 }
 
@@ -160,13 +173,14 @@ static cJSON *job_json(const struct node_job *j)
 		cJSON_AddItemToObject(o, "probe", probe_result_json(&j->probe));
 	if (j->prepared) {
 		cJSON *c = cJSON_AddObjectToObject(o, "containerd");
-		static const char *const st[] = { "unchanged", "changed", "failed", "rolled-back" };
-		cJSON_AddStringToObject(c, "result", st[j->prep.status]);
+		cJSON_AddStringToObject(c, "result", prep_status_name(j->prep.status));
 		if (j->prep.method)
 			cJSON_AddStringToObject(c, "method", j->prep.method);
 		if (j->prep.backup)
 			cJSON_AddStringToObject(c, "backup", j->prep.backup);
 		cJSON_AddItemToObject(c, "steps", cJSON_Duplicate(j->prep.steps, 1));
+		if (j->prep.manual_steps)
+			cJSON_AddItemToObject(c, "manualSteps", cJSON_Duplicate(j->prep.manual_steps, 1));
 	}
 	if (j->failed) {
 		cJSON *e = cJSON_AddObjectToObject(o, "error");
@@ -195,6 +209,8 @@ static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct no
 		node_access_spec(d->a, it, &j->spec, &j->talos_os);
 		any_talos |= j->talos_os != NULL;
 	}
+	if (node_specs_check_addresses(&d->jobs[0].spec, d->n, sizeof(*d->jobs), err) < 0)
+		return cJSON_Delete(nodes), -1;
 	fanout_run(d->n, d->a->parallel, job_run, job_done, d);
 	if (any_talos && !d->g->output) {
 		struct buf patch = BUF_INIT;

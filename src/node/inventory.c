@@ -13,7 +13,6 @@ void node_spec_release(struct node_spec *s)
 	free(s->user);
 	free(s->identity_file);
 	free(s->known_hosts);
-	free(s->flavour);
 	free(s->config_path);
 	free(s->restart_command);
 	free(s->check_command);
@@ -34,7 +33,8 @@ void node_spec_fill(struct node_spec *dst, const struct node_spec *src)
 	fill_str(&dst->user, src->user);
 	fill_str(&dst->identity_file, src->identity_file);
 	fill_str(&dst->known_hosts, src->known_hosts);
-	fill_str(&dst->flavour, src->flavour);
+	if (dst->flavour == CR_UNKNOWN)
+		dst->flavour = src->flavour;
 	fill_str(&dst->config_path, src->config_path);
 	fill_str(&dst->restart_command, src->restart_command);
 	fill_str(&dst->check_command, src->check_command);
@@ -108,15 +108,20 @@ static int parse_spec(const cJSON *o, struct node_spec *s, const char *path, con
 				rc = gerr_set(err, GERR_CONFIG, "%s: %s: unknown field \"%s\"", path, w, c->string);
 				break;
 			}
-		if (rc == 0 && (get_str(ct, "flavour", &s->flavour, path, w, err) < 0 ||
+		char *fl = NULL;
+		if (rc == 0 && (get_str(ct, "flavour", &fl, path, w, err) < 0 ||
 				get_str(ct, "configPath", &s->config_path, path, w, err) < 0 ||
 				get_str(ct, "restartCommand", &s->restart_command, path, w, err) < 0 ||
 				get_str(ct, "checkCommand", &s->check_command, path, w, err) < 0))
 			rc = -1;
-		if (rc == 0 && s->flavour && strcmp(s->flavour, "containerd1") && strcmp(s->flavour, "containerd2") &&
-		    strcmp(s->flavour, "k3s") && strcmp(s->flavour, "rke2"))
+		if (rc == 0 && fl && cr_flavour_parse(fl, &s->flavour) < 0)
 			rc = gerr_set(err, GERR_CONFIG, "%s: %s.flavour \"%s\" is not one of containerd1, containerd2, k3s, rke2",
-				      path, w, s->flavour);
+				      path, w, fl);
+		/* a relative path, or one starting with '-', would reach cp/mv as an option or another folder */
+		if (rc == 0 && s->config_path && s->config_path[0] != '/')
+			rc = gerr_set(err, GERR_CONFIG, "%s: %s%s%s: %s.configPath \"%s\" must be an absolute path", path,
+				      s->name ? "node \"" : "", s->name ? s->name : where, s->name ? "\"" : "", w, s->config_path);
+		free(fl);
 		free(w);
 		if (rc < 0)
 			return -1;
@@ -197,6 +202,26 @@ void inventory_release(struct inventory *inv)
 	node_spec_release(&inv->defaults);
 	free(inv->path);
 	memset(inv, 0, sizeof(*inv));
+}
+
+int node_specs_check_addresses(const struct node_spec *first, size_t n, size_t stride, struct gerr *err)
+{
+	const char *base = (const char *)first;
+	for (size_t i = 0; i < n; i++) {
+		const struct node_spec *a = (const struct node_spec *)(const void *)(base + i * stride);
+		if (!a->address)
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			const struct node_spec *b = (const struct node_spec *)(const void *)(base + j * stride);
+			if (b->address && !strcmp(a->address, b->address) && (b->port ? b->port : 22) == (a->port ? a->port : 22)) {
+				gerr_set(err, GERR_USAGE, "nodes %s and %s have the same address %s:%d: one run changes each node once",
+					 b->name ? b->name : "?", a->name ? a->name : "?", a->address, a->port ? a->port : 22);
+				gerr_hint(err, "give each node its own address in the inventory, or name only one of them");
+				return -1;
+			}
+		}
+	}
+	return 0;
 }
 
 const struct node_spec *inventory_find(const struct inventory *inv, const char *name)

@@ -7,6 +7,43 @@
 #include "gpuctl/buf.h"
 #include "gpuctl/node.h"
 
+static const char *const flavour_names[] = { "unknown", "containerd1", "containerd2", "k3s", "rke2", "none" };
+
+const char *cr_flavour_name(enum cr_flavour f)
+{
+	return (unsigned)f < sizeof(flavour_names) / sizeof(flavour_names[0]) ? flavour_names[f] : "unknown";
+}
+
+int cr_flavour_parse(const char *name, enum cr_flavour *f)
+{
+	for (int i = CR_CONTAINERD1; i <= CR_RKE2; i++)
+		if (name && !strcmp(name, flavour_names[i])) {
+			*f = (enum cr_flavour)i;
+			return 0;
+		}
+	return -1;
+}
+
+int cr_flavour_embedded(enum cr_flavour f)
+{
+	return f == CR_K3S || f == CR_RKE2;
+}
+
+int node_has_containerd(const struct probe_result *p)
+{
+	return p->containerd_version || cr_flavour_embedded(p->flavour);
+}
+
+int node_ready_for_runtime(const struct probe_result *p, struct gerr *why)
+{
+	if (p->driver_ok && p->nvidia_runtime && node_has_containerd(p) && p->modules.nvidia && p->modules.nvidia_uvm)
+		return 1;
+	/* the probe recorded what is wrong in the order users read it */
+	const cJSON *first = cJSON_GetArrayItem(p->problems, 0);
+	gerr_set(why, GERR_CONFIG, "%s", cJSON_IsString(first) ? first->valuestring : "unknown problem");
+	return 0;
+}
+
 /* A constant script: nothing from the cluster or the node is pasted into it. */
 static const char probe_script[] =
 	/* rke2 and k3s keep their containerd and ctr off the standard PATH */
@@ -86,7 +123,6 @@ void probe_result_release(struct probe_result *r)
 	free(r->containerd_version);
 	free(r->nvidia_ctk);
 	free(r->nvidia_runtime);
-	free(r->flavour);
 	free(r->config_path);
 	free(r->os);
 	cJSON_Delete(r->problems);
@@ -199,16 +235,16 @@ int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *
 		problem(r, "nvidia-container-runtime is not installed (install nvidia-container-toolkit)");
 	s = section(out.s, "paths");
 	if (s && strstr(s, "/var/lib/rancher/k3s/")) {
-		r->flavour = xstrdup("k3s");
+		r->flavour = CR_K3S;
 		r->config_path = xstrdup("/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl");
 	} else if (s && strstr(s, "/var/lib/rancher/rke2/")) {
-		r->flavour = xstrdup("rke2");
+		r->flavour = CR_RKE2;
 		r->config_path = xstrdup("/var/lib/rancher/rke2/agent/etc/containerd/config.toml.tmpl");
 	} else if (r->containerd_version) {
-		r->flavour = xstrdup(r->containerd_major >= 2 ? "containerd2" : "containerd1");
+		r->flavour = r->containerd_major >= 2 ? CR_CONTAINERD2 : CR_CONTAINERD1;
 		r->config_path = xstrdup("/etc/containerd/config.toml");
 	} else {
-		r->flavour = xstrdup("none"); /* no containerd at all */
+		r->flavour = CR_NONE; /* no containerd at all */
 	}
 	free(s);
 	s = section(out.s, "cfgversion");
@@ -258,7 +294,7 @@ cJSON *probe_result_json(const struct probe_result *r)
 	if (r->containerd_version)
 		cJSON_AddStringToObject(ct, "version", r->containerd_version);
 	cJSON_AddNumberToObject(ct, "configVersion", r->containerd_config_version);
-	cJSON_AddStringToObject(ct, "flavour", r->flavour ? r->flavour : "unknown");
+	cJSON_AddStringToObject(ct, "flavour", cr_flavour_name(r->flavour));
 	if (r->config_path)
 		cJSON_AddStringToObject(ct, "configPath", r->config_path);
 	cJSON *tk = cJSON_AddObjectToObject(o, "toolkit");

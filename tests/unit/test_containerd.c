@@ -94,7 +94,7 @@ Test(inventory, load_and_errors)
 	node_spec_fill(&s, &inv.defaults);
 	cr_assert_eq(s.port, 22);
 	cr_assert_str_eq(s.user, "gpuadmin");
-	cr_assert_str_eq(s.flavour, "k3s");
+	cr_assert_eq(s.flavour, CR_K3S);
 	cr_assert_str_eq(s.restart_command, "rc restart");
 	cr_assert_eq(s.sudo, 1);
 	node_spec_release(&s);
@@ -240,4 +240,179 @@ Test(containerd, nvidia_runtime_modelled_on_runc)
 	free(sd1);
 	free(d2);
 	free(sd);
+}
+
+/* ---- re-preparing a node whose nvidia runtime has no runc table to copy
+ * (EKS nodeadm, nvidia-ctk --set-as-default) ---- */
+
+Test(containerd, reprepare_keeps_the_existing_nvidia_runtime_settings)
+{
+	char *eks = fixture("eks-nodeadm-nvidia-1.7-dump.toml");
+	cr_assert(containerd_runtime_configured(eks, 1, "/usr/bin/nvidia-container-runtime", 1), "the fixture is configured");
+	/* another runtime path (the GPU operator's): re-prepared */
+	cr_assert_not(containerd_runtime_configured(eks, 1, "/usr/local/nvidia/toolkit/nvidia-container-runtime", 0));
+	char *d = containerd_dropin(1, "/usr/local/nvidia/toolkit/nvidia-container-runtime", 0, eks);
+	const char *nv = strstr(d, "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia]\n");
+	cr_assert_not_null(nv, "%s", d);
+	cr_assert(strstr(nv, "  base_runtime_spec = \"/etc/containerd/base-runtime-spec.json\"\n"), "%s", nv);
+	const char *opt = strstr(nv, "runtimes.nvidia.options]\n");
+	cr_assert_not_null(opt, "%s", nv);
+	cr_assert(strstr(opt, "  SystemdCgroup = true\n"), "the existing runtime's SystemdCgroup is kept: %s", opt);
+	cr_assert(strstr(opt, "  BinaryName = \"/usr/local/nvidia/toolkit/nvidia-container-runtime\"\n"), "%s", opt);
+	cr_assert_null(strstr(opt, "/usr/bin/nvidia-container-runtime"), "the old BinaryName is replaced: %s", opt);
+	const char *first = strstr(d, "runtimes.nvidia]");
+	cr_assert_null(strstr(first + 1, "runtimes.nvidia]"), "one nvidia table: %s", d);
+	/* every key once */
+	const char *sc = strstr(opt, "SystemdCgroup");
+	cr_assert_null(strstr(sc + 1, "SystemdCgroup"), "no key twice: %s", opt);
+	cr_assert(strstr(d, "default_runtime_name = \"nvidia\""), "%s", d);
+	free(d);
+	free(eks);
+}
+
+Test(containerd, verification_covers_the_nvidia_runtimes_own_settings)
+{
+	char *eks = fixture("eks-nodeadm-nvidia-1.7-dump.toml");
+	/* what the old drop-in made of it: only runtime_type and BinaryName */
+	char *lost = replace1(eks, "            SystemdCgroup = true\n", "");
+	struct buf what = BUF_INIT;
+	cr_assert(containerd_cri_settings_diff(eks, lost, 1, &what), "losing SystemdCgroup must be refused");
+	cr_assert(strstr(what.s, "lost") && strstr(what.s, "SystemdCgroup = true"), "%s", what.s);
+	buf_reset(&what);
+	char *flipped = replace1(eks, "/etc/containerd/base-runtime-spec.json", "");
+	cr_assert(containerd_cri_settings_diff(eks, flipped, 1, &what));
+	cr_assert(strstr(what.s, "base_runtime_spec"), "%s", what.s);
+	buf_reset(&what);
+	/* a new BinaryName is the change itself */
+	char *bin = replace1(eks, "BinaryName = \"/usr/bin/nvidia-container-runtime\"", "BinaryName = \"/opt/x\"");
+	cr_assert_not(containerd_cri_settings_diff(eks, bin, 1, &what), "%s", what.s);
+	/* gaining settings in the nvidia runtime is fine (copied from runc) */
+	cr_assert_not(containerd_cri_settings_diff(lost, eks, 1, &what), "%s", what.s);
+	buf_release(&what);
+	free(eks);
+	free(lost);
+	free(flipped);
+	free(bin);
+}
+
+Test(containerd, registry_credentials_are_found)
+{
+	char *plain = fixture("1.6.20-dump.toml"), *auth = fixture("1.6.20-registry-auth-dump.toml");
+	char *eks = fixture("eks-nodeadm-nvidia-1.7-dump.toml"), *d2 = fixture("2.2.9-dump.toml");
+	cr_assert_not(containerd_cri_has_auth(plain, 1));
+	cr_assert_not(containerd_cri_has_auth(eks, 1), "config_path alone is no secret");
+	cr_assert_not(containerd_cri_has_auth(d2, 2));
+	cr_assert(containerd_cri_has_auth(auth, 1));
+	char *legacy = replace1(plain, "      [plugins.\"io.containerd.grpc.v1.cri\".registry.auths]\n",
+				"      [plugins.\"io.containerd.grpc.v1.cri\".registry.auths]\n"
+				"        [plugins.\"io.containerd.grpc.v1.cri\".registry.auths.\"https://r.example\"]\n"
+				"          auth = \"dXNlcjpwYXNz\"\n");
+	cr_assert(containerd_cri_has_auth(legacy, 1), "the deprecated registry.auths too");
+	/* the 1.x drop-in copies them: that is why containerd.c caps its mode */
+	char *d = containerd_dropin(1, "/usr/bin/nvidia-container-runtime", 0, auth);
+	cr_assert(strstr(d, "password = \"s3cret\""), "%s", d);
+	free(d);
+	free(plain);
+	free(auth);
+	free(eks);
+	free(d2);
+	free(legacy);
+}
+
+Test(node, flavour_names_and_readiness)
+{
+	enum cr_flavour f = CR_UNKNOWN;
+	static const char *const names[] = { "containerd1", "containerd2", "k3s", "rke2" };
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(cr_flavour_parse(names[i], &f), 0);
+		cr_assert_str_eq(cr_flavour_name(f), names[i]);
+	}
+	cr_assert_eq(cr_flavour_parse("docker", &f), -1);
+	cr_assert_eq(cr_flavour_parse("none", &f), -1, "none is reported, never configured");
+	cr_assert_str_eq(cr_flavour_name(CR_NONE), "none");
+	cr_assert_str_eq(cr_flavour_name(CR_UNKNOWN), "unknown");
+	cr_assert(cr_flavour_embedded(CR_K3S) && cr_flavour_embedded(CR_RKE2) && !cr_flavour_embedded(CR_CONTAINERD2));
+	struct probe_result p = { 0 };
+	p.problems = cJSON_CreateArray();
+	p.driver_ok = 1;
+	char rtp[] = "/usr/bin/nvidia-container-runtime";
+	p.nvidia_runtime = rtp;
+	p.modules.nvidia = p.modules.nvidia_uvm = 1;
+	p.flavour = CR_K3S; /* k3s embeds containerd: no containerd on PATH is fine */
+	struct gerr why = GERR_INIT;
+	cr_assert(node_ready_for_runtime(&p, &why));
+	p.flavour = CR_NONE;
+	cJSON_AddItemToArray(p.problems, cJSON_CreateString("containerd is not installed or does not run: sh: containerd: not found"));
+	cr_assert_not(node_ready_for_runtime(&p, &why));
+	cr_assert_str_eq(why.msg, "containerd is not installed or does not run: sh: containerd: not found");
+	gerr_clear(&why);
+	cJSON_Delete(p.problems);
+	cr_assert_str_eq(prep_status_name(PREP_ROLLBACK_FAILED), "rollback-failed");
+	cr_assert_str_eq(prep_status_name(PREP_ROLLED_BACK), "rolled-back");
+}
+
+static int load_text(const char *text, struct inventory *inv, struct gerr *err)
+{
+	char path[] = "/tmp/gpuctl-inv-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	int rc = inventory_load(path, inv, err);
+	if (rc < 0)
+		cr_expect(err->msg && strstr(err->msg, path), "the error names the file: %s", err->msg);
+	unlink(path);
+	return rc;
+}
+
+Test(inventory, config_path_must_be_absolute)
+{
+	static const char *const bad[] = { "-n", "etc/containerd/config.toml", "./config.toml" };
+	for (size_t i = 0; i < 3; i++) {
+		char *t = xasprintf("apiVersion: gpuctl.io/v1alpha1\nkind: Inventory\nnodes:\n- {name: gpu-7, containerd: {configPath: '%s'}}\n",
+				    bad[i]);
+		struct inventory inv;
+		struct gerr err = GERR_INIT;
+		cr_assert_eq(load_text(t, &inv, &err), -1, "%s", bad[i]);
+		cr_assert(strstr(err.msg, "node \"gpu-7\"") && strstr(err.msg, "configPath") &&
+				  strstr(err.msg, "must be an absolute path") && strstr(err.msg, bad[i]),
+			  "%s", err.msg);
+		gerr_clear(&err);
+		free(t);
+	}
+	struct inventory inv;
+	struct gerr err = GERR_INIT;
+	cr_assert_eq(load_text("apiVersion: gpuctl.io/v1alpha1\nkind: Inventory\ndefaults: {containerd: {configPath: x.toml}}\n", &inv, &err),
+		     -1);
+	cr_assert(strstr(err.msg, "defaults.containerd.configPath"), "%s", err.msg);
+	gerr_clear(&err);
+	cr_assert_eq(load_text("apiVersion: gpuctl.io/v1alpha1\nkind: Inventory\nnodes:\n- {name: a, containerd: {configPath: /etc/c d/config.toml}}\n",
+			       &inv, &err),
+		     0, "%s", err.msg);
+	inventory_release(&inv);
+}
+
+struct job_like {
+	int before;
+	struct node_spec spec;
+	char after[24];
+};
+
+Test(inventory, duplicate_addresses_are_refused)
+{
+	struct job_like j[3] = { 0 };
+	char n1[] = "gpu-1", n2[] = "gpu-2", n3[] = "gpu-3", a1[] = "10.0.0.1", a3[] = "10.0.0.3";
+	j[0].spec = (struct node_spec){ .name = n1, .address = a1, .port = 0 };
+	j[1].spec = (struct node_spec){ .name = n2, .address = a1, .port = 2222 };
+	j[2].spec = (struct node_spec){ .name = n3, .address = a3 };
+	struct gerr err = GERR_INIT;
+	cr_assert_eq(node_specs_check_addresses(&j[0].spec, 3, sizeof(j[0]), &err), 0, "another port is another node");
+	j[2].spec.address = a1;
+	j[2].spec.port = 22;
+	cr_assert_eq(node_specs_check_addresses(&j[0].spec, 3, sizeof(j[0]), &err), -1);
+	cr_assert_eq(err.code, GERR_USAGE);
+	cr_assert(strstr(err.msg, "nodes gpu-1 and gpu-3 have the same address 10.0.0.1:22"), "%s", err.msg);
+	gerr_clear(&err);
+	j[2].spec.address = NULL; /* Talos: no address, no SSH */
+	cr_assert_eq(node_specs_check_addresses(&j[0].spec, 3, sizeof(j[0]), &err), 0);
 }
