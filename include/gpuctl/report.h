@@ -77,8 +77,9 @@ void report_init(struct report *r, const char *kind, const char *command);
 void report_release(struct report *r);
 
 /* Append a row: target and kind copied, hint copied when not NULL, message
- * printf-style (to one line: see report_row_set).  Returns the row, valid
- * until the next append, for its details and seconds. */
+ * printf-style; in all four, bytes that are not UTF-8 become U+FFFD.
+ * Returns the row, valid until the next append, for its details, seconds
+ * and object. */
 struct report_row *report_add(struct report *r, const char *target, const char *kind, enum report_status st,
 			      const char *hint, const char *fmt, ...) GPUCTL_PRINTF(6, 7);
 /* Fill a row that is not in a report yet (a command printing rows as they

@@ -5,39 +5,7 @@
 
 #include "gpuctl/buf.h"
 #include "gpuctl/report.h"
-
-/* Length of the valid UTF-8 sequence at p, or 0 when it is not one
- * (overlong forms, surrogates and code points past U+10FFFF are not). */
-static size_t utf8_len(const unsigned char *p)
-{
-	unsigned char c = p[0];
-	if (c < 0x80)
-		return 1;
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-	} else
-		return 0;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
+#include "shape.h"
 
 /* s as XML text (attr: as an attribute value in double quotes): markup
  * escaped, the control characters XML 1.0 forbids dropped, U+FFFE and
@@ -47,7 +15,7 @@ static void xml_put(struct buf *b, const char *s, int attr)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
 	while (*p) {
-		size_t n = utf8_len(p);
+		size_t n = report_utf8_len(p);
 		if (!n) {
 			buf_adds(b, "\xef\xbf\xbd");
 			p++;

@@ -110,6 +110,57 @@ int shape_is_item(const struct shape *s, const struct report_row *row)
 	return !s->item_kind || !strcmp(s->item_kind, row->kind);
 }
 
+/* Length of the valid UTF-8 sequence at p, or 0 when it is not one
+ * (overlong forms, surrogates and code points past U+10FFFF are not). */
+size_t report_utf8_len(const unsigned char *p)
+{
+	unsigned char c = p[0];
+	if (c < 0x80)
+		return 1;
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* Text for a row, with what is not UTF-8 replaced by U+FFFD: output that
+ * a JSON or YAML reader (or a CI system reading JUnit) can always decode. */
+static char *text_dup(const char *s)
+{
+	struct buf b = BUF_INIT;
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
+		size_t n = report_utf8_len(p);
+		if (n) {
+			buf_add(&b, p, n);
+			p += n;
+		} else {
+			buf_adds(&b, "\xef\xbf\xbd");
+			p++;
+		}
+	}
+	return buf_detach(&b);
+}
+
 /* ---- the model ---- */
 
 void report_init(struct report *r, const char *kind, const char *command)
@@ -147,13 +198,14 @@ static void row_vset(struct report_row *row, const char *target, const char *kin
 		     const char *hint, const char *fmt, va_list ap)
 {
 	report_row_release(row);
-	row->target = xstrdup(target ? target : "");
-	row->kind = xstrdup(kind ? kind : "");
+	row->target = text_dup(target);
+	row->kind = text_dup(kind);
 	row->status = st;
 	struct buf b = BUF_INIT;
 	buf_vaddf(&b, fmt, ap);
-	row->message = buf_detach(&b);
-	row->hint = hint ? xstrdup(hint) : NULL;
+	row->message = text_dup(b.s);
+	buf_release(&b);
+	row->hint = hint ? text_dup(hint) : NULL;
 }
 
 void report_row_set(struct report_row *row, const char *target, const char *kind, enum report_status st,

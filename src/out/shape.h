@@ -42,4 +42,7 @@ const struct shape *report_shape(const struct report *r);
 /* Whether the row is one of the document's items (counted in the summary). */
 int shape_is_item(const struct shape *s, const struct report_row *row);
 
+/* Length of the valid UTF-8 sequence at p, or 0 when there is none. */
+size_t report_utf8_len(const unsigned char *p);
+
 #endif
