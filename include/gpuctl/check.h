@@ -13,6 +13,7 @@
 
 #include "gpuctl/err.h"
 #include "gpuctl/node.h"
+#include "gpuctl/report.h"
 
 enum check_status { CHECK_PASS, CHECK_WARN, CHECK_FAIL, CHECK_SKIP };
 
@@ -49,9 +50,17 @@ const char *check_status_name(enum check_status st);
 /* Counts by status: out[CHECK_PASS] ... out[CHECK_SKIP]. */
 void check_report_count(const struct check_report *r, size_t out[4]);
 
-/* The report as a ValidationResult document (gpuctl.io/v1alpha1). */
+/* The results as rows of out (a report_init(out, "ValidationResult",
+ * "validate")), in order: kind the check id, and the same target, status,
+ * message, hint and seconds.  Every view of validate's results (table,
+ * -o json|yaml, JUnit) is rendered from those rows. */
+void check_report_rows(const struct check_report *r, struct report *out);
+enum report_status check_report_status(enum check_status st);
+
+/* The results as a ValidationResult document (gpuctl.io/v1alpha1), through
+ * the report model.  New tree. */
 cJSON *check_report_json(const struct check_report *r);
-/* The report as JUnit XML: one testsuite per target, one testcase per check. */
+/* The results as JUnit XML (report_junit of validate's report).  New string. */
 char *check_report_junit(const struct check_report *r);
 
 /* ---- the checks ---- */

@@ -13,6 +13,7 @@
 #include "gpuctl/node.h"
 #include "gpuctl/out.h"
 #include "gpuctl/render.h"
+#include "gpuctl/report.h"
 
 static const char usage[] =
 	"gpuctl deploy [NODE...] [-l SELECTOR] [--only PHASE] [--skip PHASE] [--inventory FILE] [--ssh-user USER] "
@@ -38,6 +39,7 @@ struct node_job {
 	int prepared;
 	struct gerr err;
 	int failed;
+	struct report_row row;  /* the node's result, once done */
 };
 
 struct deploy {
@@ -46,7 +48,7 @@ struct deploy {
 	size_t n;
 	struct node_access *a;
 	struct containerd_opts copts;
-	size_t changed, unchanged, failed;
+	struct report rep;
 };
 
 /* A fresh connection to one node, for a rollback after the first broke. */
@@ -115,33 +117,21 @@ static void job_run(void *ud, size_t i)
 	ssh_close(c);
 }
 
-static const char *job_result(const struct node_job *j)
+static enum report_status job_status(const struct node_job *j)
 {
 	if (j->failed)
-		return j->prepared && (j->prep.status == PREP_ROLLED_BACK || j->prep.status == PREP_ROLLBACK_FAILED)
-			       ? prep_status_name(j->prep.status)
-			       : "failed";
-	return j->prep.status == PREP_CHANGED ? "changed" : "unchanged";
+		return !j->prepared ? REPORT_FAILED
+		       : j->prep.status == PREP_ROLLED_BACK ? REPORT_ROLLED_BACK
+		       : j->prep.status == PREP_ROLLBACK_FAILED ? REPORT_ROLLBACK_FAILED
+							      : REPORT_FAILED;
+	return j->prep.status == PREP_CHANGED ? REPORT_CHANGED : REPORT_UNCHANGED;
 }
 
-static void job_done(void *ud, size_t i)
+/* The node's row: its line's text, and the fields of its nodes[] entry
+ * (gpuctl-deploy(1)) as details. */
+static void job_row(const struct deploy *d, struct node_job *j)
 {
-	struct deploy *d = ud;
-	struct node_job *j = &d->jobs[i];
-	const char *res = job_result(j);
-	if (j->failed)
-		d->failed++;
-	else if (j->prep.status == PREP_CHANGED)
-		d->changed++;
-	else
-		d->unchanged++;
-	if (d->g->output)
-		return;
 	struct buf line = BUF_INIT;
-	buf_addf(&line, "node/%s  ", j->spec.name);
-	fputs(line.s, stdout);
-	buf_reset(&line);
-	out_colored(stdout, d->g->color, j->failed ? OUT_RED : !strcmp(res, "changed") ? OUT_GREEN : OUT_DIM, res);
 	if (j->probed)
 		buf_addf(&line, "  driver %s, %zu GPU%s%s%s, containerd %s", j->probe.driver_version ? j->probe.driver_version : "?",
 			 j->probe.gpus.n, j->probe.gpus.n == 1 ? "" : "s", j->probe.gpus.n ? " " : "",
@@ -156,19 +146,14 @@ static void job_done(void *ud, size_t i)
 		const char *m = j->err.msg ? j->err.msg : "failed";
 		buf_addf(&line, "  %.*s", (int)strcspn(m, "\n"), m);
 	}
-	fputs(line.s, stdout);
-	fputc('\n', stdout);
-	fflush(stdout);
+	/* the line puts two spaces between the result and this text */
+	const char *text = !strncmp(line.s, "  ", 2) ? line.s + 2 : line.s;
+	report_row_set(&j->row, j->spec.name, "containerd", job_status(j), j->failed ? j->err.hint : NULL, "%s", text);
 	buf_release(&line);
-}
 
-static cJSON *job_json(const struct node_job *j)
-{
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "name", j->spec.name);
 	if (j->spec.address)
 		cJSON_AddStringToObject(o, "address", j->spec.address);
-	cJSON_AddStringToObject(o, "result", job_result(j));
 	if (j->probed)
 		cJSON_AddItemToObject(o, "probe", probe_result_json(&j->probe));
 	if (j->prepared) {
@@ -182,18 +167,21 @@ static cJSON *job_json(const struct node_job *j)
 		if (j->prep.manual_steps)
 			cJSON_AddItemToObject(c, "manualSteps", cJSON_Duplicate(j->prep.manual_steps, 1));
 	}
-	if (j->failed) {
-		cJSON *e = cJSON_AddObjectToObject(o, "error");
-		cJSON_AddStringToObject(e, "reason", gerr_code_name(j->err.code));
-		cJSON_AddStringToObject(e, "message", j->err.msg ? j->err.msg : "");
-		if (j->err.hint)
-			cJSON_AddStringToObject(e, "hint", j->err.hint);
-	}
-	return o;
+	if (j->failed)
+		cJSON_AddItemToObject(o, "error", report_error_json(&j->err));
+	report_row_details(&j->row, o);
 }
 
-static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct node_target *t, cJSON *doc,
-		       struct gerr *err)
+static void job_done(void *ud, size_t i)
+{
+	struct deploy *d = ud;
+	struct node_job *j = &d->jobs[i];
+	job_row(d, j);
+	if (!d->g->output)
+		report_print_row(stdout, &d->rep, &j->row, d->g->color);
+}
+
+static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct node_target *t, struct gerr *err)
 {
 	cJSON *nodes = NULL;
 	if (d->a->from_inventory ? node_access_inventory_nodes(d->a, t->names, t->nnames, &nodes, err) < 0
@@ -222,12 +210,11 @@ static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct no
 		buf_release(&patch);
 		gerr_clear(&perr);
 	}
-	cJSON *arr = cJSON_AddArrayToObject(doc, "nodes");
+	/* the rows in node order, as the nodes were listed */
 	for (i = 0; i < d->n; i++)
-		cJSON_AddItemToArray(arr, job_json(&d->jobs[i]));
+		report_add_row(&d->rep, &d->jobs[i].row);
 	if (!d->g->output)
-		fprintf(stderr, "%zu node(s): %zu changed, %zu unchanged, %zu failed\n", d->n, d->changed, d->unchanged,
-			d->failed);
+		report_print_summary(stderr, &d->rep);
 	/* the full message (with its hint) of the first failure */
 	for (i = 0; i < d->n && !d->g->output; i++)
 		if (d->jobs[i].failed && (d->jobs[i].err.hint || strchr(d->jobs[i].err.msg ? d->jobs[i].err.msg : "", '\n'))) {
@@ -266,7 +253,8 @@ static int runtimeclass_object(const struct gctx *g, cJSON **out, struct gerr *e
 	return 0;
 }
 
-static int phase_runtimeclass(struct gctx *g, struct kube_client *kc, enum dry_run dry, cJSON *doc, struct gerr *err)
+static int phase_runtimeclass(struct gctx *g, struct kube_client *kc, enum dry_run dry, struct report *rep,
+			      struct gerr *err)
 {
 	cJSON *rc = NULL;
 	if (runtimeclass_object(g, &rc, err) < 0)
@@ -303,12 +291,16 @@ static int phase_runtimeclass(struct gctx *g, struct kube_client *kc, enum dry_r
 	} else {
 		result = "created";
 	}
-	cJSON *o = cJSON_AddObjectToObject(doc, "runtimeClass");
+	int created = !strcmp(result, "created");
+	struct report_row *row = report_add(rep, "cluster", "runtimeclass", created ? REPORT_CREATED : REPORT_UNCHANGED,
+					    NULL, "%s", dry != DRY_NONE && created ? "[dry run]" : "");
+	row->object = xstrdup("runtimeclass/nvidia");
+	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "name", "nvidia");
 	cJSON_AddStringToObject(o, "handler", "nvidia");
-	cJSON_AddStringToObject(o, "result", result);
+	report_row_details(row, o);
 	if (!g->output)
-		printf("runtimeclass/nvidia  %s%s\n", result, dry != DRY_NONE && !strcmp(result, "created") ? " [dry run]" : "");
+		report_print_row(stdout, rep, row, g->color);
 	cJSON_Delete(before);
 	cJSON_Delete(after);
 	cJSON_Delete(rc);
@@ -339,8 +331,8 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 	int nrest, help, code = 0;
 	struct node_target t = { 0 };
 	struct deploy d = { .g = g, .a = &a };
+	report_init(&d.rep, "DeployResult", "deploy");
 	enum dry_run dry = DRY_NONE;
-	cJSON *doc = NULL;
 	static const char *const formats[] = { "json", "yaml", NULL };
 	if (opt_parse(g, argc, argv, opts, usage, summary, &rest, &nrest, &help, &err) < 0)
 		goto usage_error;
@@ -380,31 +372,24 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 		code = gerr_exit_code(&err);
 		goto out;
 	}
-	doc = cJSON_CreateObject();
-	cJSON_AddStringToObject(doc, "apiVersion", "gpuctl.io/v1alpha1");
-	cJSON_AddStringToObject(doc, "kind", "DeployResult");
-	cJSON_AddStringToObject(doc, "dryRun", dry_run_name(dry));
+	report_set(&d.rep, "dryRun", cJSON_CreateString(dry_run_name(dry)));
+	d.rep.no_items = !run_nodes; /* "nodes": when the nodes phase ran */
 	if (run_nodes) {
-		if (phase_nodes(&d, kc, &t, doc, &err) < 0) {
+		if (phase_nodes(&d, kc, &t, &err) < 0) {
 			gctx_print_error(g, &err);
 			code = err.code == GERR_NOTFOUND ? 1 : gerr_exit_code(&err);
 			goto out;
 		}
-		if (d.failed)
+		if (report_failed(&d.rep))
 			code = 1;
 	}
-	if (run_rc && phase_runtimeclass(g, kc, dry, doc, &err) < 0) {
+	if (run_rc && phase_runtimeclass(g, kc, dry, &d.rep, &err) < 0) {
 		gctx_print_error(g, &err);
 		code = code ? code : gerr_exit_code(&err);
 		gerr_clear(&err);
 	}
-	cJSON *s = cJSON_AddObjectToObject(doc, "summary");
-	cJSON_AddNumberToObject(s, "nodes", (double)d.n);
-	cJSON_AddNumberToObject(s, "changed", (double)d.changed);
-	cJSON_AddNumberToObject(s, "unchanged", (double)d.unchanged);
-	cJSON_AddNumberToObject(s, "failed", (double)d.failed);
 	if (g->output)
-		out_doc(stdout, doc, g->output);
+		report_print_doc(stdout, &d.rep, g->output);
 	if (out_finish(&err) < 0) {
 		gctx_print_error(g, &err);
 		code = 1;
@@ -422,9 +407,10 @@ out:
 		if (d.jobs[i].prepared)
 			prep_result_release(&d.jobs[i].prep);
 		gerr_clear(&d.jobs[i].err);
+		report_row_release(&d.jobs[i].row);
 	}
 	free(d.jobs);
-	cJSON_Delete(doc);
+	report_release(&d.rep);
 	node_access_release(&a);
 	strlist_release(&only);
 	strlist_release(&skip);

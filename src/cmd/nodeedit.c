@@ -9,6 +9,7 @@
 #include "gpuctl/kube.h"
 #include "gpuctl/labels.h"
 #include "gpuctl/out.h"
+#include "gpuctl/report.h"
 
 static void describe_change(struct buf *b, const cJSON *ch)
 {
@@ -27,88 +28,48 @@ static void describe_change(struct buf *b, const cJSON *ch)
 int edit_report(struct gctx *g, const char *kind, const char *state_field, const char *verb,
 		enum dry_run dry, struct edit_result *r, size_t n)
 {
-	size_t changed = 0, unchanged = 0, failed = 0, skipped = 0;
+	static const enum report_status statuses[] = {
+		[EDIT_UNCHANGED] = REPORT_UNCHANGED, [EDIT_CHANGED] = REPORT_CHANGED,
+		[EDIT_FAILED] = REPORT_FAILED, [EDIT_SKIPPED] = REPORT_SKIPPED,
+	};
+	/* the command's name ("label") is the last word of "gpuctl label" */
+	const char *prog = g->prog ? strrchr(g->prog, ' ') : NULL;
+	struct report rep;
+	report_init(&rep, kind, prog ? prog + 1 : verb);
+	rep.changed_word = verb;
+	report_set(&rep, "dryRun", cJSON_CreateString(dry_run_name(dry)));
 	int access = 0;
 	for (size_t i = 0; i < n; i++) {
-		switch (r[i].status) {
-		case EDIT_CHANGED: changed++; break;
-		case EDIT_UNCHANGED: unchanged++; break;
-		case EDIT_SKIPPED: skipped++; break;
-		case EDIT_FAILED:
-			failed++;
-			access |= gerr_is_cluster_access(&r[i].err);
-			break;
+		struct buf line = BUF_INIT;
+		if (r[i].status == EDIT_CHANGED && dry != DRY_NONE)
+			buf_addf(&line, " (dry run: %s)", dry_run_name(dry));
+		const cJSON *ch;
+		if (r[i].status != EDIT_FAILED)
+			cJSON_ArrayForEach(ch, r[i].changes)
+				describe_change(&line, ch);
+		if (r[i].err.code != GERR_OK) {
+			/* one line per node: the first line of the message */
+			const char *m = r[i].err.msg ? r[i].err.msg : "";
+			buf_addf(&line, " %.*s", (int)strcspn(m, "\n"), m);
 		}
+		access |= r[i].status == EDIT_FAILED && gerr_is_cluster_access(&r[i].err);
+		struct report_row *row = report_add(&rep, r[i].node, rep.command, statuses[r[i].status], r[i].err.hint, "%s",
+						    line.len ? line.s + 1 : "");
+		buf_release(&line);
+		cJSON *d = cJSON_CreateObject();
+		cJSON_AddItemToObject(d, "changes", r[i].changes ? cJSON_Duplicate(r[i].changes, 1) : cJSON_CreateArray());
+		if (r[i].state && r[i].status != EDIT_FAILED)
+			cJSON_AddItemToObject(d, state_field, cJSON_Duplicate(r[i].state, 1));
+		if (r[i].err.code != GERR_OK)
+			cJSON_AddItemToObject(d, "error", report_error_json(&r[i].err));
+		report_row_details(row, d);
 	}
-	static const char *const status_names[] = { "unchanged", "changed", "failed", "skipped" };
+	size_t failed = report_failed(&rep);
 	if (g->output) {
-		cJSON *doc = cJSON_CreateObject();
-		cJSON_AddStringToObject(doc, "apiVersion", "gpuctl.io/v1alpha1");
-		cJSON_AddStringToObject(doc, "kind", kind);
-		cJSON_AddStringToObject(doc, "dryRun", dry_run_name(dry));
-		cJSON *arr = cJSON_AddArrayToObject(doc, "nodes");
-		for (size_t i = 0; i < n; i++) {
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "name", r[i].node);
-			cJSON_AddStringToObject(o, "result", status_names[r[i].status]);
-			cJSON_AddItemToObject(o, "changes",
-					      r[i].changes ? cJSON_Duplicate(r[i].changes, 1) : cJSON_CreateArray());
-			if (r[i].state && r[i].status != EDIT_FAILED)
-				cJSON_AddItemToObject(o, state_field, cJSON_Duplicate(r[i].state, 1));
-			if (r[i].err.code != GERR_OK) {
-				cJSON *e = cJSON_AddObjectToObject(o, "error");
-				cJSON_AddStringToObject(e, "reason", gerr_code_name(r[i].err.code));
-				if (r[i].err.http_status)
-					cJSON_AddNumberToObject(e, "httpStatus", (double)r[i].err.http_status);
-				cJSON_AddStringToObject(e, "message", r[i].err.msg);
-				if (r[i].err.hint)
-					cJSON_AddStringToObject(e, "hint", r[i].err.hint);
-			}
-			cJSON_AddItemToArray(arr, o);
-		}
-		cJSON *s = cJSON_AddObjectToObject(doc, "summary");
-		cJSON_AddNumberToObject(s, "total", (double)n);
-		cJSON_AddNumberToObject(s, "changed", (double)changed);
-		cJSON_AddNumberToObject(s, "unchanged", (double)unchanged);
-		cJSON_AddNumberToObject(s, "failed", (double)failed);
-		cJSON_AddNumberToObject(s, "skipped", (double)skipped);
-		out_doc(stdout, doc, g->output);
-		cJSON_Delete(doc);
+		report_print_doc(stdout, &rep, g->output);
 	} else {
-		size_t w = 4;
-		for (size_t i = 0; i < n; i++)
-			if (strlen(r[i].node) > w)
-				w = strlen(r[i].node);
-		for (size_t i = 0; i < n; i++) {
-			struct buf line = BUF_INIT;
-			buf_addf(&line, "node/%-*s  ", (int)w, r[i].node);
-			fputs(line.s, stdout);
-			buf_reset(&line);
-			enum out_color c = r[i].status == EDIT_CHANGED ? OUT_GREEN
-					   : r[i].status == EDIT_FAILED ? OUT_RED
-					   : r[i].status == EDIT_SKIPPED ? OUT_YELLOW : OUT_DIM;
-			const char *word = r[i].status == EDIT_CHANGED ? verb : status_names[r[i].status];
-			char *padded = xasprintf("%-9s", word);
-			out_colored(stdout, g->color, c, padded);
-			free(padded);
-			if (r[i].status == EDIT_CHANGED && dry != DRY_NONE)
-				buf_addf(&line, " (dry run: %s)", dry_run_name(dry));
-			const cJSON *ch;
-			if (r[i].status != EDIT_FAILED)
-				cJSON_ArrayForEach(ch, r[i].changes)
-					describe_change(&line, ch);
-			if (r[i].err.code != GERR_OK) {
-				/* one line per node: the first line of the message */
-				const char *nl = strchr(r[i].err.msg, '\n');
-				buf_adds(&line, " ");
-				buf_add(&line, r[i].err.msg, nl ? (size_t)(nl - r[i].err.msg) : strlen(r[i].err.msg));
-			}
-			fputs(line.s, stdout);
-			fputc('\n', stdout);
-			buf_release(&line);
-		}
-		fprintf(stderr, "%zu node(s): %zu %s, %zu unchanged, %zu failed%s\n", n, changed, verb,
-			unchanged, failed, skipped ? ", others skipped" : "");
+		report_print_table(stdout, &rep, g->color);
+		report_print_summary(stderr, &rep);
 		/* the full message (with its hint) once, for the first failure */
 		for (size_t i = 0; i < n; i++)
 			if (r[i].status == EDIT_FAILED && (r[i].err.hint || strchr(r[i].err.msg, '\n'))) {
@@ -116,6 +77,7 @@ int edit_report(struct gctx *g, const char *kind, const char *state_field, const
 				break;
 			}
 	}
+	report_release(&rep);
 	if (failed == 0)
 		return 0;
 	return access ? 3 : 1;

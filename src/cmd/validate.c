@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cmd.h"
 #include "gpuctl/buf.h"
@@ -12,6 +11,7 @@
 #include "gpuctl/json.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/out.h"
+#include "gpuctl/report.h"
 
 static const char usage[] =
 	"gpuctl validate [NODE...] [-l SELECTOR] [--only GROUP] [--skip GROUP] [--junit FILE] [--list] [--inventory FILE] "
@@ -39,8 +39,8 @@ struct validate {
 	struct gctx *g;
 	struct node_access *a;
 	struct vjob *jobs;
-	size_t n, done;
-	int progress;
+	size_t n;
+	struct report_progress progress;
 };
 
 static void vjob_run(void *ud, size_t i)
@@ -67,16 +67,9 @@ static void vjob_run(void *ud, size_t i)
 static void vjob_done(void *ud, size_t i)
 {
 	struct validate *v = ud;
-	v->done++;
-	if (!v->progress)
-		return;
 	size_t n[4];
 	check_report_count(&v->jobs[i].rep, n);
-	fprintf(stderr, "\r\033[Kvalidate: %zu/%zu nodes checked (node/%s: %zu failed)", v->done, v->n,
-		v->jobs[i].spec.name, n[CHECK_FAIL]);
-	if (v->done == v->n)
-		fputs("\r\033[K", stderr);
-	fflush(stderr);
+	report_progress_step(&v->progress, v->jobs[i].spec.name, n[CHECK_FAIL]);
 }
 
 /* Results in a stable order: the cluster, then node by node (as listed),
@@ -144,50 +137,6 @@ static void sort_report(struct check_report *r, const cJSON *nodes)
 	free(names);
 }
 
-static void print_table(struct gctx *g, const struct check_report *r)
-{
-	size_t wid = 5, wt = 6;
-	for (size_t i = 0; i < r->n; i++) {
-		wid = strlen(r->v[i].id) > wid ? strlen(r->v[i].id) : wid;
-		wt = strlen(r->v[i].target) > wt ? strlen(r->v[i].target) : wt;
-	}
-	printf("%-*s  %-*s  %-6s  %s\n", (int)wid, "CHECK", (int)wt, "TARGET", "RESULT", "MESSAGE");
-	static const enum out_color colors[] = { OUT_GREEN, OUT_YELLOW, OUT_RED, OUT_DIM };
-	for (size_t i = 0; i < r->n; i++) {
-		const struct check_result *c = &r->v[i];
-		printf("%-*s  %-*s  ", (int)wid, c->id, (int)wt, c->target);
-		out_colored(stdout, g->color, colors[c->status], check_status_name(c->status));
-		printf("%*s  %s\n", (int)(6 - strlen(check_status_name(c->status))), "", c->message);
-		if (c->hint && (c->status == CHECK_FAIL || c->status == CHECK_WARN))
-			printf("%*s  hint: %s\n", (int)(wid + wt + 10), "", c->hint);
-	}
-	size_t n[4];
-	check_report_count(r, n);
-	printf("%zu check%s: %zu passed, %zu warning%s, %zu failed, %zu skipped\n", r->n, r->n == 1 ? "" : "s",
-	       n[CHECK_PASS], n[CHECK_WARN],
-	       n[CHECK_WARN] == 1 ? "" : "s", n[CHECK_FAIL], n[CHECK_SKIP]);
-}
-
-static int write_junit(const char *path, const struct check_report *r, struct gerr *err)
-{
-	char *xml = check_report_junit(r);
-	int rc = 0;
-	if (!strcmp(path, "-")) {
-		fputs(xml, stdout);
-	} else {
-		/* atomically: a CI job never reads half a report */
-		char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-		FILE *f = fopen(tmp, "w");
-		if (!f || fputs(xml, f) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
-			rc = gerr_set(err, GERR_IO, "cannot write the JUnit report %s: %m", path);
-			unlink(tmp);
-		}
-		free(tmp);
-	}
-	free(xml);
-	return rc;
-}
-
 static void list_checks(void)
 {
 	printf("%-22s  %-7s  %s\n", "CHECK", "GROUP", "WHAT IT PROVES");
@@ -217,6 +166,8 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	struct node_target t = { 0 };
 	struct validate v = { .g = g, .a = &a };
 	struct check_report rep = { 0 };
+	struct report out;
+	report_init(&out, "ValidationResult", "validate");
 	cJSON *nodes = NULL;
 	char *server_version = NULL;
 	static const char *const formats[] = { "json", "yaml", "junit", NULL };
@@ -298,7 +249,7 @@ run_nodes:
 	if (run_nodes) {
 		v.n = (size_t)cJSON_GetArraySize(nodes);
 		v.jobs = xcalloc(v.n ? v.n : 1, sizeof(*v.jobs));
-		v.progress = !g->output && isatty(STDERR_FILENO) && v.n > 1;
+		report_progress_init(&v.progress, stderr, !g->output && v.n > 1, "validate", "nodes checked", v.n);
 		size_t i = 0;
 		const cJSON *it;
 		cJSON_ArrayForEach(it, nodes) {
@@ -315,21 +266,21 @@ run_nodes:
 	check_report_count(&rep, n);
 	code = n[CHECK_FAIL] ? 1 : 0;
 report:
-	if (junit && write_junit(junit, &rep, &err) < 0) {
+	check_report_rows(&rep, &out);
+	if (junit && report_write_junit(junit, &out, &err) < 0) {
 		gctx_print_error(g, &err);
 		code = code ? code : 1;
 		gerr_clear(&err);
 	}
 	if (g->output && !strcmp(g->output, "junit")) {
-		char *xml = check_report_junit(&rep);
+		char *xml = report_junit(&out);
 		fputs(xml, stdout);
 		free(xml);
 	} else if (g->output) {
-		cJSON *doc = check_report_json(&rep);
-		out_doc(stdout, doc, g->output);
-		cJSON_Delete(doc);
-	} else if (rep.n && !(junit && !strcmp(junit, "-"))) {
-		print_table(g, &rep);
+		report_print_doc(stdout, &out, g->output);
+	} else if (out.n && !(junit && !strcmp(junit, "-"))) {
+		report_print_table(stdout, &out, g->color);
+		report_print_summary(stdout, &out);
 	}
 	gerr_clear(&err);
 	if (out_finish(&err) < 0) {
@@ -348,6 +299,7 @@ out:
 	}
 	free(v.jobs);
 	check_report_release(&rep);
+	report_release(&out);
 	cJSON_Delete(nodes);
 	free(server_version);
 	node_access_release(&a);

@@ -364,8 +364,8 @@ static int needs_quotes(const char *s)
 		return 1;
 	for (const char *p = s; *p; p++) {
 		unsigned char c = (unsigned char)*p;
-		if (c < 0x20 || c == 0x7f)
-			return 1;
+		if (c < 0x20 || c == 0x7f || (c == 0xc2 && (unsigned char)p[1] >= 0x80 && (unsigned char)p[1] <= 0x9f))
+			return 1; /* C0, DEL and C1 (U+0080..U+009F) are not printable YAML */
 		if (c == ':' && (p[1] == ' ' || p[1] == '\0'))
 			return 1;
 		if (c == '#' && p > s && p[-1] == ' ')
@@ -392,6 +392,8 @@ static void emit_string(const char *s, struct buf *b)
 		default:
 			if (c < 0x20 || c == 0x7f)
 				buf_addf(b, "\\x%02x", c);
+			else if (c == 0xc2 && (unsigned char)p[1] >= 0x80 && (unsigned char)p[1] <= 0x9f)
+				buf_addf(b, "\\x%02x", (unsigned char)*++p); /* \x is the code point: U+0080..U+009F */
 			else
 				buf_addc(b, (char)c);
 		}

@@ -1,0 +1,306 @@
+/* The report model: rows, statuses, counts, and the shape of each kind. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpuctl/buf.h"
+#include "gpuctl/report.h"
+#include "shape.h"
+
+static const char *const status_names[REPORT_STATUS_COUNT] = {
+	"pass", "warn", "fail", "skip", "changed", "unchanged", "failed", "skipped", "rolled-back", "rollback-failed",
+	"created",
+};
+
+static const enum report_class status_classes[REPORT_STATUS_COUNT] = {
+	REPORT_CLASS_OK,   REPORT_CLASS_WARN, REPORT_CLASS_FAIL, REPORT_CLASS_SKIP,
+	REPORT_CLASS_OK,   REPORT_CLASS_OK,   REPORT_CLASS_FAIL, REPORT_CLASS_SKIP,
+	REPORT_CLASS_FAIL, REPORT_CLASS_FAIL, REPORT_CLASS_OK,
+};
+
+const char *report_status_name(enum report_status st)
+{
+	return (unsigned)st < REPORT_STATUS_COUNT ? status_names[st] : "unknown";
+}
+
+enum report_class report_status_class(enum report_status st)
+{
+	return (unsigned)st < REPORT_STATUS_COUNT ? status_classes[st] : REPORT_CLASS_FAIL;
+}
+
+/* ---- shapes: the documents of the man pages ---- */
+
+#define FAILED_CHANGE (STATUS_BIT(REPORT_FAILED) | STATUS_BIT(REPORT_ROLLED_BACK) | STATUS_BIT(REPORT_ROLLBACK_FAILED))
+
+static const struct sum_key checks_summary[] = {
+	{ "total", ALL_STATUSES },
+	{ "passed", STATUS_BIT(REPORT_PASS) },
+	{ "warnings", STATUS_BIT(REPORT_WARN) },
+	{ "failed", STATUS_BIT(REPORT_FAIL) },
+	{ "skipped", STATUS_BIT(REPORT_SKIP) },
+	{ NULL, 0 },
+};
+
+/* gpuctl-deploy(1) */
+static const char *const deploy_node_keys[] = { "name", "address", "result", "probe", "containerd", "error", NULL };
+static const char *const deploy_rc_keys[] = { "name", "handler", "result", NULL };
+static const struct sum_key deploy_summary[] = {
+	{ "nodes", ALL_STATUSES },
+	{ "changed", STATUS_BIT(REPORT_CHANGED) },
+	{ "unchanged", STATUS_BIT(REPORT_UNCHANGED) },
+	{ "failed", FAILED_CHANGE }, /* "counts the nodes failed and rolled-back" */
+	{ NULL, 0 },
+};
+
+/* gpuctl-label(1), gpuctl-taint(1) */
+static const char *const edit_keys[] = { "name", "result", "changes", "labels", "taints", "error", NULL };
+static const struct sum_key edit_summary[] = {
+	{ "total", ALL_STATUSES },
+	{ "changed", STATUS_BIT(REPORT_CHANGED) },
+	{ "unchanged", STATUS_BIT(REPORT_UNCHANGED) },
+	{ "failed", FAILED_CHANGE },
+	{ "skipped", STATUS_BIT(REPORT_SKIPPED) },
+	{ NULL, 0 },
+};
+
+static const struct sum_key generic_summary[] = {
+	{ "total", ALL_STATUSES },
+	{ "passed", STATUS_BIT(REPORT_PASS) | STATUS_BIT(REPORT_CHANGED) | STATUS_BIT(REPORT_UNCHANGED) |
+			    STATUS_BIT(REPORT_CREATED) },
+	{ "warnings", STATUS_BIT(REPORT_WARN) },
+	{ "failed", STATUS_BIT(REPORT_FAIL) | FAILED_CHANGE },
+	{ "skipped", STATUS_BIT(REPORT_SKIP) | STATUS_BIT(REPORT_SKIPPED) },
+	{ NULL, 0 },
+};
+
+static const struct shape shapes[] = {
+	{
+		.kind = "ValidationResult", .items = "checks", .summary = checks_summary, .ok = 1,
+		.layout = LAYOUT_TABLE,
+	},
+	{
+		.kind = "DeployResult", .items = "nodes", .item_kind = "containerd", .item_keys = deploy_node_keys,
+		.object_kind = "runtimeclass", .object_key = "runtimeClass", .object_keys = deploy_rc_keys,
+		.summary = deploy_summary, .layout = LAYOUT_LINES, .sep = "  ", .summary_noun = "node(s)",
+	},
+	{
+		.kind = "NodeLabelResult", .items = "nodes", .item_keys = edit_keys, .summary = edit_summary,
+		.layout = LAYOUT_LINES, .pad = 1, .sep = " ", .summary_noun = "node(s)",
+	},
+	{
+		.kind = "NodeTaintResult", .items = "nodes", .item_keys = edit_keys, .summary = edit_summary,
+		.layout = LAYOUT_LINES, .pad = 1, .sep = " ", .summary_noun = "node(s)",
+	},
+	{
+		.kind = NULL, .items = "results", .summary = generic_summary, .ok = 1, .layout = LAYOUT_TABLE,
+	},
+};
+
+const struct shape *report_shape(const struct report *r)
+{
+	const struct shape *s = shapes;
+	for (; s->kind; s++)
+		if (r->kind && !strcmp(s->kind, r->kind))
+			return s;
+	return s;
+}
+
+int shape_is_item(const struct shape *s, const struct report_row *row)
+{
+	return !s->item_kind || !strcmp(s->item_kind, row->kind);
+}
+
+/* Length of the valid UTF-8 sequence at p, or 0 when it is not one
+ * (overlong forms, surrogates and code points past U+10FFFF are not). */
+size_t report_utf8_len(const unsigned char *p)
+{
+	unsigned char c = p[0];
+	if (c < 0x80)
+		return 1;
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* Text for a row, with what is not UTF-8 replaced by U+FFFD: output that
+ * a JSON or YAML reader (or a CI system reading JUnit) can always decode. */
+static char *text_dup(const char *s)
+{
+	struct buf b = BUF_INIT;
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
+		size_t n = report_utf8_len(p);
+		if (n) {
+			buf_add(&b, p, n);
+			p += n;
+		} else {
+			buf_adds(&b, "\xef\xbf\xbd");
+			p++;
+		}
+	}
+	return buf_detach(&b);
+}
+
+/* ---- the model ---- */
+
+void report_init(struct report *r, const char *kind, const char *command)
+{
+	memset(r, 0, sizeof(*r));
+	r->kind = kind;
+	r->command = command;
+}
+
+void report_row_release(struct report_row *row)
+{
+	if (!row)
+		return;
+	free(row->target);
+	free(row->kind);
+	free(row->object);
+	free(row->message);
+	free(row->hint);
+	cJSON_Delete(row->details);
+	memset(row, 0, sizeof(*row));
+}
+
+void report_release(struct report *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n; i++)
+		report_row_release(&r->v[i]);
+	free(r->v);
+	cJSON_Delete(r->extra);
+	memset(r, 0, sizeof(*r));
+}
+
+static void row_vset(struct report_row *row, const char *target, const char *kind, enum report_status st,
+		     const char *hint, const char *fmt, va_list ap)
+{
+	report_row_release(row);
+	row->target = text_dup(target);
+	row->kind = text_dup(kind);
+	row->status = st;
+	struct buf b = BUF_INIT;
+	buf_vaddf(&b, fmt, ap);
+	row->message = text_dup(b.s);
+	buf_release(&b);
+	row->hint = hint ? text_dup(hint) : NULL;
+}
+
+void report_row_set(struct report_row *row, const char *target, const char *kind, enum report_status st,
+		    const char *hint, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	row_vset(row, target, kind, st, hint, fmt, ap);
+	va_end(ap);
+}
+
+void report_row_details(struct report_row *row, cJSON *details)
+{
+	cJSON_Delete(row->details);
+	row->details = details;
+}
+
+static struct report_row *grow(struct report *r)
+{
+	if (r->n == r->cap) {
+		r->cap = r->cap ? 2 * r->cap : 16;
+		r->v = xrealloc(r->v, r->cap * sizeof(*r->v));
+	}
+	struct report_row *row = &r->v[r->n++];
+	memset(row, 0, sizeof(*row));
+	return row;
+}
+
+struct report_row *report_add(struct report *r, const char *target, const char *kind, enum report_status st,
+			      const char *hint, const char *fmt, ...)
+{
+	struct report_row *row = grow(r);
+	va_list ap;
+	va_start(ap, fmt);
+	row_vset(row, target, kind, st, hint, fmt, ap);
+	va_end(ap);
+	return row;
+}
+
+void report_add_row(struct report *r, struct report_row *row)
+{
+	struct report_row *dst = grow(r);
+	*dst = *row;
+	if (!dst->target)
+		dst->target = xstrdup("");
+	if (!dst->kind)
+		dst->kind = xstrdup("");
+	if (!dst->message)
+		dst->message = xstrdup("");
+	memset(row, 0, sizeof(*row));
+}
+
+void report_set(struct report *r, const char *key, cJSON *value)
+{
+	if (!r->extra)
+		r->extra = cJSON_CreateObject();
+	if (cJSON_GetObjectItemCaseSensitive(r->extra, key))
+		cJSON_ReplaceItemInObjectCaseSensitive(r->extra, key, value);
+	else
+		cJSON_AddItemToObject(r->extra, key, value);
+}
+
+void report_count(const struct report *r, size_t by_status[REPORT_STATUS_COUNT])
+{
+	const struct shape *s = report_shape(r);
+	memset(by_status, 0, REPORT_STATUS_COUNT * sizeof(*by_status));
+	for (size_t i = 0; i < r->n; i++)
+		if (shape_is_item(s, &r->v[i]) && (unsigned)r->v[i].status < REPORT_STATUS_COUNT)
+			by_status[r->v[i].status]++;
+}
+
+void report_count_classes(const struct report *r, size_t by_class[4])
+{
+	size_t n[REPORT_STATUS_COUNT];
+	report_count(r, n);
+	memset(by_class, 0, 4 * sizeof(*by_class));
+	for (int st = 0; st < REPORT_STATUS_COUNT; st++)
+		by_class[status_classes[st]] += n[st];
+}
+
+size_t report_failed(const struct report *r)
+{
+	size_t c[4];
+	report_count_classes(r, c);
+	return c[REPORT_CLASS_FAIL];
+}
+
+cJSON *report_error_json(const struct gerr *e)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "reason", gerr_code_name(e->code));
+	if (e->http_status)
+		cJSON_AddNumberToObject(o, "httpStatus", (double)e->http_status);
+	cJSON_AddStringToObject(o, "message", e->msg ? e->msg : "");
+	if (e->hint)
+		cJSON_AddStringToObject(o, "hint", e->hint);
+	return o;
+}
