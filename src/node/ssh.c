@@ -952,21 +952,22 @@ int ssh_exit_result(const char *node, const char *cmdline, int have_status, int 
  * Closing our channel does not stop it: OpenSSH gives an exec session no
  * pty and sends its processes no signal when the channel or connection
  * goes; a command that does not write keeps running.  The "signal" channel
- * request (libssh2_channel_signal_ex) works with OpenSSH 7.9 and later
- * (sshd does killpg() on the session as the logged-in user; Debian 12's 9.2
- * does) but is ignored by older or other servers, and as the login user it
- * cannot reach a command running as root under sudo.  So the command runs
- * under timeout(1) on the node, as root when sudo is used: it ends after
- * the limit (plus 2 s, so gpuctl's own deadline, which counts from before
- * the channel opened, normally fires first and reports the timeout), and a
- * command that ignores SIGTERM gets SIGKILL 5 s later, whether gpuctl is
- * still connected or not.  On the session's leader timeout(1) signals the
- * whole process group.  When a command is killed by a signal, timeout(1)
- * re-raises it, so sshd still reports exit-signal.  Nodes without
- * timeout(1) run the command plainly. */
+ * request (sent by stop_command) makes sshd killpg() the session as the
+ * logged-in user, but OpenSSH refuses it for root logins ("session
+ * signalling requires privilege separation": seen with Debian 12's
+ * OpenSSH 9.2), older and other servers ignore it, and as the login user
+ * it cannot reach a command running as root under sudo (sudo relays it).
+ * So the command also runs under timeout(1) on the node, as root when sudo
+ * is used: it ends 1 s after the limit (gpuctl's own deadline counts from
+ * before the channel opened, so it fires first and reports the timeout),
+ * and a command that ignores SIGTERM gets SIGKILL 5 s later, whether gpuctl
+ * is still connected or not.  As the session's leader, timeout(1) signals
+ * the whole process group.  A command killed by a signal still shows as
+ * one: timeout(1) and sudo re-raise it, so sshd reports exit-signal.
+ * Nodes without timeout(1) run the command plainly. */
 char *ssh_remote_command(const char *cmdline, int sudo, long timeout_ms)
 {
-	long secs = (timeout_ms > 0 ? (timeout_ms + 999) / 1000 : 30) + 2;
+	long secs = (timeout_ms > 0 ? (timeout_ms + 999) / 1000 : 30) + 1;
 	struct buf in = BUF_INIT;
 	buf_adds(&in, "gpuctl_cmd=");
 	sh_quote(&in, cmdline);
@@ -1006,7 +1007,11 @@ static enum exec_fail read_stream(LIBSSH2_CHANNEL *ch, int stream, struct buf *b
 	return EXEC_TRANSPORT;
 }
 
-/* Ask the node to end the command (see ssh_remote_command) and close the channel, briefly. */
+/* Ask the node to end the command (see ssh_remote_command) and close our
+ * side of the channel without waiting: sshd answers the close only once
+ * the command has ended, which may be up to the remote limit.  The channel
+ * is left to libssh2, which frees it with the session; the session stays
+ * usable for further commands (a rollback after a timed-out step). */
 static void stop_command(struct ssh_conn *c, LIBSSH2_CHANNEL *ch)
 {
 	libssh2_session_set_blocking(c->s, 1);
@@ -1016,7 +1021,9 @@ static void stop_command(struct ssh_conn *c, LIBSSH2_CHANNEL *ch)
 	 * follows up with KILL; a KILL would only end sudo or timeout itself */
 	libssh2_channel_signal_ex(ch, "TERM", 4);
 #endif
+	libssh2_session_set_blocking(c->s, 0);
 	libssh2_channel_close(ch);
+	libssh2_session_set_blocking(c->s, 1);
 }
 
 int ssh_exec(struct ssh_conn *c, const char *cmdline, const char *stdin_data, size_t stdin_len,
@@ -1119,6 +1126,7 @@ int ssh_exec(struct ssh_conn *c, const char *cmdline, const char *stdin_data, si
 	case EXEC_TIMEOUT: {
 		char *w = cmd_words(cmdline);
 		stop_command(c, ch);
+		ch = NULL;
 		gerr_set(err, GERR_SSH_TIMEOUT, "node %s: \"%s\" did not finish within %ld s; stopped it", c->name, w,
 			 c->timeout_ms / 1000);
 		gerr_hint(err, "give it longer with --ssh-timeout SECONDS");
@@ -1128,6 +1136,7 @@ int ssh_exec(struct ssh_conn *c, const char *cmdline, const char *stdin_data, si
 	case EXEC_TOO_MUCH: {
 		char *w = cmd_words(cmdline);
 		stop_command(c, ch);
+		ch = NULL;
 		gerr_set(err, GERR_SSH_COMMAND, "node %s: \"%s\" printed more than %u MiB; stopped it", c->name, w,
 			 SSH_MAX_OUTPUT >> 20);
 		free(w);
@@ -1159,7 +1168,8 @@ int ssh_exec(struct ssh_conn *c, const char *cmdline, const char *stdin_data, si
 out_ch:
 	libssh2_session_set_blocking(c->s, 1);
 	libssh2_session_set_timeout(c->s, 2000);
-	libssh2_channel_free(ch);
+	if (ch)
+		libssh2_channel_free(ch);
 out:
 	libssh2_session_set_blocking(c->s, 1);
 	libssh2_session_set_timeout(c->s, c->timeout_ms);
