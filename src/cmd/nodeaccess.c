@@ -48,10 +48,10 @@ int node_access_complete(struct node_access *a, struct gerr *err)
 	if (check_jump(a->jump, GERR_USAGE, err) < 0)
 		return gerr_prefix(err, "--ssh-jump");
 	if (check_jump(a->inv.defaults.jump_host, GERR_CONFIG, err) < 0)
-		return gerr_prefix(err, "%s: defaults: jumpHost", a->inv.path);
+		return gerr_prefix(err, "%s: defaults.jumpHost", a->inv.path);
 	for (size_t i = 0; i < a->inv.n; i++)
 		if (check_jump(a->inv.nodes[i].jump_host, GERR_CONFIG, err) < 0)
-			return gerr_prefix(err, "%s: node %s: jumpHost", a->inv.path, a->inv.nodes[i].name);
+			return gerr_prefix(err, "%s: nodes[%zu].jumpHost", a->inv.path, i);
 	if (a->ssh_user)
 		a->flags.user = xstrdup(a->ssh_user);
 	if (a->identity)
