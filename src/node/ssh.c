@@ -737,12 +737,12 @@ static int connect_via_jump(struct ssh_conn *c, const struct ssh_target *t, int 
 				t->jump, t->host, port, session_error(c->jump->s));
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		return gerr_set(err, GERR_IO, "socketpair: %s", strerror(errno));
+		return gerr_set(err, GERR_IO, "node %s: socketpair for the jump host relay: %s", t->name, strerror(errno));
 	c->fd = sp[0];
 	c->relay_fd = sp[1];
 	fcntl(c->relay_fd, F_SETFL, fcntl(c->relay_fd, F_GETFL) | O_NONBLOCK);
 	if (pthread_create(&c->relay, NULL, relay_main, c) != 0)
-		return gerr_set(err, GERR_INTERNAL, "cannot start the jump host relay");
+		return gerr_set(err, GERR_INTERNAL, "node %s: cannot start the jump host relay", t->name);
 	c->relay_started = 1;
 	return 0;
 }
@@ -830,7 +830,7 @@ int ssh_open(const struct ssh_target *t, struct ssh_conn **out, struct gerr *err
 	}
 	c->s = libssh2_session_init();
 	if (!c->s) {
-		gerr_set(err, GERR_INTERNAL, "cannot create an SSH session");
+		gerr_set(err, GERR_INTERNAL, "node %s: cannot create an SSH session", c->name);
 		goto fail;
 	}
 	libssh2_session_set_blocking(c->s, 1);
