@@ -19,6 +19,21 @@ void node_access_init(struct node_access *a)
 	a->inv.defaults.sudo = -1;
 }
 
+/* A malformed jump host fails before any node is tried, not once per node. */
+static int check_jump(const char *spec, enum gerr_code code, struct gerr *err)
+{
+	char *user = NULL, *host = NULL;
+	int port = 0;
+	if (!spec || !*spec)
+		return 0;
+	int rc = ssh_parse_jump(spec, &user, &host, &port, err);
+	free(user);
+	free(host);
+	if (rc < 0)
+		err->code = code;
+	return rc;
+}
+
 int node_access_complete(struct node_access *a, struct gerr *err)
 {
 	if (a->ssh_timeout <= 0 || a->parallel <= 0)
@@ -31,6 +46,13 @@ int node_access_complete(struct node_access *a, struct gerr *err)
 		return gerr_set(err, GERR_USAGE, "--from-inventory needs --inventory FILE");
 	if (a->inventory && inventory_load(a->inventory, &a->inv, err) < 0)
 		return -1;
+	if (check_jump(a->jump, GERR_USAGE, err) < 0)
+		return gerr_prefix(err, "--ssh-jump");
+	if (check_jump(a->inv.defaults.jump_host, GERR_CONFIG, err) < 0)
+		return gerr_prefix(err, "%s: defaults.jumpHost", a->inv.path);
+	for (size_t i = 0; i < a->inv.n; i++)
+		if (check_jump(a->inv.nodes[i].jump_host, GERR_CONFIG, err) < 0)
+			return gerr_prefix(err, "%s: nodes[%zu].jumpHost", a->inv.path, i);
 	if (a->ssh_user)
 		a->flags.user = xstrdup(a->ssh_user);
 	if (a->identity)
