@@ -34,7 +34,10 @@ static char *load_err(const char *file, const char *context, enum gerr_code *cod
 	cr_assert_null(c);
 	if (code)
 		*code = err.code;
-	return err.msg;
+	char *msg = err.msg; /* handed to the caller; the rest of the error freed */
+	err.msg = NULL;
+	gerr_clear(&err);
+	return msg;
 }
 
 /* Every file in bad/ starts with "# expect: TEXT" (or has NAME.expect):

@@ -18,7 +18,10 @@ static char *parse_error(const char *text)
 	struct gerr err = GERR_INIT;
 	cr_assert_eq(yaml_parse(text, strlen(text), "t.yaml", &out, &err), -1, "expected an error for %s", text);
 	cr_assert_null(out);
-	return err.msg;
+	char *msg = err.msg; /* handed to the caller; the rest of the error freed */
+	err.msg = NULL;
+	gerr_clear(&err);
+	return msg;
 }
 
 Test(yaml, scalars_follow_the_core_schema)
