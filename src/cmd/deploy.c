@@ -8,6 +8,7 @@
 #include "cmd.h"
 #include "gpuctl/json.h"
 #include "gpuctl/buf.h"
+#include "gpuctl/apply.h"
 #include "gpuctl/fanout.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/node.h"
@@ -259,38 +260,21 @@ static int phase_runtimeclass(struct gctx *g, struct kube_client *kc, enum dry_r
 	cJSON *rc = NULL;
 	if (runtimeclass_object(g, &rc, err) < 0)
 		return gerr_prefix(err, "runtimeclass nvidia");
-	char *path = kube_path("node.k8s.io/v1", NULL, "runtimeclasses", "nvidia");
-	cJSON *before = NULL, *after = NULL;
-	struct gerr gerr_ = GERR_INIT;
-	int existed = kube_get(kc, path, &before, &gerr_) == 0;
-	int missing = !existed && gerr_.code == GERR_NOTFOUND;
-	if (!existed && !missing) {
-		gerr_move(err, &gerr_);
-		cJSON_Delete(rc);
-		free(path);
+	cJSON *docs = cJSON_CreateArray();
+	cJSON_AddItemToArray(docs, rc);
+	struct apply_opts ao = { .dry = dry };
+	struct apply_result *ar = NULL;
+	size_t nar = 0;
+	apply_objects(kc, docs, &ao, &ar, &nar);
+	cJSON_Delete(docs);
+	if (ar[0].status == APPLY_FAILED) {
+		gerr_move(err, &ar[0].err);
+		apply_results_free(ar, nar);
 		return gerr_prefix(err, "runtimeclass nvidia");
 	}
-	gerr_clear(&gerr_);
-	const char *h = json_str(before, "handler");
-	const char *result;
-	if (existed && h && !strcmp(h, "nvidia")) {
-		result = "unchanged";
-	} else if (existed) {
-		cJSON_Delete(before);
-		cJSON_Delete(rc);
-		free(path);
-		return gerr_set(err, GERR_CONFLICT,
-				"runtimeclass nvidia exists with handler \"%s\"; gpuctl will not change a RuntimeClass it did not create: delete it or rename its handler",
-				h ? h : "");
-	} else if (dry == DRY_CLIENT) {
-		result = "created"; /* would be: nothing sent */
-	} else if (kube_apply(kc, path, rc, dry == DRY_SERVER, 0, &after, err) < 0) {
-		cJSON_Delete(rc);
-		free(path);
-		return gerr_prefix(err, "runtimeclass nvidia");
-	} else {
-		result = "created";
-	}
+	/* the handler of a RuntimeClass cannot change: configured means labels only */
+	const char *result = ar[0].status == APPLY_CREATED ? "created" : "unchanged";
+	apply_results_free(ar, nar);
 	int created = !strcmp(result, "created");
 	struct report_row *row = report_add(rep, "cluster", "runtimeclass", created ? REPORT_CREATED : REPORT_UNCHANGED,
 					    NULL, "%s", dry != DRY_NONE && created ? "[dry run]" : "");
@@ -301,10 +285,6 @@ static int phase_runtimeclass(struct gctx *g, struct kube_client *kc, enum dry_r
 	report_row_details(row, o);
 	if (!g->output)
 		report_print_row(stdout, rep, row, g->color);
-	cJSON_Delete(before);
-	cJSON_Delete(after);
-	cJSON_Delete(rc);
-	free(path);
 	return 0;
 }
 

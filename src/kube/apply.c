@@ -282,8 +282,8 @@ size_t apply_objects(struct kube_client *kc, const cJSON *docs, const struct app
 				gerr_set(&x->err, GERR_CONFLICT,
 					 "%s exists and was not created by gpuctl (no label %s): gpuctl will not change it",
 					 whats[i], GPUCTL_MANAGED_BY_SELECTOR);
-				gerr_hint(&x->err, "delete it, or change it by hand to: %.*s", (int)strcspn(d.s ? d.s : "", "\n"),
-					  d.s ? d.s : "");
+				gerr_hint(&x->err, "it differs in %.*s; delete it to let gpuctl create its own, or change it by hand",
+					  (int)strcspn(d.s ? d.s : "", "\n"), d.s ? d.s : "");
 			} else {
 				x->status = APPLY_CONFIGURED;
 			}
