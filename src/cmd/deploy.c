@@ -15,6 +15,7 @@
 #include "gpuctl/out.h"
 #include "gpuctl/render.h"
 #include "gpuctl/report.h"
+#include "gpuctl/sig.h"
 
 static const char usage[] =
 	"gpuctl deploy [NODE...] [-l SELECTOR] [--only PHASE] [--skip PHASE] [--inventory FILE] [--ssh-user USER] "
@@ -40,6 +41,7 @@ struct node_job {
 	int prepared;
 	struct gerr err;
 	int failed;
+	int started;            /* job_run ran (an interrupt stops the others from starting) */
 	struct report_row row;  /* the node's result, once done */
 };
 
@@ -68,6 +70,7 @@ static void job_run(void *ud, size_t i)
 {
 	struct deploy *d = ud;
 	struct node_job *j = &d->jobs[i];
+	j->started = 1;
 	if (j->talos_os) {
 		gerr_set(&j->err, GERR_CONFIG,
 			 "node %s runs %s, which has no SSH: apply the machine-config patch printed below with talosctl",
@@ -200,7 +203,19 @@ static int phase_nodes(struct deploy *d, struct kube_client *kc, const struct no
 	}
 	if (node_specs_check_addresses(&d->jobs[0].spec, d->n, sizeof(*d->jobs), err) < 0)
 		return cJSON_Delete(nodes), -1;
-	fanout_run(d->n, d->a->parallel, job_run, job_done, d);
+	if (fanout_run(d->n, d->a->parallel, job_run, job_done, d) > 0) {
+		/* interrupted: nodes in flight were brought to a safe end; the rest were never touched */
+		for (i = 0; i < d->n; i++) {
+			struct node_job *j = &d->jobs[i];
+			if (j->started)
+				continue;
+			gerr_set(&j->err, GERR_INTERRUPTED, "not started: gpuctl was interrupted (%s); the node was not touched",
+				 sig_name(sig_interrupted()));
+			gerr_hint(&j->err, "run the same command again to prepare the remaining nodes");
+			j->failed = 1;
+			job_done(d, i);
+		}
+	}
 	if (any_talos && !d->g->output) {
 		struct buf patch = BUF_INIT;
 		struct gerr perr = GERR_INIT;
@@ -363,7 +378,9 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 		if (report_failed(&d.rep))
 			code = 1;
 	}
-	if (run_rc && phase_runtimeclass(g, kc, dry, &d.rep, &err) < 0) {
+	if (run_rc && sig_interrupted()) {
+		code = 1; /* nothing new after an interrupt */
+	} else if (run_rc && phase_runtimeclass(g, kc, dry, &d.rep, &err) < 0) {
 		gctx_print_error(g, &err);
 		code = code ? code : gerr_exit_code(&err);
 		gerr_clear(&err);

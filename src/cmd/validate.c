@@ -11,6 +11,7 @@
 #include "gpuctl/json.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/out.h"
+#include "gpuctl/sig.h"
 #include "gpuctl/report.h"
 
 static const char usage[] =
@@ -33,6 +34,7 @@ struct vjob {
 	const char *talos_os;
 	const cJSON *node;
 	struct check_report rep;
+	int started;
 };
 
 struct validate {
@@ -47,6 +49,7 @@ static void vjob_run(void *ud, size_t i)
 {
 	struct validate *v = ud;
 	struct vjob *j = &v->jobs[i];
+	j->started = 1;
 	if (j->talos_os) {
 		check_add(&j->rep, "node.ssh", j->spec.name, CHECK_SKIP,
 			  "check the node with talosctl; `gpuctl deploy` prints the machine-config patch for the NVIDIA extensions",
@@ -257,14 +260,21 @@ run_nodes:
 			node_access_spec(&a, it, &v.jobs[i].spec, &v.jobs[i].talos_os);
 			i++;
 		}
-		fanout_run(v.n, a.parallel, vjob_run, vjob_done, &v);
+		if (fanout_run(v.n, a.parallel, vjob_run, vjob_done, &v) > 0) {
+			/* interrupted: the nodes not reached yet are reported as not checked */
+			for (i = 0; i < v.n; i++)
+				if (!v.jobs[i].started)
+					check_add(&v.jobs[i].rep, "node.ssh", v.jobs[i].spec.name, CHECK_SKIP,
+						  "run gpuctl validate again", "not checked: gpuctl was interrupted (%s)",
+						  sig_name(sig_interrupted()));
+		}
 		for (i = 0; i < v.n; i++)
 			check_report_take(&rep, &v.jobs[i].rep);
 	}
 	sort_report(&rep, nodes);
 	size_t n[4];
 	check_report_count(&rep, n);
-	code = n[CHECK_FAIL] ? 1 : 0;
+	code = n[CHECK_FAIL] || sig_interrupted() ? 1 : 0;
 report:
 	check_report_rows(&rep, &out);
 	if (junit && report_write_junit(junit, &out, &err) < 0) {
