@@ -81,6 +81,25 @@ struct node_access {
 	{ "from-inventory", 0, OPT_BOOL, &(a)->from_inventory, NULL, "take the nodes from the inventory, not the cluster (with --only nodes)", NULL }
 
 void node_access_init(struct node_access *a);
+
+/* The preamble every node-access command (deploy, validate) runs after
+ * parsing its flags: -o among formats, --only/--skip among groups, the
+ * target (NODE... and -l) checked, the node-access flags completed (the
+ * inventory loaded), and --from-inventory only with the node group alone and
+ * without -l.  On error err says why: GERR_USAGE (print usage, exit 2) or a
+ * configuration error naming the file (exit 2). */
+struct node_cmd {
+	const char *const *formats;   /* -o values allowed, NULL-terminated */
+	const char *const *groups;    /* --only/--skip values, NULL-terminated */
+	const char *group_word;       /* "phase", "group": for messages */
+	const char *node_group;       /* the group that works over SSH: "nodes" */
+	const struct strlist *only, *skip;
+	const char *selector;         /* -l */
+	char **rest;                  /* positional arguments: node names */
+	int nrest;
+};
+int node_cmd_complete(struct gctx *g, const struct node_cmd *c, struct node_access *a, struct node_target *t,
+		      struct gerr *err);
 /* Check the flags (GERR_USAGE) and load the inventory (its errors name the file). */
 int node_access_complete(struct node_access *a, struct gerr *err);
 void node_access_release(struct node_access *a);

@@ -333,16 +333,11 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 		goto usage_error;
 	if (help)
 		goto out;
-	if (gctx_check_output(g, formats, &err) < 0 || parse_dry_run(dry_s, &dry, &err) < 0)
+	if (parse_dry_run(dry_s, &dry, &err) < 0)
 		goto usage_error;
-	if (only_skip_check(&only, &skip, phases, "phase", &err) < 0)
-		goto usage_error;
-	t.names = rest;
-	t.nnames = (size_t)nrest;
-	t.selector = selector;
-	if (node_target_check(&t, &err) < 0)
-		goto usage_error;
-	if (node_access_complete(&a, &err) < 0) {
+	const struct node_cmd nc = { .formats = formats, .groups = phases, .group_word = "phase", .node_group = "nodes",
+				     .only = &only, .skip = &skip, .selector = selector, .rest = rest, .nrest = nrest };
+	if (node_cmd_complete(g, &nc, &a, &t, &err) < 0) {
 		if (err.code == GERR_USAGE)
 			goto usage_error;
 		gctx_print_error(g, &err);
@@ -357,10 +352,6 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 	d.copts.dry_run = dry != DRY_NONE;
 	int run_nodes = only_skip_selected("nodes", &only, &skip);
 	int run_rc = only_skip_selected("runtimeclass", &only, &skip);
-	if (a.from_inventory && (run_rc || selector)) {
-		gerr_set(&err, GERR_USAGE, "--from-inventory works without the cluster: with --only nodes, and without -l");
-		goto usage_error;
-	}
 	struct kube_client *kc = NULL;
 	if (!a.from_inventory && gctx_kube(g, &kc, &err) < 0) {
 		gctx_print_error(g, &err);

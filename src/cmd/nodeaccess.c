@@ -149,3 +149,23 @@ int talos_patch_render(const struct gctx *g, struct buf *text, struct gerr *err)
 	cJSON_Delete(docs);
 	return r;
 }
+
+int node_cmd_complete(struct gctx *g, const struct node_cmd *c, struct node_access *a, struct node_target *t,
+		      struct gerr *err)
+{
+	if (gctx_check_output(g, c->formats, err) < 0 ||
+	    only_skip_check(c->only, c->skip, c->groups, c->group_word, err) < 0)
+		return -1;
+	*t = (struct node_target){ .names = c->rest, .nnames = (size_t)c->nrest, .selector = c->selector };
+	if (node_target_check(t, err) < 0 || node_access_complete(a, err) < 0)
+		return -1;
+	if (a->from_inventory) {
+		int others = 0;
+		for (int i = 0; c->groups[i]; i++)
+			others |= strcmp(c->groups[i], c->node_group) && only_skip_selected(c->groups[i], c->only, c->skip);
+		if (others || c->selector)
+			return gerr_set(err, GERR_USAGE,
+					"--from-inventory works without the cluster: with --only %s, and without -l", c->node_group);
+	}
+	return 0;
+}

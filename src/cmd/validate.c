@@ -183,16 +183,9 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 		code = out_finish(&err) < 0 ? 1 : 0;
 		goto out;
 	}
-	if (gctx_check_output(g, formats, &err) < 0)
-		goto usage_error;
-	if (only_skip_check(&only, &skip, groups, "group", &err) < 0)
-		goto usage_error;
-	t.names = rest;
-	t.nnames = (size_t)nrest;
-	t.selector = selector;
-	if (node_target_check(&t, &err) < 0)
-		goto usage_error;
-	if (node_access_complete(&a, &err) < 0) {
+	const struct node_cmd nc = { .formats = formats, .groups = groups, .group_word = "group", .node_group = "nodes",
+				     .only = &only, .skip = &skip, .selector = selector, .rest = rest, .nrest = nrest };
+	if (node_cmd_complete(g, &nc, &a, &t, &err) < 0) {
 		if (err.code == GERR_USAGE)
 			goto usage_error;
 		gctx_print_error(g, &err);
@@ -211,10 +204,6 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	}
 	struct kube_client *kc = NULL;
 	if (a.from_inventory) {
-		if (run_cluster || selector) {
-			gerr_set(&err, GERR_USAGE, "--from-inventory works without the cluster: with --only nodes, and without -l");
-			goto usage_error;
-		}
 		if (node_access_inventory_nodes(&a, t.names, t.nnames, &nodes, &err) < 0) {
 			gctx_print_error(g, &err);
 			code = 1;
