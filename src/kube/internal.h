@@ -15,10 +15,16 @@ struct kube_client {
 	struct kube_stats stats;
 	unsigned seed;
 	char *base_url;                /* server URL, host swapped for tls-server-name */
+	char *server_shown;            /* server URL for messages: any user:password@ redacted */
 	struct curl_slist *connect_to; /* maps tls-server-name to the real host */
 	char **warnings_seen;
 	size_t nwarnings;
 };
+
+/* Set the TLS options of one transfer: verification against the
+ * kubeconfig's CA only (or none with insecure-skip-tls-verify), the client
+ * certificate (libcurl keeps its own copies of every blob). */
+void kube_tls_setopts(struct kube_client *c, CURL *e);
 
 /* A line-by-line streaming GET (watch): fn gets each complete line; it
  * returns 0 to go on, 1 to stop (the call then succeeds), -1 to fail with
