@@ -159,6 +159,7 @@ struct kube_list_opts {
 	const char *label_selector;
 	const char *field_selector;
 	long limit;              /* page size; default 500 */
+	long max_pages;          /* give up after this many pages; default 20000 */
 };
 
 /* Build a path: /api/v1[/namespaces/NS]/RESOURCE[/NAME] or /apis/GROUP/VERSION/...
