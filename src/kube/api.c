@@ -328,6 +328,14 @@ static int on_watch_line(void *ud, const char *line, size_t len, struct gerr *er
 	return r;
 }
 
+int kube_watch_decode(const char *line, size_t len, kube_watch_fn fn, void *ud, struct gerr *err)
+{
+	struct watch_state ws = { .fn = fn, .ud = ud };
+	int r = on_watch_line(&ws, line, len, err);
+	free(ws.rv);
+	return r;
+}
+
 static long mono_ms(void)
 {
 	struct timespec ts;

@@ -461,10 +461,9 @@ static int xfer_start(struct kube_client *c, struct xfer *x, long timeout_ms)
 	return 0;
 }
 
-/* The server's Status message, or a short, sanitised excerpt of the body. */
-static char *status_message(const struct kube_call *call, long status, const char **reason_out)
+char *kube_status_message(const char *body, size_t len, long status, const char **reason_out)
 {
-	cJSON *st = cJSON_ParseWithLength(call->text.s, call->text.len);
+	cJSON *st = cJSON_ParseWithLength(body, len);
 	char *msg = NULL;
 	*reason_out = NULL;
 	if (cJSON_IsObject(st)) {
@@ -475,8 +474,8 @@ static char *status_message(const struct kube_call *call, long status, const cha
 	cJSON_Delete(st);
 	if (!msg) {
 		struct buf b = BUF_INIT;
-		for (size_t i = 0; i < call->text.len && i < 200; i++) {
-			unsigned char ch = (unsigned char)call->text.s[i];
+		for (size_t i = 0; i < len && i < 200; i++) {
+			unsigned char ch = (unsigned char)body[i];
 			buf_addc(&b, ch >= 0x20 && ch < 0x7f ? (char)ch : ' ');
 		}
 		while (b.len && b.s[b.len - 1] == ' ')
@@ -523,7 +522,7 @@ static void set_http_error(struct kube_client *c, struct xfer *x, long status)
 {
 	struct kube_call *call = x->call;
 	const char *reason;
-	char *msg = status_message(call, status, &reason);
+	char *msg = kube_status_message(call->text.s, call->text.len, status, &reason);
 	enum gerr_code code;
 	switch (status) {
 	case 401: code = GERR_AUTH; break;

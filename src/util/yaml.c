@@ -114,7 +114,11 @@ static cJSON *scalar_to_json(const yaml_event_t *ev)
 		/* Integers beyond double precision stay strings so nothing is lost. */
 		if (is_int(v) && strlen(v) > 15)
 			return cJSON_CreateString(v);
-		return cJSON_CreateNumber(strtod(v, NULL));
+		double d = strtod(v, NULL);
+		/* 1e400: JSON has no infinity; keep what was written */
+		if (!isfinite(d))
+			return cJSON_CreateString(v);
+		return cJSON_CreateNumber(d);
 	}
 	return cJSON_CreateString(v);
 }
@@ -514,10 +518,18 @@ static void emit_scalar(const cJSON *n, struct buf *b)
 		buf_adds(b, cJSON_IsTrue(n) ? "true" : "false");
 	} else if (cJSON_IsNumber(n)) {
 		double d = n->valuedouble;
-		if (d == floor(d) && fabs(d) < 1e15)
+		if (!isfinite(d)) {
+			buf_adds(b, "null"); /* as cJSON writes it */
+		} else if (d == floor(d) && fabs(d) < 1e15) {
 			buf_addf(b, "%.0f", d);
-		else
+		} else {
+			/* 1e15 prints as 1000000000000000, which reads back as a
+			 * string (integers of more than 15 digits stay strings) */
+			size_t at = b->len;
 			buf_addf(b, "%.17g", d);
+			if (!strpbrk(b->s + at, ".eE"))
+				buf_adds(b, ".0");
+		}
 	} else if (cJSON_IsString(n)) {
 		emit_string(n->valuestring, b);
 	} else {

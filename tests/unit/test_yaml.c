@@ -237,3 +237,18 @@ Test(yaml, nested_anchors_count_against_the_budget)
 	free(m);
 	buf_release(&t);
 }
+
+/* found by tests/fuzz/fuzz_yaml: numbers that came back as strings */
+Test(yaml, numbers_round_trip)
+{
+	cJSON *d = parse("a: 1e15\nb: 1e400\nc: -0\nd: 123456789012345\ne: 0.1\nf: 1e-300\n");
+	cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(d, "a")));
+	cr_assert_str_eq(cJSON_GetObjectItem(d, "b")->valuestring, "1e400", "no infinity in JSON: kept as written");
+	struct buf b = BUF_INIT;
+	yaml_emit(d, &b);
+	cJSON *back = parse(b.s);
+	cr_assert(cJSON_Compare(d, back, 1), "round trip differs:\n%s", b.s);
+	buf_release(&b);
+	cJSON_Delete(back);
+	cJSON_Delete(d);
+}
