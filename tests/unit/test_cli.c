@@ -76,8 +76,8 @@ Test(cli, request_timeout_overflow_is_a_usage_error)
 	gerr_clear(&err);
 }
 
-/* Run gctx_print_error with stderr going to a file; return what it wrote. */
-static char *printed_error(const char *msg)
+/* Run gctx_print_error (or gctx_warn) with stderr going to a file; return what it wrote. */
+static char *printed(const char *msg, int warning)
 {
 	char path[] = "/tmp/gpuctl-test-cli-XXXXXX";
 	int fd = mkstemp(path);
@@ -88,7 +88,10 @@ static char *printed_error(const char *msg)
 	struct gerr err = GERR_INIT;
 	gerr_set(&err, GERR_API, "%s", msg);
 	struct gctx g = { .prog = "gpuctl" };
-	gctx_print_error(&g, &err);
+	if (warning)
+		gctx_warn(&g, msg);
+	else
+		gctx_print_error(&g, &err);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
@@ -105,8 +108,8 @@ Test(cli, error_messages_cannot_drive_the_terminal)
 {
 	/* a node name or a server Status message with escape sequences: clear
 	 * the screen, set the window title, an 8-bit CSI, a bidi override */
-	char *out = printed_error("node \"gpu\x1b[2J\x1b]0;pwned\x07-1\": nodes \"x\xc2\x9b" "31m\" is forbidden\n"
-				  "hint: ask \xe2\x80\xae" "admin\xe2\x80\xac, caf\xc3\xa9");
+	char *out = printed("node \"gpu\x1b[2J\x1b]0;pwned\x07-1\": nodes \"x\xc2\x9b" "31m\" is forbidden\n"
+				  "hint: ask \xe2\x80\xae" "admin\xe2\x80\xac, caf\xc3\xa9", 0);
 	cr_assert_null(strchr(out, '\x1b'), "ESC reached the terminal: %s", out);
 	cr_assert_null(strchr(out, '\x07'), "BEL reached the terminal: %s", out);
 	cr_assert_null(strstr(out, "\xc2\x9b"), "C1 CSI reached the terminal: %s", out);
@@ -115,5 +118,14 @@ Test(cli, error_messages_cannot_drive_the_terminal)
 	cr_assert(strstr(out, "forbidden\nhint: ask"), "the hint stays on its own line: %s", out);
 	cr_assert(strstr(out, "caf\xc3\xa9"), "UTF-8 text is kept: %s", out);
 	cr_assert(!strncmp(out, "gpuctl: error: node", 19), "%s", out);
+	free(out);
+}
+
+Test(cli, server_warnings_cannot_drive_the_terminal)
+{
+	/* a Warning header of the API server */
+	char *out = printed("policy \x1b]8;;http://evil/\x1b\\link\x1b]8;;\x1b\\ is deprecated", 1);
+	cr_assert_null(strchr(out, '\x1b'), "ESC reached the terminal: %s", out);
+	cr_assert(strstr(out, "warning: policy \\x1b]8;;http://evil/"), "%s", out);
 	free(out);
 }
