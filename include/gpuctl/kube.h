@@ -159,6 +159,7 @@ struct kube_list_opts {
 	const char *label_selector;
 	const char *field_selector;
 	long limit;              /* page size; default 500 */
+	long max_pages;          /* give up after this many pages; default 20000 */
 };
 
 /* Build a path: /api/v1[/namespaces/NS]/RESOURCE[/NAME] or /apis/GROUP/VERSION/...
@@ -209,6 +210,10 @@ int kube_watch(struct kube_client *c, const char *path, const struct kube_watch_
 
 /* Version of the server (GET /version), e.g. "v1.36.3". */
 int kube_server_version(struct kube_client *c, char **out, struct gerr *err);
+
+/* A URL fit for messages: a userinfo part (https://user:password@host) is
+ * replaced by "***@".  The caller frees the result; NULL gives NULL. */
+char *kube_url_redact(const char *url);
 
 /* ---- retry policy (exposed for tests) ---- */
 

@@ -1,5 +1,7 @@
 /* Option tables over getopt_long, global options, the run context. */
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,15 @@ void strlist_release(struct strlist *l)
 	l->n = 0;
 }
 
+/* v * mult added to *total; -1 when it would not fit in a long. */
+static int add_scaled(long *total, long v, long mult)
+{
+	if (v < 0 || v > (LONG_MAX - *total) / mult)
+		return -1;
+	*total += v * mult;
+	return 0;
+}
+
 int parse_duration_ms(const char *s, long *out)
 {
 	/* kubectl's --request-timeout: "0", "30", "30s", "2m", "1h", "500ms", "1m30s" */
@@ -34,32 +45,33 @@ int parse_duration_ms(const char *s, long *out)
 	char *end;
 	long total = 0;
 	const char *p = s;
-	if (isdigit((unsigned char)*p)) {
-		long v = strtol(p, &end, 10);
-		if (!*end) {
-			*out = v * 1000;
-			return v < 0 ? -1 : 0;
-		}
-	}
 	while (*p) {
 		if (!isdigit((unsigned char)*p))
 			return -1;
+		errno = 0;
 		long v = strtol(p, &end, 10);
-		if (!strncmp(end, "ms", 2)) {
-			total += v;
+		if (errno == ERANGE)
+			return -1; /* 99999999999999999999s: not a wrapped-around number */
+		long mult;
+		if (!*end && p == s) {
+			mult = 1000; /* bare seconds */
+		} else if (!strncmp(end, "ms", 2)) {
+			mult = 1;
 			end += 2;
 		} else if (*end == 's') {
-			total += v * 1000;
+			mult = 1000;
 			end++;
 		} else if (*end == 'm') {
-			total += v * 60000;
+			mult = 60000;
 			end++;
 		} else if (*end == 'h') {
-			total += v * 3600000;
+			mult = 3600000;
 			end++;
 		} else {
 			return -1;
 		}
+		if (add_scaled(&total, v, mult) < 0)
+			return -1;
 		p = end;
 	}
 	*out = total;
@@ -279,13 +291,19 @@ void gctx_warn(void *ud, const char *msg)
 	(void)ud;
 	int color = out_want_color(stderr);
 	out_colored(stderr, color, OUT_YELLOW, "warning:");
-	fprintf(stderr, " %s\n", msg);
+	/* server Warning headers: text from the network */
+	struct buf b = BUF_INIT;
+	out_add_printable(&b, msg, 1);
+	fprintf(stderr, " %s\n", b.s);
+	buf_release(&b);
 }
 
 static void log_request(void *ud, const char *msg)
 {
 	(void)ud;
-	fprintf(stderr, "I %s\n", msg);
+	char *s = out_sanitize(msg);
+	fprintf(stderr, "I %s\n", s);
+	free(s);
 }
 
 int gctx_kube(struct gctx *g, struct kube_client **out, struct gerr *err)
@@ -376,9 +394,17 @@ void gctx_print_error(const struct gctx *g, const struct gerr *err)
 	int color = out_want_color(stderr);
 	fprintf(stderr, "%s: ", g && g->prog ? g->prog : "gpuctl");
 	out_colored(stderr, color, OUT_RED, "error:");
-	fprintf(stderr, " %s\n", err->msg ? err->msg : "unknown error");
-	if (err->hint)
-		fprintf(stderr, "hint: %s\n", err->hint);
+	/* messages carry node names, server Status messages and file contents:
+	 * nothing in them may drive the terminal */
+	struct buf b = BUF_INIT;
+	out_add_printable(&b, err->msg ? err->msg : "unknown error", 1);
+	fprintf(stderr, " %s\n", b.s);
+	if (err->hint) {
+		buf_reset(&b);
+		out_add_printable(&b, err->hint, 1);
+		fprintf(stderr, "hint: %s\n", b.s);
+	}
+	buf_release(&b);
 }
 
 static int strlist_has(const struct strlist *l, const char *s)

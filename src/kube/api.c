@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #define DEFAULT_PAGE 500
+#define DEFAULT_MAX_PAGES 20000 /* 10 million objects at the default page size */
 
 static void pct_encode(struct buf *b, const char *s)
 {
@@ -86,6 +87,8 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 {
 	long limit = lo && lo->limit > 0 ? lo->limit : DEFAULT_PAGE;
 	cJSON *all = cJSON_CreateArray();
+	long max_pages = lo && lo->max_pages > 0 ? lo->max_pages : DEFAULT_MAX_PAGES;
+	long pages = 0;
 	char *cont = NULL;
 	int restarts = 0;
 	for (;;) {
@@ -108,6 +111,7 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 			if (err->code == GERR_GONE && cont && restarts < 3) {
 				/* the continue token expired: start the list again */
 				restarts++;
+				pages = 0;
 				free(cont);
 				cont = NULL;
 				cJSON_Delete(all);
@@ -125,8 +129,29 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 			cJSON_AddItemToArray(all, it);
 		cJSON *md = cJSON_GetObjectItemCaseSensitive(page, "metadata");
 		const cJSON *cj = cJSON_GetObjectItemCaseSensitive(md, "continue");
+		const char *next = cJSON_IsString(cj) && *cj->valuestring ? cj->valuestring : NULL;
+		/* A server (or a proxy) that keeps sending a continue token must
+		 * not keep us listing forever: the same token twice in a row is a
+		 * loop, and the number of pages has a cap. */
+		if (next && cont && !strcmp(next, cont)) {
+			cJSON_Delete(page);
+			free(cont);
+			cJSON_Delete(all);
+			return gerr_set(err, GERR_API,
+					"list %s: the server sent the same continue token twice; stopping a list that would never end",
+					path);
+		}
+		if (next && ++pages >= max_pages) {
+			cJSON_Delete(page);
+			free(cont);
+			cJSON_Delete(all);
+			gerr_set(err, GERR_API, "list %s: still not complete after %ld pages of %ld; giving up", path,
+				 max_pages, limit);
+			gerr_hint(err, "the server keeps sending continue tokens; check the API server or any proxy in front of it");
+			return -1;
+		}
 		free(cont);
-		cont = cJSON_IsString(cj) && *cj->valuestring ? xstrdup(cj->valuestring) : NULL;
+		cont = next ? xstrdup(next) : NULL;
 		if (!cont) {
 			if (rv) {
 				const cJSON *r = cJSON_GetObjectItemCaseSensitive(md, "resourceVersion");
@@ -300,6 +325,14 @@ static int on_watch_line(void *ud, const char *line, size_t len, struct gerr *er
 			ws->stop = 1;
 	}
 	cJSON_Delete(ev);
+	return r;
+}
+
+int kube_watch_decode(const char *line, size_t len, kube_watch_fn fn, void *ud, struct gerr *err)
+{
+	struct watch_state ws = { .fn = fn, .ud = ud };
+	int r = on_watch_line(&ws, line, len, err);
+	free(ws.rv);
 	return r;
 }
 

@@ -253,9 +253,12 @@ static int read_pem(struct buf *dst, const cJSON *obj, const char *data_key, con
 		if (!cJSON_IsString(d))
 			return gerr_set(err, GERR_CONFIG, "%s: %s: %s must be a base64 string", src, what,
 					data_key);
-		if (b64_decode(d->valuestring, dst) < 0 || dst->len == 0)
+		if (b64_decode(d->valuestring, dst) < 0)
 			return gerr_set(err, GERR_CONFIG, "%s: %s: %s is not valid base64", src, what,
 					data_key);
+		/* empty must not mean "the system trust store" (or no certificate) */
+		if (dst->len == 0)
+			return gerr_set(err, GERR_CONFIG, "%s: %s: %s is empty", src, what, data_key);
 		if (origin)
 			*origin = xasprintf("%s of %s", data_key, what);
 		return 0;
@@ -265,6 +268,8 @@ static int read_pem(struct buf *dst, const cJSON *obj, const char *data_key, con
 			gerr_prefix(err, "%s: %s: %s", src, what, file_key);
 			return -1;
 		}
+		if (dst->len == 0)
+			return gerr_set(err, GERR_CONFIG, "%s: %s: %s %s is empty", src, what, file_key, path);
 		if (origin)
 			*origin = xasprintf("%s %s of %s", file_key, path, what);
 	}
@@ -433,10 +438,13 @@ static struct kube_config *config_new(void)
 
 static int trim_server(struct kube_config *c, const char *server, const char *src, struct gerr *err)
 {
-	if (strncmp(server, "https://", 8) && strncmp(server, "http://", 7))
-		return gerr_set(err, GERR_CONFIG,
-				"%s: cluster \"%s\": server \"%s\" must start with https:// (or http://)",
-				src, c->cluster_name ? c->cluster_name : "", server);
+	if (strncmp(server, "https://", 8) && strncmp(server, "http://", 7)) {
+		char *shown = kube_url_redact(server);
+		gerr_set(err, GERR_CONFIG, "%s: cluster \"%s\": server \"%s\" must start with https:// (or http://)",
+			 src, c->cluster_name ? c->cluster_name : "", shown);
+		free(shown);
+		return -1;
+	}
 	size_t n = strlen(server);
 	while (n > 0 && server[n - 1] == '/')
 		n--;
@@ -661,9 +669,11 @@ int kube_config_load(const struct kube_opts *o, struct kube_config **out, struct
 	if (proxy && *proxy) {
 		if (strncmp(proxy, "http://", 7) && strncmp(proxy, "https://", 8) &&
 		    strncmp(proxy, "socks5://", 9)) {
+			char *shown = kube_url_redact(proxy);
 			gerr_set(err, GERR_CONFIG,
 				 "%s: %s: proxy-url \"%s\" must be http://, https:// or socks5://", src,
-				 clwhat, proxy);
+				 clwhat, shown);
+			free(shown);
 			free(clwhat);
 			goto fail;
 		}

@@ -7,6 +7,22 @@
 #include "gpuctl/kube.h"
 #include "gpuctl/spawn.h"
 
+#define EXEC_TIMEOUT_MS 120000L
+#define EXEC_INTERACTIVE_TIMEOUT_MS 600000L
+#define EXEC_EXIT_GRACE_MS 5000L
+
+/* gpuctl's own secrets stay with gpuctl: a credential plugin is a program
+ * named by the kubeconfig, and it inherits the rest of our environment (as
+ * kubectl's plugins do), but not these. */
+static const char *const exec_env_remove[] = {
+	"GPUCTL_SSH_*",
+	"GPUCTL_*PASSPHRASE*",
+	"GPUCTL_*PASSWORD*",
+	"GPUCTL_*TOKEN*",
+	"GPUCTL_*SECRET*",
+	NULL,
+};
+
 static void b64_encode(const unsigned char *in, size_t n, struct buf *out)
 {
 	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -129,9 +145,12 @@ int kube_exec_run(const struct kube_config *cfg, int stdin_is_tty, struct kube_e
 	struct spawn_opts so = {
 		.argv = argv,
 		.env_extra = env,
+		.env_remove = exec_env_remove,
 		.stdin_inherit = interactive,
 		.stderr_inherit = 1,
-		.timeout_ms = interactive ? 0 : 120000,
+		/* an interactive login (a browser, a prompt) may take a while, but not forever */
+		.timeout_ms = interactive ? EXEC_INTERACTIVE_TIMEOUT_MS : EXEC_TIMEOUT_MS,
+		.exit_grace_ms = EXEC_EXIT_GRACE_MS,
 		.max_output = 1u << 20,
 	};
 	struct buf out = BUF_INIT;
@@ -148,7 +167,9 @@ int kube_exec_run(const struct kube_config *cfg, int stdin_is_tty, struct kube_e
 			if (e->install_hint)
 				gerr_hint(err, "%s", e->install_hint);
 		} else {
-			gerr_set(err, GERR_AUTH, "user \"%s\": exec plugin: %s", who, serr.msg);
+			gerr_set(err, GERR_AUTH, "user \"%s\": exec plugin \"%s\": %s", who, e->command, serr.msg);
+			if (serr.code == GERR_TIMEOUT)
+				gerr_hint(err, "the plugin was killed; run it by hand to see where it hangs");
 		}
 		gerr_clear(&serr);
 		buf_wipe(&out);

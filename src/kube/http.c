@@ -87,6 +87,26 @@ long kube_parse_retry_after(const char *value, time_t now)
 	return t > now ? (long)(t - now) : 0;
 }
 
+/* ---- messages ---- */
+
+char *kube_url_redact(const char *url)
+{
+	if (!url)
+		return NULL;
+	/* scheme://[userinfo@]host...: the userinfo ends at the last '@' before
+	 * the path, query or fragment */
+	const char *sep = strstr(url, "://");
+	const char *auth = sep ? sep + 3 : url;
+	size_t alen = strcspn(auth, "/?#");
+	const char *at = NULL;
+	for (const char *p = auth; p < auth + alen; p++)
+		if (*p == '@')
+			at = p;
+	if (!at)
+		return xstrdup(url);
+	return xasprintf("%.*s***@%s", (int)(auth - url), url, at + 1);
+}
+
 /* ---- client ---- */
 
 static void warn(struct kube_client *c, const char *msg)
@@ -151,6 +171,7 @@ int kube_client_new(const struct kube_opts *o, struct kube_client **out, struct 
 		goto fail;
 	if (load_token_file(c, err) < 0)
 		goto fail;
+	c->server_shown = kube_url_redact(c->cfg->server);
 	if (c->cfg->insecure)
 		warn(c, "insecure-skip-tls-verify is set: the server's certificate is NOT checked; "
 			"anyone on the network path can read and change this traffic");
@@ -202,6 +223,7 @@ void kube_client_free(struct kube_client *c)
 	kube_exec_cred_release(&c->cred);
 	kube_config_free(c->cfg);
 	free(c->base_url);
+	free(c->server_shown);
 	curl_slist_free_all(c->connect_to);
 	for (size_t i = 0; i < c->nwarnings; i++)
 		free(c->warnings_seen[i]);
@@ -332,6 +354,39 @@ static void xfer_cleanup_easy(struct kube_client *c, struct xfer *x)
 	x->auth_header = NULL;
 }
 
+void kube_tls_setopts(struct kube_client *c, CURL *e)
+{
+	const struct kube_config *cfg = c->cfg;
+	if (cfg->insecure) {
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	} else if (cfg->ca_pem.len) {
+		/* The kubeconfig's CA is the only trust anchor, as with kubectl:
+		 * libcurl would also load its built-in CA file and CA folder
+		 * (Debian: /etc/ssl/certs) beside the blob, and then a certificate
+		 * from any system CA (a TLS-inspecting proxy) would be accepted. */
+		curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+		curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+		struct curl_blob ca = { cfg->ca_pem.s, cfg->ca_pem.len, CURL_BLOB_COPY };
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
+	}
+	/* The client certificate of an exec credential is replaced (and freed)
+	 * when the plugin runs again after a 401 or at expiry, while other
+	 * transfers of the same kube_do_many are still queued with the old
+	 * one: libcurl must own its copy (CURL_BLOB_COPY), never point into
+	 * c->cred. */
+	const struct buf *cert = c->cred.cert_pem.len ? &c->cred.cert_pem : &cfg->cert_pem;
+	const struct buf *key = c->cred.cert_pem.len ? &c->cred.key_pem : &cfg->key_pem;
+	if (cert->len) {
+		struct curl_blob cb = { cert->s, cert->len, CURL_BLOB_COPY };
+		struct curl_blob kb = { key->s, key->len, CURL_BLOB_COPY };
+		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
+		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
+		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+}
+
 static int xfer_start(struct kube_client *c, struct xfer *x, long timeout_ms)
 {
 	struct kube_call *call = x->call;
@@ -372,28 +427,12 @@ static int xfer_start(struct kube_client *c, struct xfer *x, long timeout_ms)
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(call->body));
 	}
+	kube_tls_setopts(c, e);
 	const struct kube_config *cfg = c->cfg;
-	if (cfg->insecure) {
-		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-	} else if (cfg->ca_pem.len) {
-		struct curl_blob ca = { cfg->ca_pem.s, cfg->ca_pem.len, CURL_BLOB_NOCOPY };
-		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
-	}
 	if (c->connect_to)
 		curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_to);
 	if (cfg->proxy_url)
 		curl_easy_setopt(e, CURLOPT_PROXY, cfg->proxy_url);
-	const struct buf *cert = c->cred.cert_pem.len ? &c->cred.cert_pem : &cfg->cert_pem;
-	const struct buf *key = c->cred.cert_pem.len ? &c->cred.key_pem : &cfg->key_pem;
-	if (cert->len) {
-		struct curl_blob cb = { cert->s, cert->len, CURL_BLOB_NOCOPY };
-		struct curl_blob kb = { key->s, key->len, CURL_BLOB_NOCOPY };
-		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
-		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
-		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
-	}
 	const char *token = c->cred.token ? c->cred.token : cfg->token;
 	struct curl_slist *h = NULL;
 	h = curl_slist_append(h, call->raw ? "Accept: */*" : "Accept: application/json");
@@ -422,10 +461,9 @@ static int xfer_start(struct kube_client *c, struct xfer *x, long timeout_ms)
 	return 0;
 }
 
-/* The server's Status message, or a short, sanitised excerpt of the body. */
-static char *status_message(const struct kube_call *call, long status, const char **reason_out)
+char *kube_status_message(const char *body, size_t len, long status, const char **reason_out)
 {
-	cJSON *st = cJSON_ParseWithLength(call->text.s, call->text.len);
+	cJSON *st = cJSON_ParseWithLength(body, len);
 	char *msg = NULL;
 	*reason_out = NULL;
 	if (cJSON_IsObject(st)) {
@@ -436,8 +474,8 @@ static char *status_message(const struct kube_call *call, long status, const cha
 	cJSON_Delete(st);
 	if (!msg) {
 		struct buf b = BUF_INIT;
-		for (size_t i = 0; i < call->text.len && i < 200; i++) {
-			unsigned char ch = (unsigned char)call->text.s[i];
+		for (size_t i = 0; i < len && i < 200; i++) {
+			unsigned char ch = (unsigned char)body[i];
 			buf_addc(&b, ch >= 0x20 && ch < 0x7f ? (char)ch : ' ');
 		}
 		while (b.len && b.s[b.len - 1] == ' ')
@@ -484,7 +522,7 @@ static void set_http_error(struct kube_client *c, struct xfer *x, long status)
 {
 	struct kube_call *call = x->call;
 	const char *reason;
-	char *msg = status_message(call, status, &reason);
+	char *msg = kube_status_message(call->text.s, call->text.len, status, &reason);
 	enum gerr_code code;
 	switch (status) {
 	case 401: code = GERR_AUTH; break;
@@ -541,7 +579,7 @@ static void set_transport_error(struct kube_client *c, struct xfer *x, CURLcode 
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 	case CURLE_SSL_INVALIDCERTSTATUS:
-		gerr_set(&call->err, GERR_TLS, "%s: TLS connection to %s failed: %s", what, cfg->server, detail);
+		gerr_set(&call->err, GERR_TLS, "%s: TLS connection to %s failed: %s", what, c->server_shown, detail);
 		if (rc == CURLE_PEER_FAILED_VERIFICATION || strstr(detail, "certificate"))
 			gerr_hint(&call->err,
 				  "the server's certificate does not verify against %s; fix certificate-authority(-data) of cluster \"%s\" in %s (gpuctl never falls back to an unverified connection)",
@@ -549,13 +587,13 @@ static void set_transport_error(struct kube_client *c, struct xfer *x, CURLcode 
 				  cfg->cluster_name ? cfg->cluster_name : "", cfg->source);
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
-		gerr_set(&call->err, GERR_TIMEOUT, "%s: %s timed out: %s", what, cfg->server, detail);
+		gerr_set(&call->err, GERR_TIMEOUT, "%s: %s timed out: %s", what, c->server_shown, detail);
 		gerr_hint(&call->err, "raise --request-timeout or check the network path to the cluster");
 		break;
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
-		gerr_set(&call->err, GERR_CONN, "%s: cannot connect to %s: %s", what, cfg->server, detail);
+		gerr_set(&call->err, GERR_CONN, "%s: cannot connect to %s: %s", what, c->server_shown, detail);
 		if (call->attempts > 1)
 			append_attempts(&call->err, call->attempts);
 		gerr_hint(&call->err, "is the cluster up? check the server of cluster \"%s\" in %s",
@@ -568,7 +606,7 @@ static void set_transport_error(struct kube_client *c, struct xfer *x, CURLcode 
 		}
 		/* fallthrough */
 	default:
-		gerr_set(&call->err, GERR_CONN, "%s: connection to %s failed: %s", what, cfg->server, detail);
+		gerr_set(&call->err, GERR_CONN, "%s: connection to %s failed: %s", what, c->server_shown, detail);
 		if (call->attempts > 1)
 			append_attempts(&call->err, call->attempts);
 		if (strcmp(call->method, "GET") && strcmp(call->method, "HEAD"))
@@ -613,10 +651,12 @@ static void xfer_done(struct kube_client *c, struct xfer *x, CURLcode rc)
 	if (c->opts.log) {
 		curl_off_t us = 0;
 		curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us);
-		char *line = xasprintf("%s %s%s %ld in %ld ms%s%s", call->method, c->base_url, call->path, status,
+		char *base = kube_url_redact(c->base_url);
+		char *line = xasprintf("%s %s%s %ld in %ld ms%s%s", call->method, base, call->path, status,
 				       (long)(us / 1000), rc ? ": " : "", rc ? curl_easy_strerror(rc) : "");
 		c->opts.log(c->opts.warn_ud, line);
 		free(line);
+		free(base);
 	}
 	xfer_cleanup_easy(c, x);
 	flush_warnings(c, x);

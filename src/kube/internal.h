@@ -15,10 +15,26 @@ struct kube_client {
 	struct kube_stats stats;
 	unsigned seed;
 	char *base_url;                /* server URL, host swapped for tls-server-name */
+	char *server_shown;            /* server URL for messages: any user:password@ redacted */
 	struct curl_slist *connect_to; /* maps tls-server-name to the real host */
 	char **warnings_seen;
 	size_t nwarnings;
 };
+
+/* Set the TLS options of one transfer: verification against the
+ * kubeconfig's CA only (or none with insecure-skip-tls-verify), the client
+ * certificate (libcurl keeps its own copies of every blob). */
+void kube_tls_setopts(struct kube_client *c, CURL *e);
+
+/* The message of an error response: the Status' message, else a short
+ * printable excerpt of the body (a new string); *reason the status' phrase
+ * or NULL. */
+char *kube_status_message(const char *body, size_t len, long status, const char **reason);
+
+/* Decode one line of a watch stream (one JSON event) and deliver it to fn as
+ * kube_watch does; returns what fn returned, 1 for a 410 ERROR event, -1 with
+ * err set for a malformed event or another ERROR event. */
+int kube_watch_decode(const char *line, size_t len, kube_watch_fn fn, void *ud, struct gerr *err);
 
 /* A line-by-line streaming GET (watch): fn gets each complete line; it
  * returns 0 to go on, 1 to stop (the call then succeeds), -1 to fail with

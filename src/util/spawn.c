@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -14,8 +15,24 @@
 
 extern char **environ;
 
-/* Build environ + extras, extras overriding variables of the same name. */
-static char **build_env(const char *const *extra)
+static int env_removed(const char *var, const char *const *remove)
+{
+	const char *eq = strchr(var, '=');
+	size_t nl = eq ? (size_t)(eq - var) : strlen(var);
+	char name[256];
+	if (!remove || nl >= sizeof(name))
+		return 0;
+	memcpy(name, var, nl);
+	name[nl] = '\0';
+	for (size_t i = 0; remove[i]; i++)
+		if (!fnmatch(remove[i], name, 0))
+			return 1;
+	return 0;
+}
+
+/* Build environ (less the removed names) + extras, extras overriding
+ * variables of the same name. */
+static char **build_env(const char *const *extra, const char *const *remove)
 {
 	size_t n = 0, m = 0;
 	while (environ[n])
@@ -31,7 +48,7 @@ static char **build_env(const char *const *extra)
 		for (size_t j = 0; j < m; j++)
 			if (!strncmp(extra[j], environ[i], nl) && extra[j][nl] == '=')
 				overridden = 1;
-		if (!overridden)
+		if (!overridden && !env_removed(environ[i], remove))
 			env[k++] = environ[i];
 	}
 	for (size_t j = 0; j < m; j++)
@@ -59,7 +76,7 @@ int spawn_run(const struct spawn_opts *o, struct buf *out, struct buf *err_out, 
 	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
 	if (!o->stderr_inherit)
 		posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-	char **env = build_env(o->env_extra);
+	char **env = build_env(o->env_extra, o->env_remove);
 	pid_t pid;
 	/* gpuctl ignores SIGPIPE and catches SIGINT/SIGTERM/SIGHUP: a plugin gets the defaults */
 	posix_spawnattr_t sa;
@@ -127,13 +144,40 @@ int spawn_run(const struct spawn_opts *o, struct buf *out, struct buf *err_out, 
 	for (int i = 0; i < nfd; i++)
 		if (pfd[i].fd >= 0)
 			close(pfd[i].fd);
+	int ws = 0;
+	if (!timed_out && (deadline || o->exit_grace_ms > 0)) {
+		/* Output closed: the child should exit now.  One that closed
+		 * its output but keeps running must not hang us: wait at most
+		 * exit_grace_ms (and never past the deadline). */
+		long until = o->exit_grace_ms > 0 ? mono_ms() + o->exit_grace_ms : deadline;
+		if (deadline && deadline < until)
+			until = deadline;
+		int grace_ended = until != deadline;
+		for (;;) {
+			pid_t w = waitpid(pid, &ws, WNOHANG);
+			if (w == pid || (w < 0 && errno != EINTR))
+				break;
+			long left = until - mono_ms();
+			if (left <= 0) {
+				timed_out = grace_ended ? 2 : 1;
+				break;
+			}
+			struct timespec pause = { 0, (left < 10 ? left : 10) * 1000000L };
+			nanosleep(&pause, NULL);
+		}
+		if (!timed_out)
+			goto reaped;
+	}
 	if (timed_out)
 		kill(pid, SIGKILL);
-	int ws = 0;
 	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
 		;
+	if (timed_out == 2)
+		return gerr_set(err, GERR_TIMEOUT, "%s closed its output but did not exit within %ld ms", prog,
+				o->exit_grace_ms);
 	if (timed_out)
 		return gerr_set(err, GERR_TIMEOUT, "%s did not finish within %ld ms", prog, o->timeout_ms);
+reaped:
 	if (too_big)
 		return gerr_set(err, GERR_IO, "%s printed more than %zu bytes", prog, max);
 	*status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);

@@ -1,6 +1,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -10,7 +11,12 @@
 #include "gpuctl/yaml.h"
 
 #define MAX_DEPTH 128
+/* Nodes that anchors, aliases and merge keys may copy, together: a small
+ * document of nested anchors or aliases (a "billion laughs") must not grow
+ * to gigabytes. */
 #define MAX_ALIAS_NODES 100000
+/* Nodes of one stream, copies included. */
+#define MAX_NODES 4000000
 
 struct anchor {
 	char *name;
@@ -23,6 +29,7 @@ struct ystate {
 	struct anchor *anchors;
 	size_t nanchors;
 	size_t alias_budget;
+	size_t nodes;
 	struct gerr *err;
 };
 
@@ -107,19 +114,13 @@ static cJSON *scalar_to_json(const yaml_event_t *ev)
 		/* Integers beyond double precision stay strings so nothing is lost. */
 		if (is_int(v) && strlen(v) > 15)
 			return cJSON_CreateString(v);
-		return cJSON_CreateNumber(strtod(v, NULL));
+		double d = strtod(v, NULL);
+		/* 1e400: JSON has no infinity; keep what was written */
+		if (!isfinite(d))
+			return cJSON_CreateString(v);
+		return cJSON_CreateNumber(d);
 	}
 	return cJSON_CreateString(v);
-}
-
-static void remember_anchor(struct ystate *st, const yaml_char_t *anchor, const cJSON *node)
-{
-	if (!anchor)
-		return;
-	st->anchors = xrealloc(st->anchors, (st->nanchors + 1) * sizeof(*st->anchors));
-	st->anchors[st->nanchors].name = xstrdup((const char *)anchor);
-	st->anchors[st->nanchors].node = cJSON_Duplicate(node, 1);
-	st->nanchors++;
 }
 
 static size_t count_nodes(const cJSON *n)
@@ -128,6 +129,40 @@ static size_t count_nodes(const cJSON *n)
 	for (const cJSON *k = n->child; k; k = k->next)
 		c += count_nodes(k);
 	return c;
+}
+
+/* Account for copying n nodes (an anchor's copy, an alias, a merge). */
+static int spend(struct ystate *st, size_t n, size_t line)
+{
+	if (n > st->alias_budget || st->nodes + n > MAX_NODES)
+		return gerr_set(st->err, GERR_PARSE,
+				"%s:%zu: anchors and aliases expand to too many nodes (more than %d copied)",
+				st->source, line, MAX_ALIAS_NODES);
+	st->alias_budget -= n;
+	st->nodes += n;
+	return 0;
+}
+
+/* One node of the input itself. */
+static int count_one(struct ystate *st, size_t line)
+{
+	if (++st->nodes > MAX_NODES)
+		return gerr_set(st->err, GERR_PARSE, "%s:%zu: more than %d nodes", st->source, line, MAX_NODES);
+	return 0;
+}
+
+static int remember_anchor(struct ystate *st, const yaml_char_t *anchor, const cJSON *node, size_t line)
+{
+	if (!anchor)
+		return 0;
+	/* the copy counts like an alias: nested anchors copy each level again */
+	if (spend(st, count_nodes(node), line) < 0)
+		return -1;
+	st->anchors = xrealloc(st->anchors, (st->nanchors + 1) * sizeof(*st->anchors));
+	st->anchors[st->nanchors].name = xstrdup((const char *)anchor);
+	st->anchors[st->nanchors].node = cJSON_Duplicate(node, 1);
+	st->nanchors++;
+	return 0;
 }
 
 static int parse_node(struct ystate *st, yaml_event_t *ev, int depth, cJSON **out);
@@ -165,7 +200,13 @@ static int parse_mapping(struct ystate *st, int depth, cJSON **out)
 			goto fail;
 		}
 		if (!strcmp(key, "<<") && cJSON_IsObject(val)) {
-			/* merge key: its fields apply where no explicit key says otherwise */
+			/* merge key: its fields apply where no explicit key says otherwise;
+			 * they are copied twice (into merged, then into obj) */
+			if (spend(st, 2 * count_nodes(val), kline) < 0) {
+				cJSON_Delete(val);
+				free(key);
+				goto fail;
+			}
 			for (cJSON *c = val->child; c; c = c->next)
 				if (!cJSON_GetObjectItemCaseSensitive(merged, c->string))
 					cJSON_AddItemToObject(merged, c->string, cJSON_Duplicate(c, 1));
@@ -222,35 +263,31 @@ static int parse_node(struct ystate *st, yaml_event_t *ev, int depth, cJSON **ou
 	if (depth > MAX_DEPTH)
 		return gerr_set(st->err, GERR_PARSE, "%s:%zu: nesting deeper than %d levels", st->source,
 				ev->start_mark.line + 1, MAX_DEPTH);
+	size_t line = ev->start_mark.line + 1;
+	if (ev->type != YAML_ALIAS_EVENT && count_one(st, line) < 0)
+		return -1;
+	const yaml_char_t *anchor = NULL;
 	switch (ev->type) {
 	case YAML_SCALAR_EVENT:
 		*out = scalar_to_json(ev);
-		remember_anchor(st, ev->data.scalar.anchor, *out);
-		return 0;
-	case YAML_MAPPING_START_EVENT: {
-		const yaml_char_t *anchor = ev->data.mapping_start.anchor;
+		anchor = ev->data.scalar.anchor;
+		break;
+	case YAML_MAPPING_START_EVENT:
+		anchor = ev->data.mapping_start.anchor;
 		if (parse_mapping(st, depth, out) < 0)
 			return -1;
-		remember_anchor(st, anchor, *out);
-		return 0;
-	}
-	case YAML_SEQUENCE_START_EVENT: {
-		const yaml_char_t *anchor = ev->data.sequence_start.anchor;
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+		anchor = ev->data.sequence_start.anchor;
 		if (parse_sequence(st, depth, out) < 0)
 			return -1;
-		remember_anchor(st, anchor, *out);
-		return 0;
-	}
+		break;
 	case YAML_ALIAS_EVENT: {
 		const char *name = (const char *)ev->data.alias.anchor;
 		for (size_t i = st->nanchors; i-- > 0;) {
 			if (!strcmp(st->anchors[i].name, name)) {
-				size_t n = count_nodes(st->anchors[i].node);
-				if (n > st->alias_budget)
-					return gerr_set(st->err, GERR_PARSE,
-							"%s:%zu: aliases expand to too many nodes", st->source,
-							ev->start_mark.line + 1);
-				st->alias_budget -= n;
+				if (spend(st, count_nodes(st->anchors[i].node), line) < 0)
+					return -1;
 				*out = cJSON_Duplicate(st->anchors[i].node, 1);
 				return 0;
 			}
@@ -262,6 +299,12 @@ static int parse_node(struct ystate *st, yaml_event_t *ev, int depth, cJSON **ou
 		return gerr_set(st->err, GERR_PARSE, "%s:%zu: unexpected YAML event", st->source,
 				ev->start_mark.line + 1);
 	}
+	if (remember_anchor(st, anchor, *out, line) < 0) {
+		cJSON_Delete(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 static void free_anchors(struct ystate *st)
@@ -346,29 +389,91 @@ int yaml_parse(const char *text, size_t len, const char *source, cJSON **out, st
 
 /* ---- emitter ---- */
 
+/* Whether a plain s could be read as anything but a string by a YAML 1.1
+ * reader (Go's yaml.v2, PyYAML: 0x1F, 0o17, 017, 0b101, 1_000, 1:20, 1.2.3,
+ * .inf, yes/no/on/off/y/n, 2026-01-02) or a YAML 1.2 one (1e5, 0o17).
+ * Over-quoting is harmless: any string starting like a number and made of
+ * number, date and time characters only is quoted. */
+static int looks_typed(const char *s)
+{
+	static const char *const words[] = { "true", "false", "null", "~", "yes", "no", "on", "off", "y", "n",
+					     ".inf", "+.inf", "-.inf", ".nan", "<<", "=", NULL };
+	for (int i = 0; words[i]; i++)
+		if (!strcasecmp(s, words[i]))
+			return 1;
+	const char *p = s;
+	if (*p == '-' || *p == '+')
+		p++;
+	if (*p == '.')
+		p++;
+	if (!isdigit((unsigned char)*p))
+		return 0;
+	for (p = s; *p; p++)
+		if (!strchr("0123456789abcdefABCDEFxXoO_.:+-tTzZ ", *p))
+			return 0;
+	return 1;
+}
+
+/* Whether the character at s is one a YAML reader would not take raw
+ * inside double quotes (a line break it folds, a control, a BOM, bytes that
+ * are not UTF-8): then esc gets its escape.  *len: the bytes it takes. */
+static int special_char(const unsigned char *s, char esc[16], size_t *len)
+{
+	unsigned c = s[0];
+	*len = 1;
+	if (c < 0x20 || c == 0x7f) {
+		snprintf(esc, 16, "\\x%02x", c);
+		return 1;
+	}
+	if (c < 0x80)
+		return 0;
+	size_t n = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+	unsigned cp = n == 2 ? c & 0x1f : n == 3 ? c & 0x0f : c & 0x07;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) {
+			n = 0;
+			break;
+		}
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	static const unsigned min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	if (!n || cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+		/* not UTF-8: the byte as the code point of the same value */
+		snprintf(esc, 16, "\\x%02x", c);
+		return 1;
+	}
+	*len = n;
+	if (cp == 0x85)
+		snprintf(esc, 16, "\\N");
+	else if (cp == 0x2028)
+		snprintf(esc, 16, "\\L");
+	else if (cp == 0x2029)
+		snprintf(esc, 16, "\\P");
+	else if (cp < 0xa0 || cp == 0xfeff || cp == 0xfffe || cp == 0xffff)
+		snprintf(esc, 16, "\\u%04x", cp);
+	else
+		return 0;
+	return 1;
+}
+
 static int needs_quotes(const char *s)
 {
 	if (!*s)
 		return 1;
-	if (is_int(s) || is_float(s))
+	if (is_int(s) || is_float(s) || looks_typed(s))
 		return 1;
-	static const char *const words[] = { "true", "false", "null", "~", "yes", "no", "on",
-					     "off", "y", "n", NULL };
-	for (int i = 0; words[i]; i++)
-		if (!strcasecmp(s, words[i]))
-			return 1;
 	if (strchr("-?:,[]{}#&*!|>'\"%@`~ ", s[0]))
 		return 1;
 	size_t n = strlen(s);
 	if (s[n - 1] == ' ' || s[n - 1] == ':')
 		return 1;
-	for (const char *p = s; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-		if (c < 0x20 || c == 0x7f || (c == 0xc2 && (unsigned char)p[1] >= 0x80 && (unsigned char)p[1] <= 0x9f))
-			return 1; /* C0, DEL and C1 (U+0080..U+009F) are not printable YAML */
-		if (c == ':' && (p[1] == ' ' || p[1] == '\0'))
+	for (const char *p = s; *p; p += n) {
+		char esc[16];
+		if (special_char((const unsigned char *)p, esc, &n))
 			return 1;
-		if (c == '#' && p > s && p[-1] == ' ')
+		if (*p == ':' && (p[1] == ' ' || p[1] == '\0'))
+			return 1;
+		if (*p == '#' && p > s && p[-1] == ' ')
 			return 1;
 	}
 	return 0;
@@ -381,22 +486,26 @@ static void emit_string(const char *s, struct buf *b)
 		return;
 	}
 	buf_addc(b, '"');
-	for (const char *p = s; *p; p++) {
+	for (const char *p = s; *p;) {
 		unsigned char c = (unsigned char)*p;
-		switch (c) {
-		case '"': buf_adds(b, "\\\""); break;
-		case '\\': buf_adds(b, "\\\\"); break;
-		case '\n': buf_adds(b, "\\n"); break;
-		case '\t': buf_adds(b, "\\t"); break;
-		case '\r': buf_adds(b, "\\r"); break;
-		default:
-			if (c < 0x20 || c == 0x7f)
-				buf_addf(b, "\\x%02x", c);
-			else if (c == 0xc2 && (unsigned char)p[1] >= 0x80 && (unsigned char)p[1] <= 0x9f)
-				buf_addf(b, "\\x%02x", (unsigned char)*++p); /* \x is the code point: U+0080..U+009F */
-			else
-				buf_addc(b, (char)c);
+		char esc[16];
+		size_t n = 1;
+		if (c == '"') {
+			buf_adds(b, "\\\"");
+		} else if (c == '\\') {
+			buf_adds(b, "\\\\");
+		} else if (c == '\n') {
+			buf_adds(b, "\\n");
+		} else if (c == '\t') {
+			buf_adds(b, "\\t");
+		} else if (c == '\r') {
+			buf_adds(b, "\\r");
+		} else if (special_char((const unsigned char *)p, esc, &n)) {
+			buf_adds(b, esc);
+		} else {
+			buf_add(b, p, n);
 		}
+		p += n;
 	}
 	buf_addc(b, '"');
 }
@@ -409,10 +518,18 @@ static void emit_scalar(const cJSON *n, struct buf *b)
 		buf_adds(b, cJSON_IsTrue(n) ? "true" : "false");
 	} else if (cJSON_IsNumber(n)) {
 		double d = n->valuedouble;
-		if (d == floor(d) && fabs(d) < 1e15)
+		if (!isfinite(d)) {
+			buf_adds(b, "null"); /* as cJSON writes it */
+		} else if (d == floor(d) && fabs(d) < 1e15) {
 			buf_addf(b, "%.0f", d);
-		else
+		} else {
+			/* 1e15 prints as 1000000000000000, which reads back as a
+			 * string (integers of more than 15 digits stay strings) */
+			size_t at = b->len;
 			buf_addf(b, "%.17g", d);
+			if (!strpbrk(b->s + at, ".eE"))
+				buf_adds(b, ".0");
+		}
 	} else if (cJSON_IsString(n)) {
 		emit_string(n->valuestring, b);
 	} else {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <time.h>
 
 #include "gpuctl/buf.h"
 #include "gpuctl/kube.h"
@@ -502,4 +503,109 @@ Test(exec, relative_command_resolves_against_kubeconfig)
 	free(want);
 	free(p);
 	free(dir);
+}
+
+Test(exec, gpuctl_secrets_do_not_reach_the_plugin)
+{
+	char *dir = mktempdir();
+	setenv("GPUCTL_SSH_PASSPHRASE", "hunter2-passphrase", 1);
+	setenv("GPUCTL_TEST_TOKEN", "hunter2-token", 1);
+	setenv("GPUCTL_PLAIN_SETTING", "kept", 1);
+	/* the plugin puts its whole environment into the token it prints */
+	char *p = plugin(dir, "env=$(env | tr -d '\\n\"\\\\' | tr '=' ':')\n"
+			      "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
+			      "\"status\":{\"token\":\"%s\"}}' \"$env\"");
+	struct kube_config *c = exec_config(dir, p, "      interactiveMode: Never\n");
+	struct kube_exec_cred cred = { 0 };
+	struct gerr err = GERR_INIT;
+	cr_assert_eq(kube_exec_run(c, 0, &cred, &err), 0, "%s", err.msg);
+	cr_assert_not_null(cred.token);
+	cr_assert(strstr(cred.token, "PLUGIN_ENV:from-kubeconfig"), "%s", cred.token);
+	cr_assert(strstr(cred.token, "GPUCTL_PLAIN_SETTING:kept"), "other variables are inherited: %s", cred.token);
+	cr_assert_null(strstr(cred.token, "hunter2"), "a gpuctl secret reached the plugin: %s", cred.token);
+	cr_assert_null(strstr(cred.token, "GPUCTL_SSH_PASSPHRASE"), "%s", cred.token);
+	unsetenv("GPUCTL_SSH_PASSPHRASE");
+	unsetenv("GPUCTL_TEST_TOKEN");
+	unsetenv("GPUCTL_PLAIN_SETTING");
+	kube_exec_cred_release(&cred);
+	kube_config_free(c);
+	free(p);
+	free(dir);
+}
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+Test(exec, plugin_that_closes_its_output_but_keeps_running_is_killed, .timeout = 60)
+{
+	char *dir = mktempdir();
+	/* a credential, then stdout closed, then the plugin lingers (exec: the
+	 * process that is killed is the one that sleeps) */
+	char *p = plugin(dir, "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
+			      "\"status\":{\"token\":\"t\"}}'\nexec 1>&-\nexec sleep 50");
+	struct kube_config *c = exec_config(dir, p, "      interactiveMode: Never\n");
+	struct kube_exec_cred cred = { 0 };
+	struct gerr err = GERR_INIT;
+	long t0 = mono_ms();
+	cr_assert_eq(kube_exec_run(c, 0, &cred, &err), -1, "a plugin that never exits was accepted");
+	long dt = mono_ms() - t0;
+	cr_assert_lt(dt, 20000, "waited %ld ms for the plugin", dt);
+	cr_assert(strstr(err.msg, p), "the message names the plugin: %s", err.msg);
+	cr_assert(strstr(err.msg, "did not exit"), "%s", err.msg);
+	cr_assert_eq(err.code, GERR_AUTH);
+	gerr_clear(&err);
+	kube_exec_cred_release(&cred);
+	kube_config_free(c);
+	free(p);
+	free(dir);
+}
+
+Test(kubeconfig, server_credentials_never_in_messages)
+{
+	char *dir = mktempdir();
+	char *kc = xasprintf("%s/kubeconfig", dir);
+	write_file(kc, "apiVersion: v1\nkind: Config\n"
+		       "clusters:\n- name: c\n  cluster:\n    server: ftp://admin:s3cr3t-pw@10.0.0.1:6443\n"
+		       "    proxy-url: gopher://proxyuser:pr0xy-pw@proxy:3128\n"
+		       "contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n"
+		       "users:\n- name: u\n  user: {token: t}\n",
+		   0600);
+	char *m = load_err(kc, NULL, NULL);
+	cr_assert(strstr(m, "must start with https://"), "%s", m);
+	cr_assert(strstr(m, "10.0.0.1:6443"), "the server is still named: %s", m);
+	cr_assert_null(strstr(m, "s3cr3t-pw"), "password in the message: %s", m);
+	free(m);
+	struct kube_opts o = { .kubeconfig = kc, .server = "https://admin:s3cr3t-pw@10.0.0.1:6443" };
+	struct kube_config *c = NULL;
+	struct gerr err = GERR_INIT;
+	cr_assert_eq(kube_config_load(&o, &c, &err), -1);
+	cr_assert(strstr(err.msg, "proxy-url"), "%s", err.msg);
+	cr_assert_null(strstr(err.msg, "pr0xy-pw"), "password in the message: %s", err.msg);
+	gerr_clear(&err);
+	unlink(kc);
+	free(kc);
+	free(dir);
+}
+
+Test(kubeconfig, url_redact_table)
+{
+	static const char *const cases[][2] = {
+		{ "https://user:pw@host:6443/prefix", "https://***@host:6443/prefix" },
+		{ "https://token@host", "https://***@host" },
+		{ "https://a@b:p@w@host/x@y?q=@", "https://***@host/x@y?q=@" },
+		{ "https://host:6443/p@th", "https://host:6443/p@th" },
+		{ "https://[fd00::1]:443", "https://[fd00::1]:443" },
+		{ "http://u:p@[fd00::1]:8080", "http://***@[fd00::1]:8080" },
+		{ "", "" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *r = kube_url_redact(cases[i][0]);
+		cr_expect_str_eq(r, cases[i][1], "%s", cases[i][0]);
+		free(r);
+	}
+	cr_assert_null(kube_url_redact(NULL));
 }

@@ -284,6 +284,22 @@ char *ts_other_ca_pem(void)
 	return s;
 }
 
+void ts_key_pair_pem(char **cert, char **key)
+{
+	EVP_PKEY *k = gen_key();
+	X509 *x = make_cert(k, "gpuctl test client", NULL, NULL);
+	*cert = cert_pem(x);
+	BIO *b = BIO_new(BIO_s_mem());
+	if (!b || !PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL))
+		die("PEM_write_bio_PrivateKey");
+	char *data;
+	long n = BIO_get_mem_data(b, &data);
+	*key = sndup(data, (size_t)n);
+	BIO_free(b);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
 /* ---- requests ---- */
 
 static const char *reason_phrase(int status)

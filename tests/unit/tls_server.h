@@ -88,6 +88,10 @@ const char *ts_ca_pem(const struct tls_server *ts);
 /* A fresh, unrelated self-signed CA (PEM); the caller frees it. */
 char *ts_other_ca_pem(void);
 
+/* A fresh self-signed certificate and its private key (PEM), usable as a
+ * client certificate (the server does not ask for one); the caller frees both. */
+void ts_key_pair_pem(char **cert, char **key);
+
 /* Script: append actions (strings copied). */
 void ts_push(struct tls_server *ts, int status, const char *headers, const char *body);
 void ts_push_delayed(struct tls_server *ts, int delay_ms, int status, const char *headers,
