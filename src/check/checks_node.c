@@ -7,13 +7,7 @@
 #include "gpuctl/buf.h"
 #include "gpuctl/check.h"
 #include "gpuctl/json.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "gpuctl/util.h"
 
 static void timed(struct check_report *r, size_t from, double secs)
 {
@@ -66,7 +60,7 @@ void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *
 	check_add(r, "node.ssh", name, CHECK_PASS, NULL, "connected (host key %s)", ssh_fingerprint(c));
 	struct probe_result p;
 	struct gerr err = GERR_INIT;
-	double t0 = now_s();
+	double t0 = mono_s();
 	size_t from = r->n;
 	if (node_probe(c, min_driver, &p, &err) < 0) {
 		const char *m = err.msg ? err.msg : "probe failed";
@@ -128,7 +122,7 @@ void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *
 	else
 		check_add(r, "node.toolkit", name, CHECK_FAIL, "install nvidia-container-toolkit on the node",
 			  "nvidia-container-runtime is not installed");
-	timed(r, from, now_s() - t0);
+	timed(r, from, mono_s() - t0);
 	/* containerd and its nvidia runtime */
 	if (!node_has_containerd(&p)) {
 		check_add(r, "node.containerd", name, CHECK_FAIL, "install containerd (1.6 or later)", "containerd is not installed");
@@ -136,7 +130,7 @@ void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *
 		probe_result_release(&p);
 		return;
 	}
-	t0 = now_s();
+	t0 = mono_s();
 	from = r->n;
 	struct containerd_state st;
 	if (containerd_inspect(c, &p, &st, &err) < 0) {
@@ -172,7 +166,7 @@ void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *
 	else
 		check_add(r, "node.nvidia-runtime", name, CHECK_PASS, NULL, "nvidia runtime -> %s%s", st.binary,
 			  st.is_default ? " (the default runtime)" : "");
-	timed(r, from, now_s() - t0);
+	timed(r, from, mono_s() - t0);
 	containerd_state_release(&st);
 	probe_result_release(&p);
 }

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "gpuctl/util.h"
 
 #define DEFAULT_PAGE 500
 #define DEFAULT_MAX_PAGES 20000 /* 10 million objects at the default page size */
@@ -334,13 +335,6 @@ int kube_watch_decode(const char *line, size_t len, kube_watch_fn fn, void *ud, 
 	int r = on_watch_line(&ws, line, len, err);
 	free(ws.rv);
 	return r;
-}
-
-static long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
 static int relist(struct kube_client *c, const char *path, const struct kube_watch_opts *wo,

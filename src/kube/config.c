@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gpuctl/util.h"
 #include "gpuctl/json.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/yaml.h"
@@ -21,50 +22,6 @@ const char *kube_serviceaccount_dir(void)
 }
 
 /* ---- helpers ---- */
-
-static int b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
-/* Strict base64 (standard or URL alphabet, whitespace ignored, padding optional). */
-static int b64_decode(const char *in, struct buf *out)
-{
-	unsigned acc = 0;
-	int bits = 0, pad = 0;
-	for (const char *p = in; *p; p++) {
-		if (isspace((unsigned char)*p))
-			continue;
-		if (*p == '=') {
-			pad++;
-			continue;
-		}
-		if (pad)
-			return -1; /* data after padding */
-		int v = b64val((unsigned char)*p);
-		if (v < 0)
-			return -1;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf_addc(out, (char)((acc >> bits) & 0xff));
-		}
-	}
-	if (pad > 2 || bits >= 6)
-		return -1;
-	return 0;
-}
 
 static char *dir_of(const char *path)
 {
@@ -253,7 +210,7 @@ static int read_pem(struct buf *dst, const cJSON *obj, const char *data_key, con
 		if (!cJSON_IsString(d))
 			return gerr_set(err, GERR_CONFIG, "%s: %s: %s must be a base64 string", src, what,
 					data_key);
-		if (b64_decode(d->valuestring, dst) < 0)
+		if (base64_decode(d->valuestring, dst) < 0)
 			return gerr_set(err, GERR_CONFIG, "%s: %s: %s is not valid base64", src, what,
 					data_key);
 		/* empty must not mean "the system trust store" (or no certificate) */
@@ -297,15 +254,6 @@ static char **str_array(const cJSON *arr, const char *src, const char *what, str
 		v[i++] = xstrdup(it->valuestring);
 	}
 	return v;
-}
-
-static void strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
 }
 
 static void exec_free(struct kube_exec_config *e)

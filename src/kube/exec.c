@@ -3,6 +3,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gpuctl/util.h"
 #include "gpuctl/json.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/spawn.h"
@@ -22,22 +23,6 @@ static const char *const exec_env_remove[] = {
 	"GPUCTL_*SECRET*",
 	NULL,
 };
-
-static void b64_encode(const unsigned char *in, size_t n, struct buf *out)
-{
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)in[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)in[i + 1] << 8;
-		if (i + 2 < n)
-			v |= in[i + 2];
-		buf_addc(out, tbl[(v >> 18) & 63]);
-		buf_addc(out, tbl[(v >> 12) & 63]);
-		buf_addc(out, i + 1 < n ? tbl[(v >> 6) & 63] : '=');
-		buf_addc(out, i + 2 < n ? tbl[v & 63] : '=');
-	}
-}
 
 /* RFC 3339 timestamp to time_t (UTC); -1 when malformed. */
 static time_t parse_rfc3339(const char *s)
@@ -86,7 +71,7 @@ static cJSON *exec_info(const struct kube_config *cfg, int interactive)
 			cJSON_AddBoolToObject(cl, "insecure-skip-tls-verify", 1);
 		if (cfg->ca_pem.len) {
 			struct buf b = BUF_INIT;
-			b64_encode((const unsigned char *)cfg->ca_pem.s, cfg->ca_pem.len, &b);
+			base64_encode(cfg->ca_pem.s, cfg->ca_pem.len, 1, &b);
 			cJSON_AddStringToObject(cl, "certificate-authority-data", b.s);
 			buf_release(&b);
 		}

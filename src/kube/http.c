@@ -9,16 +9,10 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "gpuctl/util.h"
 
 #define MAX_BODY (512u << 20)
 #define RETRY_AFTER_CAP_S 60
-
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 /* ---- retry policy ---- */
 
@@ -697,7 +691,7 @@ static void xfer_done(struct kube_client *c, struct xfer *x, CURLcode rc)
 		c->stats.retries++;
 		long d = kube_backoff_ms(x->retries, c->opts.backoff_base_ms, c->opts.backoff_max_ms,
 					 rc == CURLE_OK ? x->retry_after_s : -1, &c->seed);
-		x->next_at = now_ms() + d;
+		x->next_at = mono_ms() + d;
 		x->state = X_PENDING;
 		return;
 	}
@@ -718,7 +712,7 @@ static void run_xfers(struct kube_client *c, struct xfer *xs, size_t n, int maxp
 			done++;
 	long req_timeout = timeout_ms ? timeout_ms : c->opts.request_timeout_ms;
 	while (done < n) {
-		long now = now_ms();
+		long now = mono_ms();
 		int active = 0;
 		for (size_t i = 0; i < n; i++)
 			active += xs[i].state == X_ACTIVE;
@@ -757,7 +751,7 @@ static void run_xfers(struct kube_client *c, struct xfer *xs, size_t n, int maxp
 		 * have scheduled retries sooner than the wait computed before
 		 * them; curl_multi_poll() sleeps its whole timeout when no
 		 * transfer is active. */
-		now = now_ms();
+		now = mono_ms();
 		active = 0;
 		wait = 1000;
 		int pending_now = 0;

@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 
 #include "gpuctl/ssh.h"
+#include "gpuctl/util.h"
 
 /* the stderr kept only to recognise sudo's password prompt */
 #define MAX_PRIVATE_STDERR (64u << 10)
@@ -67,13 +68,6 @@ char *sh_join(const char *const *argv)
 	return buf_detach(&b);
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static int tcp_connect(const char *name, const char *host, int port, long timeout_ms, int *fd_out, struct gerr *err)
 {
 	char ports[16];
@@ -117,26 +111,6 @@ static int tcp_connect(const char *name, const char *host, int port, long timeou
 	return 0;
 }
 
-static void b64_nopad(const unsigned char *in, size_t n, char *out, size_t outsz)
-{
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 5 < outsz; i += 3) {
-		unsigned v = (unsigned)in[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)in[i + 1] << 8;
-		if (i + 2 < n)
-			v |= in[i + 2];
-		out[o++] = tbl[(v >> 18) & 63];
-		out[o++] = tbl[(v >> 12) & 63];
-		if (i + 1 < n)
-			out[o++] = tbl[(v >> 6) & 63];
-		if (i + 2 < n)
-			out[o++] = tbl[v & 63];
-	}
-	out[o] = '\0';
-}
-
 static const char *session_error(LIBSSH2_SESSION *s)
 {
 	char *msg = NULL;
@@ -146,29 +120,22 @@ static const char *session_error(LIBSSH2_SESSION *s)
 
 /* ---- known_hosts ---- */
 
-/* Standard base64 with padding, as known_hosts has it; -1 on bad input. */
+/* base64 as known_hosts has it, into a new array; -1 on bad input. */
 static int b64_decode(const char *s, size_t n, unsigned char **out, size_t *outlen)
 {
-	if (n == 0 || n % 4 || n > (1u << 20))
+	if (n == 0 || n > (1u << 20))
 		return -1;
-	unsigned char *o = xmalloc(n / 4 * 3 + 1);
-	int r = EVP_DecodeBlock(o, (const unsigned char *)s, (int)n);
-	size_t pad = (s[n - 1] == '=') + (s[n - 2] == '=');
-	if (r < 0 || (size_t)r < pad) {
-		free(o);
+	char *in = xstrndup(s, n);
+	struct buf b = BUF_INIT;
+	int rc = base64_decode(in, &b);
+	free(in);
+	if (rc < 0 || b.len == 0) {
+		buf_release(&b);
 		return -1;
 	}
-	*out = o;
-	*outlen = (size_t)r - pad;
+	*outlen = b.len;
+	*out = (unsigned char *)buf_detach(&b);
 	return 0;
-}
-
-static void b64_encode(struct buf *b, const unsigned char *in, size_t n)
-{
-	buf_grow(b, 4 * ((n + 2) / 3) + 1);
-	int w = EVP_EncodeBlock((unsigned char *)b->s + b->len, in, (int)n);
-	b->len += (size_t)w;
-	b->s[b->len] = '\0';
 }
 
 /* The key type a key blob starts with ("ssh-ed25519"), or NULL. */
@@ -381,11 +348,11 @@ char *knownhosts_hashed_line(const char *host, int port, const unsigned char *ke
 	HMAC(EVP_sha1(), s, sizeof(s), (const unsigned char *)name, strlen(name), mac, &ml);
 	struct buf b = BUF_INIT;
 	buf_adds(&b, "|1|");
-	b64_encode(&b, s, sizeof(s));
+	base64_encode(s, sizeof(s), 1, &b);
 	buf_addc(&b, '|');
-	b64_encode(&b, mac, ml);
+	base64_encode(mac, ml, 1, &b);
 	buf_addf(&b, " %s ", type);
-	b64_encode(&b, key, keylen);
+	base64_encode(key, keylen, 1, &b);
 	buf_addc(&b, '\n');
 	free(name);
 	free(type);
@@ -425,10 +392,11 @@ static int check_host_key(struct ssh_conn *c, const struct ssh_target *t, const 
 	if (!key)
 		return gerr_set(err, GERR_SSH_CONN, "node %s: the server sent no host key", t->name);
 	const unsigned char *h = (const unsigned char *)libssh2_hostkey_hash(c->s, LIBSSH2_HOSTKEY_HASH_SHA256);
-	char b64[64] = "";
+	struct buf fp = BUF_INIT;
 	if (h)
-		b64_nopad(h, 32, b64, sizeof(b64));
-	snprintf(c->fingerprint, sizeof(c->fingerprint), "SHA256:%s", b64);
+		base64_encode(h, 32, 0, &fp); /* OpenSSH writes SHA256 fingerprints unpadded */
+	snprintf(c->fingerprint, sizeof(c->fingerprint), "SHA256:%s", fp.s);
+	buf_release(&fp);
 	char *offered = blob_keytype((const unsigned char *)key, klen);
 	const char *otype = offered ? offered : "unknown-type";
 	/* what ssh-keygen -R and -F take */
@@ -836,11 +804,11 @@ int ssh_open(const struct ssh_target *t, struct ssh_conn **out, struct gerr *err
 	libssh2_session_set_blocking(c->s, 1);
 	libssh2_session_set_timeout(c->s, c->timeout_ms);
 	set_hostkey_pref(c->s, rec.recorded);
-	long hs_start = now_ms();
+	long hs_start = mono_ms();
 	if (libssh2_session_handshake(c->s, c->fd) != 0) {
 		int code = libssh2_session_last_errno(c->s);
 		/* a server that never answers shows as a timeout, whatever code libssh2 gives */
-		int timed_out = code == LIBSSH2_ERROR_TIMEOUT || now_ms() - hs_start >= c->timeout_ms - 50;
+		int timed_out = code == LIBSSH2_ERROR_TIMEOUT || mono_ms() - hs_start >= c->timeout_ms - 50;
 		if (timed_out)
 			gerr_set(err, GERR_SSH_TIMEOUT, "node %s: SSH handshake with %s port %d failed: no answer within %ld s",
 				 c->name, t->host, tt.port, c->timeout_ms / 1000);
@@ -1031,7 +999,7 @@ int ssh_exec(struct ssh_conn *c, const char *cmdline, const char *stdin_data, si
 {
 	*exit_status = -1;
 	/* the deadline covers all of it, output or not */
-	long deadline = now_ms() + c->timeout_ms;
+	long deadline = mono_ms() + c->timeout_ms;
 	char *remote = ssh_remote_command(cmdline, c->sudo, c->timeout_ms);
 	struct buf errb = BUF_INIT;
 	struct buf *eb = errout ? errout : &errb;
@@ -1086,7 +1054,7 @@ int ssh_exec(struct ssh_conn *c, const char *cmdline, const char *stdin_data, si
 			break;
 		if (libssh2_channel_eof(ch))
 			break;
-		long left = deadline - now_ms();
+		long left = deadline - mono_ms();
 		if (left <= 0) {
 			fail = EXEC_TIMEOUT;
 			break;
@@ -1109,10 +1077,10 @@ int ssh_exec(struct ssh_conn *c, const char *cmdline, const char *stdin_data, si
 		 * command may also close its output and go on running: wait for
 		 * the close under the same deadline */
 		libssh2_session_set_blocking(c->s, 1);
-		long left = deadline - now_ms();
+		long left = deadline - mono_ms();
 		libssh2_session_set_timeout(c->s, left > 0 ? left : 1);
 		int wc = libssh2_channel_wait_closed(ch);
-		if (wc == LIBSSH2_ERROR_TIMEOUT || (wc != 0 && now_ms() >= deadline))
+		if (wc == LIBSSH2_ERROR_TIMEOUT || (wc != 0 && mono_ms() >= deadline))
 			fail = EXEC_TIMEOUT;
 		/* libssh2 has no flag for "an exit-status came" and reads 0 when none
 		 * did; OpenSSH always sends exit-status or exit-signal before it closes

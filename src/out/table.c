@@ -1,5 +1,6 @@
 /* The report for a person: validate's table, the per-node lines of deploy,
  * label and taint, and the summary line. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "gpuctl/buf.h"
@@ -8,22 +9,16 @@
 #include "shape.h"
 
 /* Text from a node or the cluster on one terminal line: a newline or tab
- * would break the row, an escape sequence could rewrite the screen.  C0
- * controls, DEL and the C1 controls (UTF-8 C2 80..C2 9F) become '?', tab,
- * CR and newline a space.  (Private until out.c has its own sanitiser.) */
+ * would break the row (they become a space), an escape sequence could
+ * rewrite the screen (out_add_printable escapes it). */
 static void clean(struct buf *b, const char *s)
 {
-	for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+	char *one = xstrdup(s ? s : "");
+	for (char *p = one; *p; p++)
 		if (*p == '\t' || *p == '\n' || *p == '\r')
-			buf_addc(b, ' ');
-		else if (*p < 0x20 || *p == 0x7f)
-			buf_addc(b, '?');
-		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			buf_addc(b, '?');
-			p++;
-		} else
-			buf_addc(b, (char)*p);
-	}
+			*p = ' ';
+	out_add_printable(b, one, 0);
+	free(one);
 }
 
 static size_t clean_len(const char *s)
