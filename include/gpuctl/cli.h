@@ -81,6 +81,12 @@ int gctx_kube(struct gctx *g, struct kube_client **out, struct gerr *err);
 int gctx_load_config(struct gctx *g, struct gerr *err);
 void gctx_release(struct gctx *g);
 
+/* A command's usage error: the error, its usage line and where to read
+ * more ("Run 'gpuctl help NAME'"); returns 2, the exit status. */
+int gctx_usage_error(const struct gctx *g, const struct gerr *err, const char *usage, const char *name);
+/* A command that could not start: a usage error as above, any other error
+ * (an inventory or config file) printed alone; returns 2. */
+int gctx_setup_error(const struct gctx *g, const struct gerr *err, const char *usage, const char *name);
 /* Print an error the way every command does: "gpuctl: error: ..." */
 void gctx_print_error(const struct gctx *g, const struct gerr *err);
 void gctx_warn(void *ud, const char *msg);

@@ -20,6 +20,9 @@ long mono_ms(void);
 /* Seconds of CLOCK_MONOTONIC as a double: for durations in reports. */
 double mono_s(void);
 
+/* The folder of path ("." without a slash, "/" for the root), new string. */
+char *path_dir(const char *path);
+
 /* NULL-terminated vectors of owned strings. */
 size_t strv_len(char *const *v);
 /* Append a copy of s (v may be NULL); returns the new vector. */

@@ -407,6 +407,21 @@ void gctx_print_error(const struct gctx *g, const struct gerr *err)
 	buf_release(&b);
 }
 
+int gctx_usage_error(const struct gctx *g, const struct gerr *err, const char *usage, const char *name)
+{
+	gctx_print_error(g, err);
+	fprintf(stderr, "usage: %s\nRun 'gpuctl help %s' for details.\n", usage, name);
+	return 2;
+}
+
+int gctx_setup_error(const struct gctx *g, const struct gerr *err, const char *usage, const char *name)
+{
+	if (err->code == GERR_USAGE)
+		return gctx_usage_error(g, err, usage, name);
+	gctx_print_error(g, err);
+	return 2;
+}
+
 static int strlist_has(const struct strlist *l, const char *s)
 {
 	for (size_t i = 0; i < l->n; i++)

@@ -338,10 +338,7 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 	const struct node_cmd nc = { .formats = formats, .groups = phases, .group_word = "phase", .node_group = "nodes",
 				     .only = &only, .skip = &skip, .selector = selector, .rest = rest, .nrest = nrest };
 	if (node_cmd_complete(g, &nc, &a, &t, &err) < 0) {
-		if (err.code == GERR_USAGE)
-			goto usage_error;
-		gctx_print_error(g, &err);
-		code = 2;
+		code = gctx_setup_error(g, &err, usage, "deploy");
 		goto out;
 	}
 	if (restart_cmd)
@@ -384,9 +381,7 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 	}
 	goto out;
 usage_error:
-	gctx_print_error(g, &err);
-	fprintf(stderr, "usage: %s\nRun 'gpuctl help deploy' for details.\n", usage);
-	code = 2;
+	code = gctx_usage_error(g, &err, usage, "deploy");
 out:
 	for (size_t i = 0; i < d.n; i++) {
 		node_spec_release(&d.jobs[i].spec);

@@ -157,9 +157,7 @@ int edit_cmd_main(struct gctx *g, int argc, char **argv, const struct edit_cmd *
 	code = edit_run(g, &t, c->plan, plan, dry, c->kind, c->state_field, c->verb);
 	goto out;
 usage_error:
-	gctx_print_error(g, &err);
-	fprintf(stderr, "usage: %s\nRun 'gpuctl help %s' for details.\n", c->usage, c->name);
-	code = 2;
+	code = gctx_usage_error(g, &err, c->usage, c->name);
 out:
 	gerr_clear(&err);
 	free(t.names);

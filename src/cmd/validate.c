@@ -186,10 +186,7 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	const struct node_cmd nc = { .formats = formats, .groups = groups, .group_word = "group", .node_group = "nodes",
 				     .only = &only, .skip = &skip, .selector = selector, .rest = rest, .nrest = nrest };
 	if (node_cmd_complete(g, &nc, &a, &t, &err) < 0) {
-		if (err.code == GERR_USAGE)
-			goto usage_error;
-		gctx_print_error(g, &err);
-		code = 2;
+		code = gctx_setup_error(g, &err, usage, "validate");
 		goto out;
 	}
 	int run_cluster = only_skip_selected("cluster", &only, &skip);
@@ -288,9 +285,7 @@ report:
 	}
 	goto out;
 usage_error:
-	gctx_print_error(g, &err);
-	fprintf(stderr, "usage: %s\nRun 'gpuctl help validate' for details.\n", usage);
-	code = 2;
+	code = gctx_usage_error(g, &err, usage, "validate");
 out:
 	for (size_t i = 0; i < v.n; i++) {
 		node_spec_release(&v.jobs[i].spec);

@@ -23,19 +23,9 @@ const char *kube_serviceaccount_dir(void)
 
 /* ---- helpers ---- */
 
-static char *dir_of(const char *path)
+static char *abs_path_dir(const char *path)
 {
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		return xstrdup(".");
-	if (slash == path)
-		return xstrdup("/");
-	return xstrndup(path, (size_t)(slash - path));
-}
-
-static char *abs_dir_of(const char *path)
-{
-	char *d = dir_of(path);
+	char *d = path_dir(path);
 	if (d[0] == '/')
 		return d;
 	char cwd[4096];
@@ -68,7 +58,7 @@ static void resolve_field(cJSON *obj, const char *key, const char *dir)
 /* Make file references of one kubeconfig absolute, relative to its folder. */
 static void resolve_paths(cJSON *cfg, const char *file)
 {
-	char *dir = abs_dir_of(file);
+	char *dir = abs_path_dir(file);
 	cJSON *it;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(cfg, "clusters")) {
 		cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "cluster");

@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "gpuctl/util.h"
 #include "gpuctl/remote.h"
 
 #define LOCK_NAME ".gpuctl.lock"
@@ -68,16 +69,6 @@ char *remote_backup_name(const char *path, long when, const char *rand)
 	gmtime_r(&t, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
 	return xasprintf("%s.gpuctl-backup-%s-%s", path, stamp, rand && *rand ? rand : "0");
-}
-
-static char *dir_of(const char *path)
-{
-	const char *sl = strrchr(path, '/');
-	if (!sl)
-		return xstrdup(".");
-	if (sl == path)
-		return xstrdup("/");
-	return xstrndup(path, (size_t)(sl - path));
 }
 
 /* "VAR='quoted'\n" */
@@ -162,7 +153,7 @@ void remote_script_write(struct buf *b, const char *path, const char *tmp, size_
 {
 	unsigned cap = mode.cap ? mode.cap & 07777 : 07777;
 	unsigned nm = (mode.new_mode ? mode.new_mode : 0644) & cap;
-	char *dir = dir_of(path);
+	char *dir = path_dir(path);
 	set_var(b, "P", path);
 	set_var(b, "T", tmp);
 	set_var(b, "D", dir);
@@ -188,7 +179,7 @@ void remote_script_write(struct buf *b, const char *path, const char *tmp, size_
 
 void remote_script_restore(struct buf *b, const char *path, const char *backup, int existed)
 {
-	char *dir = dir_of(path);
+	char *dir = path_dir(path);
 	set_var(b, "P", path);
 	set_var(b, "D", dir);
 	free(dir);
@@ -577,7 +568,7 @@ int remote_change_backup(struct remote_change *chg, const char *path, const char
 
 char *remote_change_scratch(struct remote_change *chg, const char *path)
 {
-	char *dir = dir_of(path);
+	char *dir = path_dir(path);
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
 	char *s = xasprintf("%s/.%s.gpuctl-tmp-%s%u", dir, base, chg->rand, chg->seq++);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gpuctl/util.h"
 #include "gpuctl/buf.h"
 #include "gpuctl/report.h"
 
@@ -27,17 +28,6 @@ static int write_all(int fd, const char *data, size_t len)
 		len -= (size_t)w;
 	}
 	return 0;
-}
-
-/* The folder of path, where the rename happens. */
-static char *dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		return xstrdup(".");
-	if (slash == path)
-		return xstrdup("/");
-	return xstrndup(path, (size_t)(slash - path));
 }
 
 /* 0 written; -1 failed (err set); 1 tmp exists already (err untouched). */
@@ -62,7 +52,7 @@ static int write_via(const char *path, const char *tmp, const char *data, size_t
 		return gerr_set(err, GERR_IO, "cannot write %s: %s", path, strerror(e));
 	}
 	/* the rename itself survives a crash once the folder is synced */
-	char *dir = dir_of(path);
+	char *dir = path_dir(path);
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
 		fsync(dfd);
@@ -104,7 +94,7 @@ int report_write_file(const char *path, const char *data, size_t len, struct ger
 			return gerr_set(err, GERR_IO, "cannot write to standard output: %s", strerror(errno));
 		return 0;
 	}
-	char *dir = dir_of(path);
+	char *dir = path_dir(path);
 	const char *slash = strrchr(path, '/');
 	const char *base = slash ? slash + 1 : path;
 	int rc = 1;

@@ -118,3 +118,13 @@ void strv_free(char **v)
 		free(v[i]);
 	free(v);
 }
+
+char *path_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return xstrdup(".");
+	if (slash == path)
+		return xstrdup("/");
+	return xstrndup(path, (size_t)(slash - path));
+}
