@@ -48,7 +48,10 @@ static char *render_fail(const struct render_ctx *rc, const char *tmpl, const ch
 		*code = err.code;
 	cJSON_Delete(v);
 	buf_release(&out);
-	return err.msg;
+	char *msg = err.msg; /* handed to the caller; the rest of the error freed */
+	err.msg = NULL;
+	gerr_clear(&err);
+	return msg;
 }
 
 static void expect(const char *tmpl, const char *json, const char *want)
