@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Builds the rig's two container images as one OCI image-layout tarball.
 
-    build-images.py BUSYBOX OUT.tar
+    build-images.py BUSYBOX OUT.tar [--nvidia-plugin DIR VERSION]
+    build-images.py --plugin-rootfs BUSYBOX DIR VERSION OUTDIR   (the plugin image's files, unpacked)
 
 Both images share one uncompressed layer: a rootfs made of Debian's static
 busybox (busybox-static) and its applet symlinks. Nothing is pulled from a
@@ -10,6 +11,18 @@ registry; the names are local ones that no registry serves:
     localhost/gpuctl-rig/busybox:1   Cmd ["sh"]               test containers
     localhost/gpuctl-rig/pause:1     Entrypoint ["/bin/sleep", "2147483647"]
                                                               CRI sandbox image
+
+With --nvidia-plugin, a third image under the real name the device plugin's
+manifests use, nvcr.io/nvidia/k8s-device-plugin:VERSION (one image for the
+plugin and gpu-feature-discovery, as published; DIR from
+lib/build-nvidia-plugin): the busybox layer plus one with the binaries the
+build made (/usr/bin/{nvidia-device-plugin,gpu-feature-discovery,config-manager,
+mps-control-daemon}), the host's glibc they link (libc.so.6, the loader), and
+the published image's environment (NVIDIA_VISIBLE_DEVICES=all,
+NVIDIA_DRIVER_CAPABILITIES=compute,utility, NVIDIA_DISABLE_REQUIRE=true,
+Entrypoint nvidia-device-plugin). As in the published image there is no
+libnvidia-ml.so.1: the nvidia runtime mounts the node's (the stand-in) into
+containers that ask for GPUs, as the real toolkit mounts the driver's.
 
 The tarball is deterministic (fixed mtimes and owners) and `ctr images import`
 names the images from the io.containerd.image.name annotation.
@@ -24,6 +37,51 @@ import tarfile
 
 BUSYBOX_IMAGE = "localhost/gpuctl-rig/busybox:1"
 PAUSE_IMAGE = "localhost/gpuctl-rig/pause:1"
+
+
+PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:"
+PLUGIN_CMDS = ["nvidia-device-plugin", "gpu-feature-discovery", "config-manager", "mps-control-daemon"]
+GLIBC = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]
+
+
+def tinfo(name, **kw):
+    ti = tarfile.TarInfo(name)
+    ti.mtime = 0
+    ti.uid = ti.gid = 0
+    ti.uname = ti.gname = "root"
+    for k, v in kw.items():
+        setattr(ti, k, v)
+    return ti
+
+
+def plugin_layer_tar(plugin_dir):
+    """The plugin binaries and the glibc they need (real files, links resolved)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for d in ("lib", "lib/x86_64-linux-gnu", "lib64", "usr/lib", "usr/lib/x86_64-linux-gnu",
+                  "var", "var/lib", "var/lib/kubelet", "var/lib/kubelet/device-plugins",
+                  "etc/kubernetes", "etc/kubernetes/node-feature-discovery",
+                  "etc/kubernetes/node-feature-discovery/features.d", "licenses"):
+            tf.addfile(tinfo(d, type=tarfile.DIRTYPE, mode=0o755))
+        files = [(os.path.realpath(g), g.lstrip("/"), 0o755) for g in GLIBC]
+        for c in PLUGIN_CMDS:
+            src = os.path.join(plugin_dir, "bin", c)
+            if os.path.exists(src):  # a command the proxy could not build is left out
+                files.append((src, "usr/bin/" + c, 0o755))
+        for src, dst, mode in files:
+            with open(src, "rb") as f:
+                data = f.read()
+            tf.addfile(tinfo(dst, size=len(data), mode=mode), io.BytesIO(data))
+    return buf.getvalue()
+
+
+def plugin_config(version, layers):
+    path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    return {"Env": [path, "NVIDIA_DISABLE_REQUIRE=true", "NVIDIA_VISIBLE_DEVICES=all",
+                    "NVIDIA_DRIVER_CAPABILITIES=compute,utility"],
+            "Entrypoint": ["nvidia-device-plugin"],
+            "Labels": {"name": "NVIDIA Device Plugin", "vendor": "NVIDIA", "version": version,
+                       "summary": "NVIDIA device plugin for Kubernetes (built by gpuctl tests/rig)"}}
 
 
 def layer_tar(busybox):
@@ -76,23 +134,36 @@ def jbytes(obj):
 
 
 def main():
+    if sys.argv[1] == "--plugin-rootfs":
+        busybox, plugin_dir, version, outdir = sys.argv[2:6]
+        for layer in (layer_tar(busybox), plugin_layer_tar(plugin_dir)):
+            with tarfile.open(fileobj=io.BytesIO(layer)) as tf:
+                tf.extractall(outdir, filter="tar")
+        return
     busybox, out = sys.argv[1], sys.argv[2]
     blobs = {}
     layer = layer_tar(busybox)
     ldesc = blob(blobs, layer)
     path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     manifests = []
-    for name, cfg in ((BUSYBOX_IMAGE, {"Env": [path], "Cmd": ["sh"]}),
-                      (PAUSE_IMAGE, {"Env": [path], "Entrypoint": ["/bin/sleep", "2147483647"]})):
+    images = [(BUSYBOX_IMAGE, {"Env": [path], "Cmd": ["sh"]}, [ldesc]),
+              (PAUSE_IMAGE, {"Env": [path], "Entrypoint": ["/bin/sleep", "2147483647"]}, [ldesc])]
+    if len(sys.argv) > 3 and sys.argv[3] == "--nvidia-plugin":
+        plugin_dir, version = sys.argv[4], sys.argv[5]
+        pdesc = blob(blobs, plugin_layer_tar(plugin_dir))
+        images.append((PLUGIN_IMAGE + version, plugin_config(version, 2), [ldesc, pdesc]))
+    for name, cfg, layers in images:
         config = {"architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
                   "config": cfg,
-                  "rootfs": {"type": "layers", "diff_ids": [ldesc["digest"]]},
+                  "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]},
                   "history": [{"created": "1970-01-01T00:00:00Z",
-                               "created_by": "gpuctl tests/rig: Debian busybox-static rootfs"}]}
+                               "created_by": "gpuctl tests/rig: Debian busybox-static rootfs"}]
+                  + [{"created": "1970-01-01T00:00:00Z",
+                      "created_by": "gpuctl tests/rig: NVIDIA device plugin binaries and glibc"}] * (len(layers) - 1)}
         cdesc = blob(blobs, jbytes(config))
         manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     "config": dict(mediaType="application/vnd.oci.image.config.v1+json", **cdesc),
-                    "layers": [dict(mediaType="application/vnd.oci.image.layer.v1.tar", **ldesc)]}
+                    "layers": [dict(mediaType="application/vnd.oci.image.layer.v1.tar", **l) for l in layers]}
         mdesc = blob(blobs, jbytes(manifest))
         manifests.append(dict(mediaType="application/vnd.oci.image.manifest.v1+json",
                               platform={"architecture": "amd64", "os": "linux"},

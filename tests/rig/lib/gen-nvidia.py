@@ -3,7 +3,7 @@
 1-GPU H100 capture in tests/fixtures/nvidia-smi/h100-80gb-hbm3.
 
     gen-nvidia.py FIXTURES OUTDIR --node NAME --gpus N [--driver V --cuda V]
-                  [--mode ok|broken] [--keep-uuid]
+                  [--mode ok|broken] [--keep-uuid] [--mig LAYOUT]
 
 OUTDIR receives (read by standins/nvidia-smi, a POSIX sh script that also
 runs inside busybox containers):
@@ -21,6 +21,9 @@ runs inside busybox containers):
   mig-lgip.txt  topo.txt  version.txt
   proc-driver/nvidia/version   (bound over /proc/driver on the node)
   modules.txt        the nvidia lines /proc/modules would have
+  mig.tsv            only with --mig: one line per MIG device (read by the
+                     libnvidia-ml.so.1 stand-in, tests/rig/nvml, and -L):
+                     gpu-index profile gi-id placement-start placement-size MIG-UUID
 (--mode broken: nvidia-smi fails as without a loaded driver, and there is no
 proc-driver/nvidia and no module.)
 
@@ -28,6 +31,16 @@ With --gpus 1, --keep-uuid and the captured driver every output is the
 capture byte for byte. Larger GPU counts repeat the GPU with its own index,
 UUID, serial, PCI bus id (DGX H100 bus numbers), minor number and module id.
 --driver/--cuda rewrite the versions everywhere (the old-driver fault node).
+--mig LAYOUT puts every GPU in MIG mode with that layout of GPU instances
+(one compute instance each), from the profiles of the mig -lgip capture:
+"all-1g.10gb" (as many as the profile allows) or a list such as
+"3g.40gb,2g.20gb,1g.10gb"; MIG mode then reads Enabled in --query-gpu, -q
+and -q -x. Without --mig nothing changes.
+
+FIXTURES may also be a capture without -q -x, mig -lgip, topo -m or
+compute-apps output (tests/fixtures/nvidia-smi/h200): the outputs made from
+those are then not written, and --query-gpu fields it did not capture read
+[N/A].
 """
 import argparse
 import hashlib
@@ -48,6 +61,16 @@ def read(fx, name):
         return f.read()
 
 
+def read_opt(fx, name):
+    return read(fx, name) if os.path.exists(os.path.join(fx, name)) else None
+
+
+def q_fact(fx, key, default):
+    """A value of the captured `nvidia-smi -q` (first occurrence of KEY)."""
+    m = re.search(r"\n\s*" + re.escape(key) + r"\s+: (.*)", read(fx, "nvidia-smi-q.txt"))
+    return m.group(1) if m else default
+
+
 def write(out, name, text):
     path = os.path.join(out, name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -56,7 +79,7 @@ def write(out, name, text):
 
 
 class GPU:
-    def __init__(self, node, i, n, keep_uuid):
+    def __init__(self, node, i, n, keep_uuid, cap=(CAP_UUID, CAP_SERIAL, CAP_PDI)):
         h = hashlib.md5(f"{node}/{i}".encode()).hexdigest()
         self.index = i
         if n == 1:
@@ -67,7 +90,7 @@ class GPU:
                 self.bus_hex = "%02X" % (0x18 + i)
         self.bus_id = f"00000000:{self.bus_hex}:{self.dev_hex}.0"
         if keep_uuid and i == 0:
-            self.uuid, self.serial, self.pdi = CAP_UUID, CAP_SERIAL, CAP_PDI
+            self.uuid, self.serial, self.pdi = cap
         else:
             self.uuid = f"GPU-{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
             self.serial = str(1652624000000 + int(h[:8], 16) % 100000000000)
@@ -145,12 +168,14 @@ def split_x(cap):
 def qval(csv_header, csv_row, field):
     hdr = [h.split(" [")[0] for h in csv_header.split(", ")]
     vals = csv_row.split(", ")
+    if field not in hdr:
+        return "[N/A]"  # not in this capture
     v = vals[hdr.index(field)]
     return v.split(" ")[0] if field in ("memory.total", "memory.used", "memory.free",
                                          "utilization.gpu", "power.draw") else v
 
 
-def gen_query(fx, gpus, driver, product):
+def gen_query(fx, gpus, driver, product, mig):
     hdr, row = read(fx, "query-gpu.csv").rstrip("\n").split("\n")
     q = lambda f: qval(hdr, row, f)
     n = len(gpus)
@@ -166,11 +191,11 @@ def gen_query(fx, gpus, driver, product):
         ("pci.domain", "-", "-", lambda g: "0x0000"),
         ("pci.bus", "-", "-", lambda g: "0x" + g.bus_hex),
         ("pci.device", "-", "-", lambda g: "0x" + g.dev_hex),
-        ("pci.device_id", "-", "-", lambda g: "0x233010DE"),
-        ("pci.sub_device_id", "-", "-", lambda g: "0x16C110DE"),
+        ("pci.device_id", "-", "-", lambda g: q_fact(fx, "Device Id", "0x233010DE")),
+        ("pci.sub_device_id", "-", "-", lambda g: q_fact(fx, "Sub System Id", "0x16C110DE")),
         ("index", "-", "-", lambda g: str(g.index)),
         ("minor_number", "-", "-", lambda g: str(g.minor)),
-        ("vbios_version", "-", "-", lambda g: "96.00.DA.00.0C"),
+        ("vbios_version", "-", "-", lambda g: q_fact(fx, "VBIOS Version", "96.00.DA.00.0C")),
         ("inforom.img", "inforom.image", "-", lambda g: "G520.0200.00.05"),
         ("persistence_mode", "-", "-", lambda g: "Enabled"),
         ("display_active", "-", "-", lambda g: "Disabled"),
@@ -204,8 +229,8 @@ def gen_query(fx, gpus, driver, product):
         ("clocks.max.graphics", "clocks.max.gr", "MHz", lambda g: "1980"),
         ("clocks.max.sm", "-", "MHz", lambda g: "1980"),
         ("clocks.max.memory", "clocks.max.mem", "MHz", lambda g: "2619"),
-        ("mig.mode.current", "-", "-", lambda g: q("mig.mode.current")),
-        ("mig.mode.pending", "-", "-", lambda g: "Disabled"),
+        ("mig.mode.current", "-", "-", lambda g: "Enabled" if mig else q("mig.mode.current")),
+        ("mig.mode.pending", "-", "-", lambda g: "Enabled" if mig else "Disabled"),
         ("pcie.link.gen.current", "-", "-", lambda g: "5"),
         ("pcie.link.gen.max", "-", "-", lambda g: "5"),
         ("pcie.link.width.current", "-", "-", lambda g: "16"),
@@ -218,6 +243,55 @@ def gen_query(fx, gpus, driver, product):
     return "\n".join(lines) + "\n"
 
 
+def mig_profiles(lgip):
+    """Profiles of a `nvidia-smi mig -lgip` capture (GPU 0): name -> (id, instances, GiB)."""
+    prof = {}
+    for l in lgip.split("\n"):
+        m = re.match(r"\|\s+0\s+MIG (\S+)\s+(\d+)\s+\d+/(\d+)\s+([\d.]+)", l)
+        if m:
+            prof[m.group(1)] = (int(m.group(2)), int(m.group(3)), float(m.group(4)))
+    return prof
+
+
+def mig_layout(layout, lgip, total_mib, node, gpus):
+    """mig.tsv lines for LAYOUT on every GPU: profile placements first-fit over
+    the 8 memory slices (a profile of S slices of memory starts at multiples
+    of S), GPU instance ids from 1 in layout order, one compute instance each."""
+    prof = mig_profiles(lgip)
+    total_gib = total_mib / 1024.0
+    if layout.startswith("all-"):
+        name = layout[4:]
+        if name not in prof:
+            raise SystemExit(f"gen-nvidia.py: --mig {layout}: no profile {name} in mig -lgip")
+        names = [name] * prof[name][1]
+    else:
+        names = [n for n in layout.split(",") if n]
+    lines = []
+    for g in gpus:
+        used = [False] * 8
+        count = {}
+        for k, name in enumerate(names):
+            if name not in prof:
+                raise SystemExit(f"gen-nvidia.py: --mig {layout}: no profile {name} in mig -lgip "
+                                 f"(have {', '.join(prof)})")
+            pid, total, gib = prof[name]
+            count[name] = count.get(name, 0) + 1
+            if count[name] > total:
+                raise SystemExit(f"gen-nvidia.py: --mig {layout}: at most {total} x {name}")
+            size = max(1, round(gib * 8 / total_gib))
+            for start in range(0, 8, size):
+                if start + size <= 8 and not any(used[start:start + size]) and not (size == 1 and start == 7):
+                    break
+            else:
+                raise SystemExit(f"gen-nvidia.py: --mig {layout}: no room left for {name}")
+            for j in range(start, start + size):
+                used[j] = True
+            h = hashlib.md5(f"{node}/{g.index}/mig/{k}".encode()).hexdigest()
+            uuid = f"MIG-{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+            lines.append(f"{g.index}\t{name}\t{k + 1}\t{start}\t{size}\t{uuid}\n")
+    return "".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("fixtures")
@@ -228,10 +302,19 @@ def main():
     ap.add_argument("--cuda", default=CAP_CUDA)
     ap.add_argument("--mode", default="ok", choices=["ok", "broken"])
     ap.add_argument("--keep-uuid", action="store_true")
+    ap.add_argument("--mig", default="")
     a = ap.parse_args()
     fx, out = a.fixtures, a.out
     os.makedirs(out, exist_ok=True)
-    gpus = [GPU(a.node, i, a.gpus, a.keep_uuid) for i in range(a.gpus)]
+    cap_uuid = re.match(r"GPU 0: .* \(UUID: (.*)\)", read(fx, "nvidia-smi-L.txt")).group(1)
+    cap = (cap_uuid, q_fact(fx, "Serial Number", CAP_SERIAL), q_fact(fx, "GPU PDI", CAP_PDI))
+    gpus = [GPU(a.node, i, a.gpus, a.keep_uuid, cap) for i in range(a.gpus)]
+    mig = a.mig != ""
+    migmode = (lambda t: t) if not mig else (lambda t: re.sub(
+        r"(MIG Mode\n\s+Current\s+: )Disabled(\n\s+Pending\s+: )Disabled", r"\1Enabled\2Enabled", t))
+    migmode_x = (lambda t: t) if not mig else (lambda t: t.replace(
+        "<current_mig>Disabled</current_mig>", "<current_mig>Enabled</current_mig>").replace(
+        "<pending_mig>Disabled</pending_mig>", "<pending_mig>Enabled</pending_mig>"))
     sv = lambda t: set_versions(t, a.driver, a.cuda)
     product = re.match(r"GPU 0: (.*) \(UUID", read(fx, "nvidia-smi-L.txt")).group(1)
 
@@ -242,15 +325,24 @@ def main():
     qhead, qgpu = split_q(read(fx, "nvidia-smi-q.txt"))
     qhead = re.sub(r"(Attached GPUs\s+: )\d+", lambda m: m.group(1) + str(a.gpus), qhead)
     write(out, "q-head.txt", sv(qhead))
-    xhead, xgpu, xtail = split_x(read(fx, "nvidia-smi-q.xml"))
-    xhead = re.sub(r"<attached_gpus>\d+</attached_gpus>", f"<attached_gpus>{a.gpus}</attached_gpus>", xhead)
-    write(out, "x-head.xml", sv(xhead))
-    write(out, "x-tail.xml", sv(xtail))
+    capx = read_opt(fx, "nvidia-smi-q.xml")
+    if capx is not None:
+        xhead, xgpu, xtail = split_x(capx)
+        xhead = re.sub(r"<attached_gpus>\d+</attached_gpus>", f"<attached_gpus>{a.gpus}</attached_gpus>", xhead)
+        write(out, "x-head.xml", sv(xhead))
+        write(out, "x-tail.xml", sv(xtail))
     for g in gpus:
-        write(out, f"q-gpu-{g.index}.txt", sv(gpu_edits_text(qgpu, g)))
-        write(out, f"x-gpu-{g.index}.xml", sv(gpu_edits_xml(xgpu, g)))
+        write(out, f"q-gpu-{g.index}.txt", sv(migmode(gpu_edits_text(qgpu, g))))
+        if capx is not None:
+            write(out, f"x-gpu-{g.index}.xml", sv(migmode_x(gpu_edits_xml(xgpu, g))))
     write(out, "gpus.tsv", "".join(f"{g.index}\t{g.uuid}\t{g.bus_id}\n" for g in gpus))
-    write(out, "query-gpu.tsv", gen_query(fx, gpus, a.driver, product))
+    write(out, "query-gpu.tsv", gen_query(fx, gpus, a.driver, product, mig))
+    if mig:
+        lgip = read_opt(fx, "mig-lgip.txt")
+        if lgip is None:
+            raise SystemExit("gen-nvidia.py: --mig needs a mig -lgip capture (mig-lgip.txt) in " + fx)
+        hdr, row = read(fx, "query-gpu.csv").rstrip("\n").split("\n")
+        write(out, "mig.tsv", mig_layout(a.mig, lgip, int(qval(hdr, row, "memory.total")), a.node, gpus))
 
     # Compute apps: none run on a simulated node; the captured process is
     # replayed on GPU 0 when the node's data folder holds a file `busy`.
@@ -258,21 +350,26 @@ def main():
                    ("used_gpu_memory", "used_memory", "MiB"), ("gpu_uuid", "-", "-"),
                    ("gpu_name", "-", "-"), ("gpu_bus_id", "-", "-"), ("gpu_serial", "-", "-")]
     write(out, "query-apps.tsv", "".join("\t".join(f) + "\n" for f in apps_fields))
-    hdr, row = read(fx, "compute-apps.csv").rstrip("\n").split("\n")
-    vals = row.split(", ")
-    g0 = gpus[0]
     write(out, "apps.tsv", "")
-    write(out, "apps-busy.tsv", "\t".join([vals[0], vals[1], vals[2].split(" ")[0], g0.uuid,
-                                           product, g0.bus_id, g0.serial]) + "\n")
+    apps = read_opt(fx, "compute-apps.csv")
+    if apps is not None:
+        hdr, row = apps.rstrip("\n").split("\n")
+        vals = row.split(", ")
+        g0 = gpus[0]
+        write(out, "apps-busy.tsv", "\t".join([vals[0], vals[1], vals[2].split(" ")[0], g0.uuid,
+                                               product, g0.bus_id, g0.serial]) + "\n")
 
-    lgip = read(fx, "mig-lgip.txt").split("\n")
-    body = [l for l in lgip[5:] if l != ""]
-    res = lgip[:5]
-    for g in gpus:
-        res += [("|" + "%4d" % g.index + l[5:]) if l.startswith("|   0  MIG") else l for l in body]
-    write(out, "mig-lgip.txt", "\n".join(res) + "\n")
+    if read_opt(fx, "mig-lgip.txt") is not None:
+        lgip = read(fx, "mig-lgip.txt").split("\n")
+        body = [l for l in lgip[5:] if l != ""]
+        res = lgip[:5]
+        for g in gpus:
+            res += [("|" + "%4d" % g.index + l[5:]) if l.startswith("|   0  MIG") else l for l in body]
+        write(out, "mig-lgip.txt", "\n".join(res) + "\n")
 
-    if a.gpus == 1:
+    if read_opt(fx, "topo.txt") is None:
+        pass
+    elif a.gpus == 1:
         write(out, "topo.txt", read(fx, "topo.txt"))
     else:
         topo = read(fx, "topo.txt").split("\n")
