@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd.h"
 #include "gpuctl/json.h"
@@ -16,6 +17,7 @@
 #include "gpuctl/render.h"
 #include "gpuctl/report.h"
 #include "gpuctl/sig.h"
+#include "gpuctl/util.h"
 
 static const char usage[] =
 	"gpuctl deploy [NODE...] [-l SELECTOR] [--only PHASE] [--skip PHASE] [--inventory FILE] [--ssh-user USER] "
@@ -60,10 +62,22 @@ struct job_ref {
 	const struct node_spec *spec;
 };
 
+/* sshd that just died (a restart, a crash) takes a moment to come back:
+ * connection failures are tried again for up to --ssh-timeout, a refused host
+ * key or login is not */
 static int job_reconnect(void *ud, struct ssh_conn **c, struct gerr *err)
 {
 	const struct job_ref *ref = ud;
-	return node_access_connect(ref->a, ref->spec, c, err);
+	long until = mono_ms() + ref->a->ssh_timeout * 1000L;
+	for (;;) {
+		gerr_clear(err);
+		if (node_access_connect(ref->a, ref->spec, c, err) == 0)
+			return 0;
+		if ((err->code != GERR_SSH_CONN && err->code != GERR_SSH_TIMEOUT) || mono_ms() + 1000 >= until)
+			return -1;
+		struct timespec ts = { 1, 0 };
+		nanosleep(&ts, NULL);
+	}
 }
 
 static void job_run(void *ud, size_t i)

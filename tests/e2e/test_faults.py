@@ -22,7 +22,7 @@ DROPIN = "/etc/containerd/conf.d/99-gpuctl-nvidia.toml"
 
 def files_state(r, node):
     """config.toml's hash, whether the drop-in exists, and gpuctl's leftovers."""
-    ls = r.exec(node, "sh", "-c", "ls -a /etc/containerd /etc/containerd/conf.d 2>/dev/null").stdout
+    ls = r.exec(node, "sh", "-c", "ls -a /etc/containerd; ls -a /etc/containerd/conf.d 2>/dev/null; true").stdout
     return {
         "sha": r.sha(node),
         "dropin": r.exec(node, "test", "-e", DROPIN, check=False).returncode == 0,
@@ -111,8 +111,8 @@ def test_sshd_that_stays_down_is_rollback_failed_with_the_steps_that_finish_it(r
     n = "gpu-node-1"
     before = pristine(r, n)
     try:
-        nodes, _, p = r.deploy_json("--only", "nodes", "--ssh-timeout", "5", "--restart-command",
-                                    sshd_restart_cmd(None), n)
+        kill = sshd_restart_cmd(None)
+        nodes, _, p = r.deploy_json("--only", "nodes", "--ssh-timeout", "5", "--restart-command", kill, n)
         res = nodes[n]
         assert p.returncode == 1
         assert res["result"] == "rollback-failed", res
@@ -120,8 +120,10 @@ def test_sshd_that_stays_down_is_rollback_failed_with_the_steps_that_finish_it(r
         assert steps and all(isinstance(s, str) for s in steps), res
         assert "ROLLBACK" in res["error"]["message"]
         assert files_state(r, n)["dropin"], "the drop-in should still be there: the rollback could not run"
-        # the steps gpuctl printed finish the job by hand
-        for s in steps:
+        # the steps gpuctl printed finish the job by hand (the last restarts
+        # containerd with the restart command given: here the one that broke sshd)
+        assert steps[-1] == kill, steps
+        for s in steps[:-1] + ["systemctl restart containerd"]:
             r.exec(n, "sh", "-c", s)
         assert files_state(r, n) == before
         assert containerd_active(r, n)
@@ -192,7 +194,11 @@ class CutProxy:
         s.close()
 
     def close(self):
+        """Stop accepting; wait (5 s at most) until every connection has ended."""
         self.srv.close()
+        deadline = time.monotonic() + 5
+        while len(self.sent) < self.count and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def rig_address(r, node):
