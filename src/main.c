@@ -100,16 +100,9 @@ int main(int argc, char **argv)
 	}
 	/* global flags may come before the command (gpuctl --context x label ...):
 	 * find the command and hand it every other argument */
-	static const char *const with_value[] = { "--kubeconfig", "--context", "--cluster", "--user", "--namespace",
-						  "-n", "--server", "-s", "--token", "--request-timeout",
-						  "--output", "-o", "--config", "--templates", NULL };
 	int ci = 1;
-	while (ci < argc && argv[ci][0] == '-') {
-		int takes = 0;
-		for (int k = 0; with_value[k]; k++)
-			takes |= !strcmp(argv[ci], with_value[k]);
-		ci += takes ? 2 : 1;
-	}
+	while (ci < argc && argv[ci][0] == '-')
+		ci += gctx_global_takes_value(argv[ci]) ? 2 : 1;
 	if (ci >= argc) {
 		usage(stderr);
 		return 2;

@@ -65,6 +65,11 @@ struct gctx {
 /* Fill o (room for 16) with the global options table, bound to g. */
 void gctx_global_opts(struct gctx *g, struct opt *o);
 
+/* Whether arg is a global flag that takes the next argument as its value
+ * ("--context", "-n"; not "--context=x"): to find the command in
+ * `gpuctl --context x label ...`.  From the table above, never a copy. */
+int gctx_global_takes_value(const char *arg);
+
 /* Parse argv against the subcommand's table plus the global one.  Leaves
  * the positional arguments in *rest (pointers into argv).  --help prints
  * usage and sets *help. */

@@ -26,11 +26,11 @@ struct nvsmi_gpus {
 	size_t n;
 };
 
-/* The query used to fill struct gpu_info (pass to nvidia-smi as is). */
-#define NVSMI_QUERY_GPU_ARGS                                                                                    \
-	"--query-gpu=index,uuid,name,driver_version,memory.total,memory.used,memory.free,mig.mode.current,compute_mode," \
-	"pci.bus_id",                                                                                           \
-		"--format=csv"
+/* The command whose output fills struct gpu_info (nvsmi_parse_query): the
+ * probe runs exactly this. */
+#define NVSMI_QUERY_GPU_CMD                                                                                      \
+	"nvidia-smi --query-gpu=index,uuid,name,driver_version,memory.total,memory.used,memory.free,"              \
+	"mig.mode.current,compute_mode,pci.bus_id --format=csv"
 
 /* Parse `nvidia-smi --query-gpu=... --format=csv` output (with its header;
  * columns found by name, units stripped).  Errors say what was wrong,

@@ -102,6 +102,21 @@ void gctx_global_opts(struct gctx *g, struct opt *o)
 	memcpy(o, t, sizeof(t));
 }
 
+int gctx_global_takes_value(const char *arg)
+{
+	struct gctx g = { 0 };
+	struct opt o[NGLOBAL];
+	gctx_global_opts(&g, o);
+	for (size_t i = 0; o[i].long_name; i++) {
+		if (o[i].type == OPT_BOOL || o[i].type == OPT_COUNT || o[i].type == OPT_OPTARG)
+			continue;
+		if ((arg[0] == '-' && arg[1] == '-' && !strcmp(arg + 2, o[i].long_name)) ||
+		    (o[i].short_name && arg[0] == '-' && arg[1] == o[i].short_name && !arg[2]))
+			return 1;
+	}
+	return 0;
+}
+
 static size_t count_opts(const struct opt *o)
 {
 	size_t n = 0;

@@ -6,6 +6,7 @@
 
 #include "internal.h"
 #include "gpuctl/util.h"
+#include "gpuctl/owned.h"
 
 #define DEFAULT_PAGE 500
 #define DEFAULT_MAX_PAGES 20000 /* 10 million objects at the default page size */
@@ -183,7 +184,7 @@ static char *with_write_params(const char *path, int dry_run, const char *field_
 int kube_create(struct kube_client *c, const char *path, const cJSON *obj, int dry_run, cJSON **out,
 		struct gerr *err)
 {
-	char *p = with_write_params(path, dry_run, "gpuctl", 0);
+	char *p = with_write_params(path, dry_run, GPUCTL_FIELD_MANAGER, 0);
 	char *body = cJSON_PrintUnformatted(obj);
 	int rc = simple(c, "POST", p, body, "application/json", 0, out, err);
 	free(body);
@@ -194,7 +195,7 @@ int kube_create(struct kube_client *c, const char *path, const cJSON *obj, int d
 int kube_patch(struct kube_client *c, const char *path, enum kube_patch_type type, const char *body,
 	       int dry_run, int force, cJSON **out, struct gerr *err)
 {
-	char *p = with_write_params(path, dry_run, "gpuctl", type == KUBE_PATCH_APPLY && force);
+	char *p = with_write_params(path, dry_run, GPUCTL_FIELD_MANAGER, type == KUBE_PATCH_APPLY && force);
 	/* apply and merge patches are declarative: repeating them is safe */
 	int idem = type == KUBE_PATCH_APPLY || type == KUBE_PATCH_MERGE;
 	int rc = simple(c, "PATCH", p, body, kube_patch_content_type(type), idem, out, err);
