@@ -4,6 +4,8 @@
 #ifndef GPUCTL_CONTAINERD_H
 #define GPUCTL_CONTAINERD_H
 
+#include "gpuctl/err.h"
+
 struct buf;
 
 /* The CRI plugin's id for a containerd major version ("io.containerd.grpc.v1.cri",
@@ -18,8 +20,13 @@ char *containerd_cri_table(int major, const char *rest);
  * plugin by plugin, so the drop-in must carry the whole plugin section.  The
  * nvidia runtime keeps the settings of an existing nvidia runtime (EKS
  * nodeadm and nvidia-ctk write one without a runc table) and takes the rest
- * from the default runc runtime. */
-char *containerd_dropin(int major, const char *runtime_path, int default_runtime, const char *dump);
+ * from the default runc runtime.  Rendered from templates/containerd-dropin.toml.tmpl
+ * (rc: where an override may be; NULL for the embedded one) into *out (new);
+ * a rendering that does not configure the nvidia runtime as asked (a broken
+ * override) is GERR_INVALID naming the template. */
+struct render_ctx;
+int containerd_dropin(const struct render_ctx *rc, int major, const char *runtime_path, int default_runtime,
+		      const char *dump, char **out, struct gerr *err);
 /* The dump (`containerd config dump`) has the nvidia runtime: a runc v2
  * runtime named nvidia whose BinaryName is runtime_path (any, when NULL),
  * and with want_default, the default runtime. */

@@ -100,6 +100,7 @@ struct containerd_opts {
 	const char *restart_command;  /* default: systemctl restart containerd */
 	const char *check_command;    /* default: systemctl is-active containerd */
 	const char *runtime_path;     /* default: what the probe found, else /usr/bin/nvidia-container-runtime */
+	const char *templates_dir;    /* --templates: overrides of the drop-in's template, or NULL */
 	int dry_run;
 	/* a fresh connection to the node, for a rollback after the connection broke (remote.h) */
 	int (*reconnect)(void *ud, struct ssh_conn **c, struct gerr *err);

@@ -360,6 +360,7 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 	if (check_cmd)
 		a.flags.check_command = xstrdup(check_cmd);
 	d.copts.default_runtime = default_runtime;
+	d.copts.templates_dir = g->templates_dir;
 	d.copts.dry_run = dry != DRY_NONE;
 	int run_nodes = only_skip_selected("nodes", &only, &skip);
 	int run_rc = only_skip_selected("runtimeclass", &only, &skip);

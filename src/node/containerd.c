@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpuctl/render.h"
 #include "gpuctl/buf.h"
 #include "gpuctl/node.h"
 #include "gpuctl/toml.h"
@@ -376,7 +377,10 @@ int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const s
 		/* 4. write the drop-in, then the import in the main configuration.
 		 * On 1.x the drop-in copies the CRI section, registry credentials
 		 * included: then it is never more readable than config.toml. */
-		char *content = containerd_dropin(major, rt, o->default_runtime, dump0);
+		struct render_ctx rctx = { .dir = o->templates_dir };
+		char *content = NULL;
+		if (containerd_dropin(&rctx, major, rt, o->default_runtime, dump0, &content, &r->err) < 0)
+			goto rollback;
 		struct remote_mode dm = { 0644, 0 };
 		if (major < 2 && containerd_cri_has_auth(dump0, major))
 			dm.cap = have_cfg ? (cst.mode & 0777) : 0600;

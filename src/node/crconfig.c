@@ -6,6 +6,7 @@
 
 #include "gpuctl/buf.h"
 #include "gpuctl/containerd.h"
+#include "gpuctl/render.h"
 #include "gpuctl/toml.h"
 
 const char *containerd_cri_plugin(int major)
@@ -148,27 +149,14 @@ static int has_nvidia_runtime(const char *dump, const char *pl)
 	return ok;
 }
 
-char *containerd_dropin(int major, const char *runtime_path, int default_runtime, const char *dump)
+int containerd_dropin(const struct render_ctx *rc, int major, const char *runtime_path, int default_runtime,
+		      const char *dump, char **out, struct gerr *err)
 {
-	struct buf b = BUF_INIT;
+	static const char tmpl[] = "containerd-dropin.toml.tmpl";
 	const char *pl = containerd_cri_plugin(major);
-	if (major >= 2)
-		buf_addf(&b, "# Written by gpuctl: the NVIDIA container runtime for containerd.\n"
-			     "# containerd 2 merges imported files key by key; this file adds the nvidia runtime\n"
-			     "# (modelled on the default runc runtime)%s.\n"
-			     "version = 3\n\n",
-			 default_runtime ? " and makes it the default" : "");
-	else
-		buf_addf(&b, "# Written by gpuctl: the NVIDIA container runtime for containerd.\n"
-			     "# containerd 1.x merges imported files plugin by plugin, so this file carries the whole\n"
-			     "# CRI plugin configuration as it was, plus the nvidia runtime.\n"
-			     "version = 2\n\n");
-	if (dump && major < 2) {
-		copy_plugin_tables(&b, dump, pl, default_runtime);
-		buf_addc(&b, '\n');
-	} else if (default_runtime) {
-		buf_addf(&b, "[plugins.\"%s\".containerd]\n  default_runtime_name = \"nvidia\"\n\n", pl);
-	}
+	struct buf cri = BUF_INIT, rt = BUF_INIT, opts = BUF_INIT;
+	if (dump && major < 2)
+		copy_plugin_tables(&cri, dump, pl, default_runtime);
 	char *base = base_runtime(dump, pl);
 	/* an existing nvidia runtime keeps its own settings (SystemdCgroup,
 	 * base_runtime_spec...); what it lacks comes from the base runtime */
@@ -176,21 +164,38 @@ char *containerd_dropin(int major, const char *runtime_path, int default_runtime
 	if (base && !strcmp(base, "nvidia"))
 		base[0] = '\0';
 	const char *from = base && *base ? base : NULL;
-	buf_addf(&b, "[plugins.\"%s\".containerd.runtimes.nvidia]\n  runtime_type = \"io.containerd.runc.v2\"\n", pl);
-	copy_runtime_keys(&b, dump, pl, own, "", "runtime_type", NULL);
-	copy_runtime_keys(&b, dump, pl, from, "", "runtime_type", own);
-	buf_addf(&b, "\n[plugins.\"%s\".containerd.runtimes.nvidia.options]\n", pl);
-	copy_runtime_keys(&b, dump, pl, own, ".options", "BinaryName", NULL);
-	copy_runtime_keys(&b, dump, pl, from, ".options", "BinaryName", own);
-	buf_adds(&b, "  BinaryName = \"");
-	for (const char *q = runtime_path; *q; q++) {
-		if (*q == '"' || *q == '\\')
-			buf_addc(&b, '\\');
-		buf_addc(&b, *q);
-	}
-	buf_adds(&b, "\"\n");
+	copy_runtime_keys(&rt, dump, pl, own, "", "runtime_type", NULL);
+	copy_runtime_keys(&rt, dump, pl, from, "", "runtime_type", own);
+	copy_runtime_keys(&opts, dump, pl, own, ".options", "BinaryName", NULL);
+	copy_runtime_keys(&opts, dump, pl, from, ".options", "BinaryName", own);
 	free(base);
-	return buf_detach(&b);
+	cJSON *v = cJSON_CreateObject();
+	cJSON_AddBoolToObject(v, "v2", major >= 2);
+	cJSON_AddStringToObject(v, "plugin", pl);
+	cJSON_AddBoolToObject(v, "default_runtime", default_runtime);
+	cJSON_AddStringToObject(v, "cri_section", cri.s);
+	cJSON_AddStringToObject(v, "runtime_keys", rt.s);
+	cJSON_AddStringToObject(v, "options_keys", opts.s);
+	cJSON_AddStringToObject(v, "binary_name", runtime_path);
+	buf_release(&cri);
+	buf_release(&rt);
+	buf_release(&opts);
+	struct buf b = BUF_INIT;
+	int rc_ = render_template(rc, tmpl, v, &b, err);
+	cJSON_Delete(v);
+	if (rc_ < 0) {
+		buf_release(&b);
+		return -1;
+	}
+	/* the rendering read back: it must configure what was asked */
+	if (!containerd_runtime_configured(b.s, major, runtime_path, default_runtime)) {
+		buf_release(&b);
+		return gerr_set(err, GERR_INVALID,
+				"template %s did not render a runc v2 runtime nvidia with BinaryName %s%s", tmpl, runtime_path,
+				default_runtime ? " as the default runtime" : "");
+	}
+	*out = buf_detach(&b);
+	return 0;
 }
 
 /* Find a top-level `imports = [...]` assignment (before the first table). */

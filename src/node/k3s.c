@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpuctl/render.h"
 #include "gpuctl/buf.h"
 #include "gpuctl/node.h"
 #include "prep.h"
@@ -132,7 +133,12 @@ int k3s_prepare(struct prep_ctx *x, const struct probe_result *p, const struct c
 		buf_addf(&content, "%s\n", k3s_base_line);
 	}
 	/* the nvidia tables only: the base config keeps everything else */
-	char *tables = containerd_dropin(major, rt, 0, NULL);
+	struct render_ctx rctx = { .dir = o->templates_dir };
+	char *tables = NULL;
+	if (containerd_dropin(&rctx, major, rt, 0, NULL, &tables, &r->err) < 0) {
+		buf_release(&content);
+		goto rollback;
+	}
 	const char *t = strstr(tables, "[plugins.");
 	buf_addf(&content, "\n# Added by gpuctl: the NVIDIA container runtime.\n%s", t ? t : tables);
 	if (o->default_runtime)

@@ -5,19 +5,29 @@
 #include <unistd.h>
 
 #include "gpuctl/node.h"
+#include "gpuctl/render.h"
 #include "gpuctl/buf.h"
 #include "gpuctl/toml.h"
 #include "gpuctl/yaml.h"
 
+/* The drop-in as deploy renders it (embedded template). */
+static char *dropin(int major, const char *rt, int def, const char *dump)
+{
+	char *d = NULL;
+	struct gerr err = GERR_INIT;
+	cr_assert_eq(containerd_dropin(NULL, major, rt, def, dump, &d, &err), 0, "%s", err.msg);
+	return d;
+}
+
 Test(containerd, dropin_v1_and_v2)
 {
-	char *d = containerd_dropin(1, "/usr/bin/nvidia-container-runtime", 0, NULL);
+	char *d = dropin(1, "/usr/bin/nvidia-container-runtime", 0, NULL);
 	cr_assert(strstr(d, "version = 2\n"));
 	cr_assert(strstr(d, "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia]\n  runtime_type = \"io.containerd.runc.v2\""));
 	cr_assert(strstr(d, "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia.options]\n  BinaryName = \"/usr/bin/nvidia-container-runtime\""));
 	cr_assert_null(strstr(d, "default_runtime_name"));
 	free(d);
-	d = containerd_dropin(2, "/opt/nv/runtime \"x\"", 1, NULL);
+	d = dropin(2, "/opt/nv/runtime \"x\"", 1, NULL);
 	cr_assert(strstr(d, "version = 3\n"));
 	cr_assert(strstr(d, "[plugins.\"io.containerd.cri.v1.runtime\".containerd]\n  default_runtime_name = \"nvidia\""));
 	cr_assert(strstr(d, "BinaryName = \"/opt/nv/runtime \\\"x\\\"\""), "quotes escaped for TOML: %s", d);
@@ -37,7 +47,7 @@ Test(containerd, dropin_carries_the_whole_cri_section)
 		"        [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n          runtime_type = \"io.containerd.runc.v2\"\n\n"
 		"          [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n            SystemdCgroup = true\n\n"
 		"  [plugins.\"io.containerd.internal.v1.opt\"]\n    path = \"/opt/containerd\"\n";
-	char *d = containerd_dropin(1, "/usr/bin/nvidia-container-runtime", 1, dump);
+	char *d = dropin(1, "/usr/bin/nvidia-container-runtime", 1, dump);
 	cr_assert(strstr(d, "sandbox_image = \"localhost/pause:1\""), "the CRI settings are kept: %s", d);
 	cr_assert(strstr(d, "SystemdCgroup = true"), "runc's options are kept: %s", d);
 	cr_assert(strstr(d, "default_runtime_name = \"nvidia\""), "%s", d);
@@ -215,7 +225,7 @@ Test(containerd, nvidia_runtime_modelled_on_runc)
 	 * SystemdCgroup = true, and so must the nvidia runtime (as nvidia-ctk does) */
 	char *d2 = fixture("2.2.9-dump.toml");
 	char *sd = replace1(d2, "SystemdCgroup = false", "SystemdCgroup = true");
-	char *d = containerd_dropin(2, "/usr/bin/nvidia-container-runtime", 0, sd);
+	char *d = dropin(2, "/usr/bin/nvidia-container-runtime", 0, sd);
 	cr_assert(strstr(d, "version = 3\n"), "%s", d);
 	const char *opt = strstr(d, "[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.nvidia.options]\n");
 	cr_assert_not_null(opt, "%s", d);
@@ -229,7 +239,7 @@ Test(containerd, nvidia_runtime_modelled_on_runc)
 	/* 1.x: the whole plugin, runc's SystemdCgroup in both runtimes */
 	char *d1 = fixture("1.6.20-dump.toml");
 	char *sd1 = replace1(d1, "SystemdCgroup = false", "SystemdCgroup = true");
-	d = containerd_dropin(1, "/usr/bin/nvidia-container-runtime", 1, sd1);
+	d = dropin(1, "/usr/bin/nvidia-container-runtime", 1, sd1);
 	opt = strstr(d, "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia.options]\n");
 	cr_assert_not_null(opt, "%s", d);
 	cr_assert(strstr(opt, "  SystemdCgroup = true\n"), "%s", d);
@@ -251,7 +261,7 @@ Test(containerd, reprepare_keeps_the_existing_nvidia_runtime_settings)
 	cr_assert(containerd_runtime_configured(eks, 1, "/usr/bin/nvidia-container-runtime", 1), "the fixture is configured");
 	/* another runtime path (the GPU operator's): re-prepared */
 	cr_assert_not(containerd_runtime_configured(eks, 1, "/usr/local/nvidia/toolkit/nvidia-container-runtime", 0));
-	char *d = containerd_dropin(1, "/usr/local/nvidia/toolkit/nvidia-container-runtime", 0, eks);
+	char *d = dropin(1, "/usr/local/nvidia/toolkit/nvidia-container-runtime", 0, eks);
 	const char *nv = strstr(d, "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia]\n");
 	cr_assert_not_null(nv, "%s", d);
 	cr_assert(strstr(nv, "  base_runtime_spec = \"/etc/containerd/base-runtime-spec.json\"\n"), "%s", nv);
@@ -309,7 +319,7 @@ Test(containerd, registry_credentials_are_found)
 				"          auth = \"dXNlcjpwYXNz\"\n");
 	cr_assert(containerd_cri_has_auth(legacy, 1), "the deprecated registry.auths too");
 	/* the 1.x drop-in copies them: that is why containerd.c caps its mode */
-	char *d = containerd_dropin(1, "/usr/bin/nvidia-container-runtime", 0, auth);
+	char *d = dropin(1, "/usr/bin/nvidia-container-runtime", 0, auth);
 	cr_assert(strstr(d, "password = \"s3cret\""), "%s", d);
 	free(d);
 	free(plain);
@@ -415,4 +425,34 @@ Test(inventory, duplicate_addresses_are_refused)
 	gerr_clear(&err);
 	j[2].spec.address = NULL; /* Talos: no address, no SSH */
 	cr_assert_eq(node_specs_check_addresses(&j[0].spec, 3, sizeof(j[0]), &err), 0);
+}
+
+Test(containerd, dropin_from_an_override_template_is_checked)
+{
+	char dir[] = "/tmp/gpuctl-tmpl-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char path[256];
+	snprintf(path, sizeof(path), "%s/containerd-dropin.toml.tmpl", dir);
+	FILE *f = fopen(path, "w");
+	/* an override that forgets the runtime's BinaryName */
+	fputs("version = 2\n[plugins.{{ .plugin | toml }}.containerd.runtimes.nvidia]\n  runtime_type = \"io.containerd.runc.v2\"\n", f);
+	fclose(f);
+	struct render_ctx rc = { .dir = dir };
+	char *d = NULL;
+	struct gerr err = GERR_INIT;
+	cr_assert_eq(containerd_dropin(&rc, 1, "/usr/bin/nvidia-container-runtime", 0, NULL, &d, &err), -1);
+	cr_assert_eq(err.code, GERR_INVALID);
+	cr_assert(strstr(err.msg, "containerd-dropin.toml.tmpl") && strstr(err.msg, "BinaryName"), "%s", err.msg);
+	gerr_clear(&err);
+	/* a good override is used */
+	f = fopen(path, "w");
+	fputs("# site policy\nversion = 2\n[plugins.{{ .plugin | toml }}.containerd.runtimes.nvidia]\n"
+	      "  runtime_type = \"io.containerd.runc.v2\"\n[plugins.{{ .plugin | toml }}.containerd.runtimes.nvidia.options]\n"
+	      "  BinaryName = {{ .binary_name | toml }}\n", f);
+	fclose(f);
+	cr_assert_eq(containerd_dropin(&rc, 1, "/usr/bin/nvidia-container-runtime", 0, NULL, &d, &err), 0, "%s", err.msg);
+	cr_assert(!strncmp(d, "# site policy\n", 14), "%s", d);
+	free(d);
+	unlink(path);
+	rmdir(dir);
 }
