@@ -60,6 +60,7 @@ struct report_row {
 	char *hint;        /* what to do, or NULL */
 	cJSON *details;    /* owned object of the command's own fields (probe, changes, error...), or NULL */
 	double seconds;    /* time it took (0: not measured) */
+	enum gerr_code code; /* a failed row's error code (GERR_OK otherwise): decides the exit status */
 };
 
 struct report {
@@ -100,6 +101,12 @@ void report_count(const struct report *r, size_t by_status[REPORT_STATUS_COUNT])
 void report_count_classes(const struct report *r, size_t by_class[4]);
 /* The number of items that failed (class REPORT_CLASS_FAIL). */
 size_t report_failed(const struct report *r);
+/* The exit status of a command from its report and the error that stopped
+ * it, if any (gpuctl(1), EXIT STATUS): that error decides (2 usage, 3 the
+ * cluster unreachable or refusing us, 1 otherwise); else 3 when a failed
+ * row was refused by the cluster (401/403), 1 when any row failed or the
+ * run was interrupted, 0 when all is done.  The one place that decides. */
+int report_exit_status(const struct report *r, const struct gerr *err);
 
 /* An error as the documents carry it: {reason, httpStatus (when from the
  * API), message, hint (when there is one)}.  New object. */

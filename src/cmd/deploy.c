@@ -188,6 +188,7 @@ static void job_row(const struct deploy *d, struct node_job *j)
 	if (j->failed)
 		cJSON_AddItemToObject(o, "error", report_error_json(&j->err));
 	report_row_details(&j->row, o);
+	j->row.code = j->failed ? j->err.code : GERR_OK;
 }
 
 static void job_done(void *ud, size_t i)
@@ -367,32 +368,26 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 	struct kube_client *kc = NULL;
 	if (!a.from_inventory && gctx_kube(g, &kc, &err) < 0) {
 		gctx_print_error(g, &err);
-		code = gerr_exit_code(&err);
+		code = report_exit_status(NULL, &err);
 		goto out;
 	}
 	report_set(&d.rep, "dryRun", cJSON_CreateString(dry_run_name(dry)));
 	d.rep.no_items = !run_nodes; /* "nodes": when the nodes phase ran */
-	if (run_nodes) {
-		if (phase_nodes(&d, kc, &t, &err) < 0) {
-			gctx_print_error(g, &err);
-			code = err.code == GERR_NOTFOUND ? 1 : gerr_exit_code(&err);
-			goto out;
-		}
-		if (report_failed(&d.rep))
-			code = 1;
-	}
-	if (run_rc && sig_interrupted()) {
-		code = 1; /* nothing new after an interrupt */
-	} else if (run_rc && phase_runtimeclass(g, kc, dry, &d.rep, &err) < 0) {
+	if (run_nodes && phase_nodes(&d, kc, &t, &err) < 0) {
 		gctx_print_error(g, &err);
-		code = code ? code : gerr_exit_code(&err);
-		gerr_clear(&err);
+		code = report_exit_status(NULL, &err);
+		goto out;
 	}
+	/* nothing new after an interrupt: the exit status says it */
+	if (run_rc && !sig_interrupted() && phase_runtimeclass(g, kc, dry, &d.rep, &err) < 0)
+		gctx_print_error(g, &err);
 	if (g->output)
 		report_print_doc(stdout, &d.rep, g->output);
+	code = report_exit_status(&d.rep, &err);
+	gerr_clear(&err);
 	if (out_finish(&err) < 0) {
 		gctx_print_error(g, &err);
-		code = 1;
+		code = code ? code : 1;
 	}
 	goto out;
 usage_error:

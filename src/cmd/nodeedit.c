@@ -38,7 +38,6 @@ int edit_report(struct gctx *g, const char *kind, const char *state_field, const
 	report_init(&rep, kind, prog ? prog + 1 : verb);
 	rep.changed_word = verb;
 	report_set(&rep, "dryRun", cJSON_CreateString(dry_run_name(dry)));
-	int access = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct buf line = BUF_INIT;
 		if (r[i].status == EDIT_CHANGED && dry != DRY_NONE)
@@ -52,9 +51,9 @@ int edit_report(struct gctx *g, const char *kind, const char *state_field, const
 			const char *m = r[i].err.msg ? r[i].err.msg : "";
 			buf_addf(&line, " %.*s", (int)strcspn(m, "\n"), m);
 		}
-		access |= r[i].status == EDIT_FAILED && gerr_is_cluster_access(&r[i].err);
 		struct report_row *row = report_add(&rep, r[i].node, rep.command, statuses[r[i].status], r[i].err.hint, "%s",
 						    line.len ? line.s + 1 : "");
+		row->code = r[i].status == EDIT_FAILED ? r[i].err.code : GERR_OK;
 		buf_release(&line);
 		cJSON *d = cJSON_CreateObject();
 		cJSON_AddItemToObject(d, "changes", r[i].changes ? cJSON_Duplicate(r[i].changes, 1) : cJSON_CreateArray());
@@ -64,7 +63,7 @@ int edit_report(struct gctx *g, const char *kind, const char *state_field, const
 			cJSON_AddItemToObject(d, "error", report_error_json(&r[i].err));
 		report_row_details(row, d);
 	}
-	size_t failed = report_failed(&rep);
+	int code = report_exit_status(&rep, NULL);
 	if (g->output) {
 		report_print_doc(stdout, &rep, g->output);
 	} else {
@@ -78,9 +77,7 @@ int edit_report(struct gctx *g, const char *kind, const char *state_field, const
 			}
 	}
 	report_release(&rep);
-	if (failed == 0)
-		return 0;
-	return access ? 3 : 1;
+	return code;
 }
 
 int edit_run(struct gctx *g, const struct node_target *t, edit_plan_fn plan, void *ud, enum dry_run dry,
@@ -94,7 +91,7 @@ int edit_run(struct gctx *g, const struct node_target *t, edit_plan_fn plan, voi
 	if (gctx_kube(g, &kc, &err) < 0 || nodes_resolve(kc, t, &nodes, &err) < 0 ||
 	    nodes_edit(kc, nodes, plan, ud, dry, &r, &n, &err) < 0) {
 		gctx_print_error(g, &err);
-		int code = err.code == GERR_NOTFOUND ? 1 : gerr_exit_code(&err);
+		int code = report_exit_status(NULL, &err);
 		gerr_clear(&err);
 		cJSON_Delete(nodes);
 		return code;

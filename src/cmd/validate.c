@@ -166,6 +166,7 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	struct gerr err = GERR_INIT;
 	char **rest;
 	int nrest, help, code = 0;
+	struct gerr stop = GERR_INIT;  /* what stopped the checks early (the cluster unreachable) */
 	struct node_target t = { 0 };
 	struct validate v = { .g = g, .a = &a };
 	struct check_report rep = { 0 };
@@ -213,7 +214,7 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 		const char *m = err.msg ? err.msg : "error";
 		check_add(&rep, "cluster.api", "cluster", CHECK_FAIL, NULL, "%.*s", (int)strcspn(m, "\n"), m);
 		gctx_print_error(g, &err);
-		code = gerr_exit_code(&err) ? gerr_exit_code(&err) : 1;
+		gerr_move(&stop, &err);
 		goto report;
 	}
 	if (nodes_resolve(kc, &t, &nodes, &err) < 0) {
@@ -221,7 +222,7 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 			const char *m = err.msg ? err.msg : "error";
 			check_add(&rep, "cluster.api", "cluster", CHECK_FAIL, NULL, "listing nodes: %.*s", (int)strcspn(m, "\n"), m);
 			gctx_print_error(g, &err);
-			code = gerr_exit_code(&err) ? gerr_exit_code(&err) : 1;
+			gerr_move(&stop, &err);
 			goto report;
 		}
 		/* no GPU nodes, or a named node missing: the API works, the platform does not */
@@ -229,7 +230,6 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 		check_add(&rep, "cluster.api", "cluster", CHECK_PASS, NULL, "Kubernetes %s", server_version);
 		check_add(&rep, "cluster.gpu-nodes", "cluster", CHECK_FAIL, err.hint, "%.*s", (int)strcspn(m, "\n"), m);
 		gerr_clear(&err);
-		code = 1;
 		goto report;
 	}
 	if (run_cluster)
@@ -258,11 +258,9 @@ run_nodes:
 			check_report_take(&rep, &v.jobs[i].rep);
 	}
 	sort_report(&rep, nodes);
-	size_t n[4];
-	check_report_count(&rep, n);
-	code = n[CHECK_FAIL] || sig_interrupted() ? 1 : 0;
 report:
 	check_report_rows(&rep, &out);
+	code = report_exit_status(&out, &stop);
 	if (junit && report_write_junit(junit, &out, &err) < 0) {
 		gctx_print_error(g, &err);
 		code = code ? code : 1;
@@ -287,6 +285,7 @@ report:
 usage_error:
 	code = gctx_usage_error(g, &err, usage, "validate");
 out:
+	gerr_clear(&stop);
 	for (size_t i = 0; i < v.n; i++) {
 		node_spec_release(&v.jobs[i].spec);
 		check_report_release(&v.jobs[i].rep);

@@ -5,6 +5,7 @@
 
 #include "gpuctl/buf.h"
 #include "gpuctl/report.h"
+#include "gpuctl/sig.h"
 #include "shape.h"
 
 static const char *const status_names[REPORT_STATUS_COUNT] = {
@@ -303,4 +304,19 @@ cJSON *report_error_json(const struct gerr *e)
 	if (e->hint)
 		cJSON_AddStringToObject(o, "hint", e->hint);
 	return o;
+}
+
+int report_exit_status(const struct report *r, const struct gerr *err)
+{
+	if (err && err->code != GERR_OK)
+		return gerr_exit_status(err, 0);
+	size_t failed = r ? report_failed(r) : 0;
+	int access = 0;
+	for (size_t i = 0; r && i < r->n; i++) {
+		struct gerr e = { .code = r->v[i].code };
+		access |= report_status_class(r->v[i].status) == REPORT_CLASS_FAIL && gerr_is_cluster_access(&e);
+	}
+	if (failed)
+		return access ? 3 : 1;
+	return sig_interrupted() ? 1 : 0;
 }

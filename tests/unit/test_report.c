@@ -569,3 +569,31 @@ Test(report, progress_line_on_a_terminal)
 	fclose(f);
 	close(m);
 }
+
+Test(report, exit_status_is_decided_in_one_place)
+{
+	struct report r;
+	report_init(&r, "NodeLabelResult", "label");
+	struct gerr usage = GERR_INIT, api = GERR_INIT;
+	cr_assert_eq(report_exit_status(&r, NULL), 0);
+	report_add(&r, "gpu-1", "label", REPORT_CHANGED, NULL, "accelerator=nvidia");
+	cr_assert_eq(report_exit_status(&r, NULL), 0);
+	struct report_row *f = report_add(&r, "gpu-2", "label", REPORT_FAILED, NULL, "conflict");
+	f->code = GERR_CONFLICT;
+	cr_assert_eq(report_exit_status(&r, NULL), 1, "a node failed");
+	struct report_row *x = report_add(&r, "gpu-3", "label", REPORT_FAILED, NULL, "forbidden");
+	x->code = GERR_FORBIDDEN;
+	cr_assert_eq(report_exit_status(&r, NULL), 3, "the cluster refused us");
+	gerr_set(&usage, GERR_USAGE, "bad flag");
+	cr_assert_eq(report_exit_status(&r, &usage), 2, "the error that stopped the command decides");
+	gerr_set(&api, GERR_CONN, "cannot connect");
+	cr_assert_eq(report_exit_status(NULL, &api), 3);
+	struct report ok;
+	report_init(&ok, "DeployResult", "deploy");
+	report_add(&ok, "gpu-1", "containerd", REPORT_ROLLBACK_FAILED, NULL, "ROLLBACK FAILED")->code = GERR_SSH_CONN;
+	cr_assert_eq(report_exit_status(&ok, NULL), 1, "a node that cannot be reached is not the cluster refusing us");
+	gerr_clear(&usage);
+	gerr_clear(&api);
+	report_release(&r);
+	report_release(&ok);
+}
