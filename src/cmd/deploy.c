@@ -332,6 +332,7 @@ struct cluster {
 	int run_plugin, run_gfd, run_dcgm;
 	int operator_mode;        /* a ClusterPolicy exists, or --operator */
 	cJSON *policy;            /* the ClusterPolicy (operator mode), owned */
+	int policy_forbidden;     /* ClusterPolicies could not be listed: reported with the other permissions */
 	cJSON *objects;           /* the document's objects[] */
 	struct report *rep;
 	size_t failed;
@@ -371,6 +372,7 @@ static const char *doc_ns(const cJSON *d)
 /* The objects of the selected cluster phases (runtimeclass not included). */
 static int cluster_docs(struct cluster *c, struct gerr *err)
 {
+	cJSON_Delete(c->docs); /* again once operator mode is known */
 	c->docs = cJSON_CreateArray();
 	if (c->run_plugin && !c->operator_mode && deploy_phase_objects(c->so, c->values, "plugin", c->docs, err) < 0)
 		return gerr_prefix(err, "plugin");
@@ -443,6 +445,8 @@ static int preflight_access(struct cluster *c, const cJSON *extra_doc, struct ge
 	}
 	if (c->operator_mode)
 		access_add(&v, &n, writes ? "patch" : "get", "nvidia.com", "clusterpolicies", NULL);
+	if (c->policy_forbidden)
+		access_add(&v, &n, "list", "nvidia.com", "clusterpolicies", NULL);
 	if (c->run_plugin && !c->operator_mode)
 		access_add(&v, &n, "list", "apps", "daemonsets", NULL);
 	if (c->dry == DRY_NONE && !c->diff)
@@ -611,7 +615,10 @@ static int find_policy(struct cluster *c, int forced, struct gerr *err)
 	cJSON *items = NULL;
 	struct gerr e = GERR_INIT;
 	if (kube_list(c->kc, "/apis/nvidia.com/v1/clusterpolicies", NULL, &items, NULL, &e) < 0) {
-		if (e.code != GERR_NOTFOUND) { /* 404: the CRD is not installed */
+		if (e.code == GERR_FORBIDDEN && !forced) {
+			/* one error lists every missing permission (preflight_access) */
+			c->policy_forbidden = 1;
+		} else if (e.code != GERR_NOTFOUND) { /* 404: the CRD is not installed */
 			gerr_move(err, &e);
 			return gerr_prefix(err, "list clusterpolicies");
 		}

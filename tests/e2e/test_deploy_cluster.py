@@ -169,3 +169,10 @@ def test_operator_mode_patches_the_cluster_policy(dk):
     assert dk.kubectl("get", "daemonset", "-n", NS, "nvidia-device-plugin", check=False).returncode != 0
     doc, objs, _ = deploy_json(dk, "--operator")
     assert objs[("ClusterPolicy", "cluster-policy")]["result"] == "unchanged"
+
+
+def test_missing_permissions_are_listed_in_one_error(dk):
+    p = dk.gpuctl("--context", "reader", "deploy", "--skip", "nodes", check=3)
+    assert "create daemonsets.apps in namespace nvidia-device-plugin" in p.stderr, p.stderr
+    assert "create clusterroles.rbac.authorization.k8s.io" in p.stderr and "nothing was changed" in p.stderr
+    assert dk.kubectl("get", "namespace", NS, check=False).returncode != 0
