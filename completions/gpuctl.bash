@@ -22,10 +22,12 @@ _gpuctl_node_opts="-l --selector --all --overwrite --dry-run --dry-run="
 # deploy: its options, and those of them that take a value.
 _gpuctl_deploy_opts="-l --selector --only --skip --inventory --ssh-user -i --identity --ssh-port
 	--ssh-timeout --ssh-accept-new -J --ssh-jump --known-hosts --parallel --default-runtime --min-driver
-	--from-inventory --restart-command --check-command --dry-run --dry-run="
+	--from-inventory --restart-command --check-command --with --plugin-version --registry --operator --timeout
+	--render --diff --dry-run --dry-run="
 _gpuctl_deploy_arg_opts="--only --skip --inventory --ssh-user -i --identity --ssh-port --ssh-timeout
-	-J --ssh-jump --known-hosts --parallel --min-driver --restart-command --check-command"
-_gpuctl_deploy_phases=$'nodes\nruntimeclass'
+	-J --ssh-jump --known-hosts --parallel --min-driver --restart-command --check-command --with --plugin-version
+	--registry --timeout"
+_gpuctl_deploy_phases=$'nodes\nruntimeclass\nplugin\ngfd\ndcgm-exporter'
 # validate: its options, and those of them that take a value.
 _gpuctl_validate_opts="-l --selector --only --skip --junit --list --inventory --ssh-user -i --identity
 	--ssh-port --ssh-timeout --ssh-accept-new -J --ssh-jump --known-hosts --parallel --min-driver --from-inventory"

@@ -14,7 +14,8 @@ set -g __gpuctl_arg_opts --kubeconfig --context --cluster --user -n --namespace 
 set -g __gpuctl_conn_opts --kubeconfig --context --cluster --user -n --namespace -s --server --token
 # deploy's options that take a value in the next word.
 set -g __gpuctl_deploy_arg_opts --only --skip --inventory --ssh-user -i --identity --ssh-port \
-    --ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver --restart-command --check-command
+    --ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver --restart-command --check-command \
+    --with --plugin-version --registry --timeout
 # validate's options that take a value in the next word.
 set -g __gpuctl_validate_arg_opts --only --skip --junit --inventory --ssh-user -i --identity --ssh-port \
     --ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver
@@ -197,8 +198,8 @@ complete -c gpuctl -n $lt -l dry-run -f -a 'none client server' -d 'client: send
 # deploy
 set -l d '__gpuctl_using deploy'
 complete -c gpuctl -n $d -s l -l selector -x -d 'the nodes matching this label selector'
-complete -c gpuctl -n $d -l only -x -a 'nodes\t"prepare the nodes over SSH" runtimeclass\t"create the RuntimeClass nvidia"' -d 'run only this phase (repeatable)'
-complete -c gpuctl -n $d -l skip -x -a 'nodes\t"prepare the nodes over SSH" runtimeclass\t"create the RuntimeClass nvidia"' -d 'skip this phase (repeatable)'
+complete -c gpuctl -n $d -l only -x -a 'nodes\t"prepare the nodes over SSH" runtimeclass\t"create the RuntimeClass nvidia" plugin\t"the NVIDIA device plugin" gfd\t"gpu-feature-discovery" dcgm-exporter\t"the DCGM exporter"' -d 'run only this phase (repeatable)'
+complete -c gpuctl -n $d -l skip -x -a 'nodes\t"prepare the nodes over SSH" runtimeclass\t"create the RuntimeClass nvidia" plugin\t"the NVIDIA device plugin" gfd\t"gpu-feature-discovery" dcgm-exporter\t"the DCGM exporter"' -d 'skip this phase (repeatable)'
 complete -c gpuctl -n $d -l inventory -r -F -d 'how to reach nodes (gpuctl-inventory(5))'
 complete -c gpuctl -n $d -l ssh-user -x -d 'SSH user (default root; others use sudo -n)'
 complete -c gpuctl -n $d -s i -l identity -r -F -d 'SSH private key'
@@ -213,6 +214,13 @@ complete -c gpuctl -n $d -l min-driver -x -d 'oldest acceptable NVIDIA driver (d
 complete -c gpuctl -n $d -l from-inventory -d 'take the nodes from the inventory, not the cluster (with --only nodes)'
 complete -c gpuctl -n $d -l restart-command -x -d 'how to restart containerd'
 complete -c gpuctl -n $d -l check-command -x -d 'how to check containerd runs'
+complete -c gpuctl -n $d -l with -x -a 'gfd dcgm-exporter gfd,dcgm-exporter' -d 'also deploy GFD and/or the DCGM exporter'
+complete -c gpuctl -n $d -l plugin-version -x -a 'v0.19.3 v0.17.2' -d 'the device plugin version'
+complete -c gpuctl -n $d -l registry -x -d 'pull every image from this registry (a mirror)'
+complete -c gpuctl -n $d -l operator -d "configure the GPU Operator's device plugin, deploy none"
+complete -c gpuctl -n $d -l timeout -x -d 'how long to wait for the DaemonSets (default 5m)'
+complete -c gpuctl -n $d -l render -d "print the cluster phases' objects as YAML; contact nothing"
+complete -c gpuctl -n $d -l diff -d 'show what would change in the cluster; change nothing'
 complete -c gpuctl -n $d -l dry-run -f -a 'none client server' -d 'probe and show what would change; change nothing'
 
 # validate

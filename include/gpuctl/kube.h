@@ -208,6 +208,19 @@ struct kube_watch_opts {
 int kube_watch(struct kube_client *c, const char *path, const struct kube_watch_opts *wo,
 	       kube_watch_fn fn, void *ud, struct gerr *err);
 
+/* May the caller do this?  (SelfSubjectAccessReview, as `kubectl auth can-i`.)
+ * group "" is the core group; ns NULL for cluster-scoped resources or all
+ * namespaces; name NULL for any.  allowed is the server's answer. */
+struct kube_access {
+	const char *verb, *group, *resource, *ns, *name;
+	int allowed; /* result */
+};
+int kube_can_i(struct kube_client *c, const char *verb, const char *group, const char *resource, const char *ns,
+	       int *allowed, struct gerr *err);
+/* Ask for every entry of a at once (concurrently); -1 with err from the first
+ * review that failed (the others are still filled). */
+int kube_can_i_many(struct kube_client *c, struct kube_access *a, size_t n, struct gerr *err);
+
 /* Version of the server (GET /version), e.g. "v1.36.3". */
 int kube_server_version(struct kube_client *c, char **out, struct gerr *err);
 

@@ -1,0 +1,178 @@
+"""gpuctl deploy's cluster phases (plugin, gfd, dcgm-exporter) against the local
+control plane: objects created by server-side apply on the kwok GPU nodes (kwok
+marks DaemonSet pods Running, so the wait completes), a second run that writes
+nothing, --render accepted by the server, --diff, --dry-run, a foreign device
+plugin refused, and the GPU Operator mode against the real ClusterPolicy CRD.
+The node phase (SSH) is skipped here: tests/e2e/test_deploy.py covers it."""
+import json
+import os
+import time
+
+import pytest
+
+from conftest import ROOT
+
+NS = "nvidia-device-plugin"
+CRD = os.path.join(ROOT, "tests/fixtures/crds/nvidia.com_clusterpolicies.yaml")
+CLUSTER_OBJECTS = [("clusterrole", "nvidia-device-plugin-role"),
+                   ("clusterrolebinding", "nvidia-device-plugin-role-binding"),
+                   ("clusterrole", "gpu-feature-discovery"),
+                   ("clusterrolebinding", "gpu-feature-discovery")]
+
+
+def _cleanup(k):
+    k.kubectl("delete", "namespace", NS, "gpu-operator", "foreign-dp", "--ignore-not-found", "--wait=true",
+              "--timeout=60s", check=False)
+    for kind, name in CLUSTER_OBJECTS:
+        k.kubectl("delete", kind, name, "--ignore-not-found", check=False)
+    k.kubectl("delete", "clusterpolicies.nvidia.com", "--all", "--ignore-not-found", check=False)
+    k.kubectl("delete", "-f", CRD, "--ignore-not-found", check=False)
+
+
+@pytest.fixture
+def dk(k8s):
+    _cleanup(k8s)
+    # the DaemonSets select GPU nodes by label: label them as gpuctl label would
+    k8s.kubectl("label", "nodes", "gpu-node-1", "gpu-node-2", "gpu-node-3", "accelerator=nvidia", "--overwrite")
+    yield k8s
+    _cleanup(k8s)
+
+
+def deploy(k, *args, check=0, timeout=180):
+    return k.gpuctl("deploy", "--skip", "nodes", *args, check=check, timeout=timeout)
+
+
+def deploy_json(k, *args, check=0):
+    p = deploy(k, *args, "-o", "json", check=check)
+    doc = json.loads(p.stdout)
+    return doc, {(o["kind"], o["name"]): o for o in doc.get("objects", [])}, p
+
+
+def rvs(k):
+    out = {}
+    for kind in ("daemonset", "configmap", "serviceaccount", "service"):
+        items = json.loads(k.kubectl("get", kind, "-n", NS, "-o", "json").stdout)["items"]
+        out.update({(kind, i["metadata"]["name"]): i["metadata"]["resourceVersion"] for i in items})
+    for kind, name in CLUSTER_OBJECTS:
+        p = k.kubectl("get", kind, name, "-o", "jsonpath={.metadata.resourceVersion}", check=False)
+        if p.returncode == 0:
+            out[(kind, name)] = p.stdout
+    return out
+
+
+def test_deploys_from_nothing_and_waits_until_ready(dk):
+    doc, objs, p = deploy_json(dk, "--with", "gfd,dcgm-exporter", "--timeout", "2m")
+    assert doc["kind"] == "DeployResult" and "nodes" not in doc
+    for key in [("Namespace", NS), ("ServiceAccount", "nvidia-device-plugin-service-account"),
+                ("ClusterRole", "nvidia-device-plugin-role"), ("ClusterRoleBinding", "nvidia-device-plugin-role-binding"),
+                ("ConfigMap", "nvidia-device-plugin-configs"), ("DaemonSet", "nvidia-device-plugin"),
+                ("DaemonSet", "gpu-feature-discovery"), ("DaemonSet", "dcgm-exporter"), ("Service", "dcgm-exporter")]:
+        assert objs[key]["result"] == "created", (key, objs.get(key))
+    for name in ("nvidia-device-plugin", "gpu-feature-discovery", "dcgm-exporter"):
+        assert objs[("DaemonSet", name)]["ready"] is True
+    ds = json.loads(dk.kubectl("get", "daemonset", "-n", NS, "nvidia-device-plugin", "-o", "json").stdout)
+    assert ds["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "gpuctl"
+    spec = ds["spec"]["template"]["spec"]
+    assert spec["runtimeClassName"] == "nvidia"
+    assert [c["image"] for c in spec["containers"]] == ["nvcr.io/nvidia/k8s-device-plugin:v0.19.3"] * 2
+    assert ds["status"]["desiredNumberScheduled"] >= 3, ds["status"]
+    managers = {m["manager"] for m in ds["metadata"]["managedFields"]}
+    assert "gpuctl" in managers
+    cm = json.loads(dk.kubectl("get", "configmap", "-n", NS, "nvidia-device-plugin-configs", "-o", "json").stdout)
+    assert list(cm["data"]) == ["any"]
+
+
+def test_second_run_changes_nothing_and_says_so(dk):
+    deploy(dk, "--with", "gfd,dcgm-exporter")
+    before = rvs(dk)
+    doc, objs, _ = deploy_json(dk, "--with", "gfd,dcgm-exporter")
+    assert {o["result"] for o in objs.values()} == {"unchanged"}, objs
+    assert rvs(dk) == before, "a second run wrote to the cluster"
+    p = deploy(dk, "--with", "gfd,dcgm-exporter")
+    assert "created" not in p.stdout and "changed" not in p.stdout.replace("unchanged", "")
+    assert "daemonset/nvidia-device-plugin  unchanged" in p.stdout
+
+
+def test_render_is_yaml_only_and_accepted_by_the_server(dk):
+    p = dk.gpuctl("deploy", "--render", "--with", "gfd,dcgm-exporter", check=0)
+    assert p.stdout.startswith("---\n") and p.stderr == ""
+    again = dk.gpuctl("deploy", "--render", "--with", "gfd,dcgm-exporter", check=0)
+    assert again.stdout == p.stdout, "--render is byte-stable"
+    # the namespace must exist for a server dry run of what is in it
+    dk.kubectl("create", "namespace", NS)
+    a = dk.kubectl("apply", "--dry-run=server", "-f", "-", input=p.stdout)
+    assert "daemonset.apps/nvidia-device-plugin created (server dry run)" in a.stdout, a.stdout
+    # --render contacts nothing: an unreachable server does not matter
+    p = dk.gpuctl("deploy", "--render", "--server", "https://127.0.0.1:1", check=0)
+    assert "kind: DaemonSet" in p.stdout
+
+
+def test_registry_rewrites_every_image(dk):
+    p = dk.gpuctl("deploy", "--render", "--with", "gfd,dcgm-exporter", "--registry", "mirror.local:5000/nv", check=0)
+    images = [l.split("image:", 1)[1].strip() for l in p.stdout.splitlines() if "image:" in l]
+    assert images and all(i.startswith("mirror.local:5000/nv/") for i in images), images
+
+
+def test_diff_after_a_change(dk):
+    deploy(dk)
+    dk.kubectl("patch", "daemonset", "-n", NS, "nvidia-device-plugin", "--type=json", "-p",
+               json.dumps([{"op": "replace", "path": "/spec/template/spec/priorityClassName",
+                            "value": "system-cluster-critical"}]))
+    before = rvs(dk)
+    p = deploy(dk, "--diff")
+    assert "DaemonSet nvidia-device-plugin/nvidia-device-plugin: would change" in p.stdout, p.stdout
+    assert "priorityClassName" in p.stdout and "system-node-critical" in p.stdout
+    assert rvs(dk) == before, "--diff changed the cluster"
+    doc, objs, _ = deploy_json(dk)
+    assert objs[("DaemonSet", "nvidia-device-plugin")]["result"] == "configured"
+
+
+def test_dry_run_creates_nothing(dk):
+    for mode in ("client", "server"):
+        doc, objs, _ = deploy_json(dk, "--dry-run=" + mode)
+        assert doc["dryRun"] == mode
+        assert objs[("DaemonSet", "nvidia-device-plugin")]["result"] == "created"
+        assert dk.kubectl("get", "namespace", NS, check=False).returncode != 0, "a dry run created the namespace"
+
+
+def test_foreign_device_plugin_is_refused(dk):
+    dk.kubectl("create", "namespace", "foreign-dp")
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet",
+          "metadata": {"name": "nvidia-device-plugin-daemonset", "namespace": "foreign-dp"},
+          "spec": {"selector": {"matchLabels": {"name": "ndp"}},
+                   "template": {"metadata": {"labels": {"name": "ndp"}},
+                                "spec": {"containers": [{"name": "nvidia-device-plugin-ctr",
+                                                         "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.2"}]}}}}
+    dk.kubectl("apply", "-f", "-", input=json.dumps(ds))
+    p = deploy(dk, check=1)
+    assert "foreign-dp/nvidia-device-plugin-daemonset" in p.stderr and "second one" in p.stderr, p.stderr
+    assert dk.kubectl("get", "namespace", NS, check=False).returncode != 0, "something was created"
+
+
+def test_operator_mode_patches_the_cluster_policy(dk):
+    dk.kubectl("apply", "-f", CRD)
+    dk.kubectl("wait", "--for=condition=Established", "crd/clusterpolicies.nvidia.com", "--timeout=60s")
+    dk.kubectl("create", "namespace", "gpu-operator")
+    policy = {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": "cluster-policy"},
+              "spec": {"devicePlugin": {"enabled": True}}}
+    for _ in range(20):  # the CRD's API may take a moment to serve
+        if dk.kubectl("apply", "-f", "-", input=json.dumps(policy), check=False).returncode == 0:
+            break
+        time.sleep(0.5)
+    doc, objs, p = deploy_json(dk)
+    cp = objs[("ClusterPolicy", "cluster-policy")]
+    assert cp["result"] == "configured", cp
+    got = json.loads(dk.kubectl("get", "clusterpolicy", "cluster-policy", "-o", "json").stdout)
+    assert got["spec"]["devicePlugin"]["config"] == {"name": "nvidia-device-plugin-configs", "default": "any"}
+    assert objs[("ConfigMap", "nvidia-device-plugin-configs")]["namespace"] == "gpu-operator"
+    assert ("DaemonSet", "nvidia-device-plugin") not in objs, "no plugin of gpuctl's own beside the operator's"
+    assert dk.kubectl("get", "daemonset", "-n", NS, "nvidia-device-plugin", check=False).returncode != 0
+    doc, objs, _ = deploy_json(dk, "--operator")
+    assert objs[("ClusterPolicy", "cluster-policy")]["result"] == "unchanged"
+
+
+def test_missing_permissions_are_listed_in_one_error(dk):
+    p = dk.gpuctl("--context", "reader", "deploy", "--skip", "nodes", check=3)
+    assert "create daemonsets.apps in namespace nvidia-device-plugin" in p.stderr, p.stderr
+    assert "create clusterroles.rbac.authorization.k8s.io" in p.stderr and "nothing was changed" in p.stderr
+    assert dk.kubectl("get", "namespace", NS, check=False).returncode != 0
