@@ -117,6 +117,8 @@ static void job_run(void *ud, size_t i)
 	struct gerr why = GERR_INIT;
 	if (!node_ready_for_runtime(&j->probe, &why)) {
 		gerr_set(&j->err, GERR_CONFIG, "node %s is not ready for the nvidia runtime: %s", j->spec.name, why.msg);
+		if (why.hint)
+			gerr_hint(&j->err, "%s", why.hint);
 		gerr_clear(&why);
 		j->failed = 1;
 		ssh_close(c);

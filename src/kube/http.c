@@ -814,8 +814,7 @@ int kube_do(struct kube_client *c, struct kube_call *call, struct gerr *err)
 {
 	kube_do_many(c, call, 1, 1);
 	if (call->err.code != GERR_OK) {
-		gerr_set(err, call->err.code, "%s", call->err.msg);
-		err->http_status = call->err.http_status;
+		gerr_copy(err, &call->err); /* message, hint and status */
 		return -1;
 	}
 	return 0;
@@ -832,8 +831,7 @@ int kube_stream(struct kube_client *c, struct kube_call *call, kube_line_fn fn, 
 	/* a stream that ends at its server-side timeout is a normal end */
 	int rc = 0;
 	if (call->err.code != GERR_OK) {
-		gerr_set(err, call->err.code, "%s", call->err.msg);
-		err->http_status = call->err.http_status;
+		gerr_copy(err, &call->err); /* message, hint and status */
 		rc = -1;
 	} else if (!x.stopped && call->text.len > x.line_off && call->status / 100 == 2) {
 		/* a last line without newline */

@@ -116,8 +116,12 @@ def test_accept_new_adds_unknown_host_key(r):
     kh = os.path.join(r.tmp, "known_hosts")
     with open(r.env["GPUCTL_RIG_KNOWN_HOSTS"]) as src, open(kh, "w") as dst:
         dst.write(src.read())
+    before = open(kh).read()
     r.deploy("--known-hosts", kh, "--ssh-accept-new", "--only", "nodes", "fault-unknown-hostkey", check=0)
-    assert "10.77.0.203" in open(kh).read()
+    added = open(kh).read()[len(before):]
+    # the new entry is hashed, as OpenSSH's HashKnownHosts writes it, and OpenSSH finds it
+    assert added.startswith("|1|") and "10.77.0.203" not in added, added
+    assert subprocess.run(["ssh-keygen", "-F", "10.77.0.203", "-f", kh], capture_output=True).returncode == 0
     r.deploy("--known-hosts", kh, "--only", "nodes", "fault-unknown-hostkey", check=0)
 
 
