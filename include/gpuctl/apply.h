@@ -35,6 +35,12 @@ extern const struct kube_kind kube_owned_kinds[];
 /* The object's path: /apis/apps/v1/namespaces/NS/daemonsets/NAME (new string). */
 char *kube_object_path(const struct kube_kind *k, const cJSON *obj);
 
+/* Does obj carry gpuctl's managed-by label? */
+int apply_is_owned(const cJSON *obj);
+/* The live object for the manifest doc (a new tree); GERR_NOTFOUND when
+ * there is none. */
+int apply_get_live(struct kube_client *kc, const cJSON *doc, cJSON **live, struct gerr *err);
+
 /* Does `have` (an object as the server returns it) already hold everything
  * `want` says?  Objects: every key of want equal in have (have may hold more:
  * defaults, status, metadata the server adds); arrays: the same length and

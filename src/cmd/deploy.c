@@ -16,6 +16,7 @@
 #include "gpuctl/buf.h"
 #include "gpuctl/apply.h"
 #include "gpuctl/fanout.h"
+#include "gpuctl/gpustack.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/node.h"
 #include "gpuctl/out.h"
@@ -524,8 +525,9 @@ static int node_tainted(const cJSON *node)
 static int preflight_nodes(struct cluster *c, int *advertised, struct gerr *err)
 {
 	cJSON *nodes = NULL;
-	if (kube_list(c->kc, "/api/v1/nodes", NULL, &nodes, NULL, err) < 0)
-		return gerr_prefix(err, "list nodes");
+	const struct node_target every = { .all = 1 };
+	if (nodes_resolve(c->kc, &every, &nodes, err) < 0)
+		return -1;
 	struct buf unlabelled = BUF_INIT, untainted = BUF_INIT;
 	size_t gpus = 0;
 	const cJSON *n;
@@ -565,87 +567,38 @@ static int preflight_nodes(struct cluster *c, int *advertised, struct gerr *err)
 	return 0;
 }
 
-static int is_ours(const cJSON *obj)
-{
-	const char *v = json_str(json_get2(obj, "metadata", "labels"), GPUCTL_MANAGED_BY_KEY);
-	return v && !strcmp(v, GPUCTL_MANAGED_BY_VALUE);
-}
-
-/* Does a container run the device plugin itself (not GFD, the config-manager
- * or the MPS daemon, which share its image)? */
-static int runs_plugin(const cJSON *ctr)
-{
-	const char *img = json_str(ctr, "image");
-	if (!img || !strstr(img, "k8s-device-plugin"))
-		return 0;
-	static const char *const others[] = { "gpu-feature-discovery", "config-manager", "mps-control-daemon" };
-	const char *lists[] = { "command", "args" };
-	for (int l = 0; l < 2; l++) {
-		const cJSON *a;
-		cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(ctr, lists[l]))
-			for (size_t i = 0; i < 3; i++)
-				if (cJSON_IsString(a) && strstr(a->valuestring, others[i]))
-					return 0;
-	}
-	return 1;
-}
-
 /* Refuse a second device plugin: a DaemonSet gpuctl did not create runs one. */
 static int preflight_foreign(struct cluster *c, struct gerr *err)
 {
-	cJSON *items = NULL;
-	if (kube_list(c->kc, "/apis/apps/v1/daemonsets", NULL, &items, NULL, err) < 0)
-		return gerr_prefix(err, "list daemonsets");
-	struct buf found = BUF_INIT;
-	const char *img = NULL;
-	const cJSON *ds;
-	cJSON_ArrayForEach(ds, items) {
-		if (is_ours(ds))
-			continue;
-		const cJSON *ctr;
-		cJSON_ArrayForEach(ctr, json_get2(json_get2(ds, "spec", "template"), "spec", "containers"))
-			if (runs_plugin(ctr)) {
-				buf_addf(&found, "%s%s/%s", found.len ? ", " : "", doc_ns(ds) ? doc_ns(ds) : "", doc_name(ds));
-				if (!img)
-					img = json_str(ctr, "image");
-				break;
-			}
-	}
+	char *found = NULL, *img = NULL;
+	if (gpustack_foreign_plugins(c->kc, &found, &img, err) < 0)
+		return -1;
 	int rc = 0;
-	if (found.len) {
+	if (found) {
 		gerr_set(err, GERR_CONFLICT,
 			 "a device plugin gpuctl did not deploy already runs (daemonset %s, image %s) and nodes advertise "
 			 "nvidia.com/gpu: a second one would register the same resource; nothing was changed",
-			 found.s, img ? img : "?");
+			 found, img ? img : "?");
 		gerr_hint(err, "keep it and leave gpuctl's out (--skip plugin), or delete it (kubectl -n NAMESPACE delete "
 			       "daemonset NAME) and run gpuctl deploy again");
 		rc = -1;
 	}
-	buf_release(&found);
-	cJSON_Delete(items);
+	free(found);
+	free(img);
 	return rc;
 }
 
 /* The GPU Operator: its ClusterPolicy, when the CRD is there and one exists. */
 static int find_policy(struct cluster *c, int forced, struct gerr *err)
 {
-	cJSON *items = NULL;
-	struct gerr e = GERR_INIT;
-	if (kube_list(c->kc, "/apis/nvidia.com/v1/clusterpolicies", NULL, &items, NULL, &e) < 0) {
-		if (e.code == GERR_FORBIDDEN && !forced) {
-			/* one error lists every missing permission (preflight_access) */
-			c->policy_forbidden = 1;
-		} else if (e.code != GERR_NOTFOUND) { /* 404: the CRD is not installed */
-			gerr_move(err, &e);
-			return gerr_prefix(err, "list clusterpolicies");
-		}
-		gerr_clear(&e);
-	}
-	if (cJSON_GetArraySize(items) > 0) {
-		c->policy = cJSON_DetachItemFromArray(items, 0);
-		c->operator_mode = 1;
-	}
-	cJSON_Delete(items);
+	int forbidden = 0;
+	if (gpustack_cluster_policy(c->kc, &c->policy, &forbidden, err) < 0)
+		return -1;
+	/* one error lists every missing permission (preflight_access) */
+	c->policy_forbidden = forbidden && !forced;
+	if (forbidden && forced)
+		return gerr_set(err, GERR_FORBIDDEN, "--operator: listing clusterpolicies (nvidia.com/v1) is forbidden");
+	c->operator_mode = c->policy != NULL;
 	if (forced && !c->policy) {
 		gerr_set(err, GERR_NOTFOUND, "--operator: the cluster has no ClusterPolicy (nvidia.com/v1)");
 		gerr_hint(err, "install the GPU Operator first, or deploy gpuctl's own device plugin without --operator");
@@ -756,17 +709,15 @@ static void keep_configmap(struct cluster *c, cJSON *docs)
 	}
 	if (!d)
 		return;
-	char *path = kube_path("v1", doc_ns(d), "configmaps", doc_name(d));
 	cJSON *have = NULL;
 	struct gerr e = GERR_INIT;
-	if (kube_get(c->kc, path, &have, &e) == 0 && is_ours(have)) {
+	if (apply_get_live(c->kc, d, &have, &e) == 0 && apply_is_owned(have)) {
 		object_result(c, "ConfigMap", doc_ns(d), doc_name(d), APPLY_UNCHANGED, NULL, NULL,
 			      "exists: its configurations are left as they are (gpuctl slice changes them)");
 		cJSON_DeleteItemFromArray(docs, i);
 	}
 	gerr_clear(&e);
 	cJSON_Delete(have);
-	free(path);
 }
 
 static int apply_cluster_objects(struct cluster *c)
@@ -894,12 +845,8 @@ static int operator_configure(struct cluster *c)
 		json_diff(c->policy, want, NULL, &diff, 8);
 		st = APPLY_CONFIGURED;
 		if (c->dry != DRY_CLIENT) {
-			char *path = kube_path("nvidia.com/v1", NULL, "clusterpolicies", pname);
-			char *body = cJSON_PrintUnformatted(want);
-			if (kube_patch(c->kc, path, KUBE_PATCH_MERGE, body, c->dry == DRY_SERVER, 0, NULL, &e) < 0)
+			if (gpustack_policy_patch(c->kc, pname, want, c->dry == DRY_SERVER, &e) < 0)
 				st = APPLY_FAILED;
-			free(body);
-			free(path);
 		}
 	}
 	if (c->diff && !c->g->output && st != APPLY_UNCHANGED) {

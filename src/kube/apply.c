@@ -188,10 +188,21 @@ static cJSON *owned_copy(const cJSON *doc, const char *owner)
 	return o;
 }
 
-static int is_owned(const cJSON *obj)
+int apply_is_owned(const cJSON *obj)
 {
 	const char *v = json_str(json_get2(obj, "metadata", "labels"), GPUCTL_MANAGED_BY_KEY);
 	return v && !strcmp(v, GPUCTL_MANAGED_BY_VALUE);
+}
+
+int apply_get_live(struct kube_client *kc, const cJSON *doc, cJSON **live, struct gerr *err)
+{
+	const struct kube_kind *k = kube_kind_of(doc, err);
+	if (!k)
+		return -1;
+	char *path = kube_object_path(k, doc);
+	int rc = kube_get(kc, path, live, err);
+	free(path);
+	return rc;
 }
 
 /* want without gpuctl's own labels: what a foreign object must hold to count as already done */
@@ -268,7 +279,7 @@ size_t apply_objects(struct kube_client *kc, const cJSON *docs, const struct app
 			x->status = APPLY_CREATED;
 		} else if (json_contains(have, want[i])) {
 			x->status = APPLY_UNCHANGED;
-		} else if (!is_owned(have)) {
+		} else if (!apply_is_owned(have)) {
 			cJSON *bare = without_our_labels(want[i]);
 			int done = json_contains(have, bare);
 			if (!done)
@@ -456,7 +467,7 @@ size_t apply_delete_owned(struct kube_client *kc, const char *owner, enum dry_ru
 			free(path);
 			const cJSON *it;
 			cJSON_ArrayForEach(it, items) {
-				if (!is_owned(it))
+				if (!apply_is_owned(it))
 					continue; /* never trust the selector alone */
 				r = xrealloc(r, (n + 1) * sizeof(*r));
 				memset(&r[n], 0, sizeof(*r));

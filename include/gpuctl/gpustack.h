@@ -1,0 +1,34 @@
+/* gpustack.h - what is already there of an NVIDIA GPU stack in a cluster:
+ * device plugins gpuctl did not deploy, and the GPU Operator's ClusterPolicy
+ * (whose devicePlugin.config gpuctl sets in operator mode).  Reads are one
+ * LIST each; nothing here prints. */
+#ifndef GPUCTL_GPUSTACK_H
+#define GPUCTL_GPUSTACK_H
+
+#include <cjson/cJSON.h>
+
+#include "gpuctl/err.h"
+
+struct kube_client;
+
+/* Does a container run the device plugin itself (its image is
+ * k8s-device-plugin and it is not GFD, the config-manager or the MPS daemon,
+ * which share that image)? */
+int gpustack_runs_plugin(const cJSON *container);
+
+/* DaemonSets in any namespace, not created by gpuctl, that run the device
+ * plugin: *names ("ns/name, ns/name", new) and *image (the first one's
+ * image, new) are set when there is one, else NULL. */
+int gpustack_foreign_plugins(struct kube_client *kc, char **names, char **image, struct gerr *err);
+
+/* The GPU Operator's ClusterPolicy: *policy is the first one (new) or NULL
+ * when the CRD is not installed or none exists; listing it forbidden sets
+ * *forbidden (no error) so that the caller can name every missing permission
+ * at once. */
+int gpustack_cluster_policy(struct kube_client *kc, cJSON **policy, int *forbidden, struct gerr *err);
+
+/* Merge-patch the ClusterPolicy name (server dry run with dry_server). */
+int gpustack_policy_patch(struct kube_client *kc, const char *name, const cJSON *patch, int dry_server,
+			  struct gerr *err);
+
+#endif
