@@ -77,12 +77,16 @@ struct probe_result {
 	char *config_path;
 	char *os;
 	cJSON *problems;             /* array of strings: what is wrong on this node */
+	char *smi_error;             /* nvidia-smi's failure ("Failed to initialize NVML: ..."), or NULL */
 };
 
 /* Run the read-only probes on a connected node. Problems found (old driver,
  * missing module) go to r->problems; -1 only when the node cannot be probed. */
 int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *r, struct gerr *err);
 void probe_result_release(struct probe_result *r);
+/* The probe's output (sections "@@gpuctl:NAME") into r: pure, for tests.
+ * driver_ok needs a version >= min_driver AND a working nvidia-smi. */
+void probe_parse(const char *out, const char *min_driver, struct probe_result *r);
 cJSON *probe_result_json(const struct probe_result *r);
 /* containerd is there: installed, or embedded in k3s/rke2. */
 int node_has_containerd(const struct probe_result *p);

@@ -78,7 +78,14 @@ void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *
 		p.config_path = xstrdup(spec->config_path);
 	}
 	/* driver */
-	if (p.driver_ok)
+	if (p.smi_error)
+		check_add(r, "node.driver", name, CHECK_FAIL,
+			  strstr(p.smi_error, "version mismatch")
+				  ? "the driver was upgraded without a reboot: reboot the node (or unload and reload the nvidia kernel modules) so that the kernel module matches the driver's libraries"
+				  : "see why nvidia-smi fails on the node (dmesg, the driver's installation)",
+			  "nvidia-smi fails: %s%s%s%s", p.smi_error, p.driver_version ? " (kernel module " : "",
+			  p.driver_version ? p.driver_version : "", p.driver_version ? ")" : "");
+	else if (p.driver_ok)
 		check_add(r, "node.driver", name, CHECK_PASS, NULL, "driver %s%s%s%s (minimum %s)", p.driver_version,
 			  p.cuda_version ? ", CUDA " : "", p.cuda_version ? p.cuda_version : "", "", min_driver);
 	else if (p.driver_version)

@@ -182,8 +182,13 @@ static char *value_after(const char *text, const char *label)
 
 int nvsmi_parse_banner(const char *text, char **driver, char **cuda, struct gerr *err)
 {
+	/* newer drivers write "KMD Version:" and "CUDA UMD Version:" */
 	*driver = value_after(text, "Driver Version:");
+	if (!*driver)
+		*driver = value_after(text, "KMD Version:");
 	*cuda = value_after(text, "CUDA Version:");
+	if (!*cuda)
+		*cuda = value_after(text, "CUDA UMD Version:");
 	if (!*driver) {
 		size_t l;
 		const char *f = first_line(text, &l);

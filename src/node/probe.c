@@ -124,6 +124,7 @@ void probe_result_release(struct probe_result *r)
 	free(r->nvidia_runtime);
 	free(r->config_path);
 	free(r->os);
+	free(r->smi_error);
 	cJSON_Delete(r->problems);
 	memset(r, 0, sizeof(*r));
 }
@@ -151,13 +152,11 @@ static char *containerd_version(const char *line, int *major)
 int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *r, struct gerr *err)
 {
 	memset(r, 0, sizeof(*r));
-	r->problems = cJSON_CreateArray();
 	struct buf out = BUF_INIT, errb = BUF_INIT;
 	int status = 0;
 	if (ssh_exec(c, probe_script, NULL, 0, &out, &errb, &status, err) < 0) {
 		buf_release(&out);
 		buf_release(&errb);
-		probe_result_release(r);
 		return -1;
 	}
 	if (!strstr(out.s, "\n@@gpuctl:end")) {
@@ -165,25 +164,52 @@ int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *
 			 (int)strcspn(errb.s, "\n"), errb.s);
 		buf_release(&out);
 		buf_release(&errb);
-		probe_result_release(r);
 		return -1;
 	}
 	buf_release(&errb);
+	probe_parse(out.s, min_driver, r);
+	buf_release(&out);
+	return 0;
+}
+
+/* nvidia-smi's own words when it fails: its first line, and the second when
+ * it names the NVML library version (newer drivers print both). */
+static char *smi_failure(const char *q)
+{
+	char *l1 = first_line_dup(q);
+	if (!l1)
+		return NULL;
+	const char *nl = q ? strchr(q + strspn(q, "\n"), '\n') : NULL;
+	char *l2 = nl ? first_line_dup(nl + 1) : NULL;
+	if (l2 && !strncmp(l2, "NVML library version", 20)) {
+		char *both = xasprintf("%s (%s)", l1, l2);
+		free(l1);
+		l1 = both;
+	}
+	free(l2);
+	return l1;
+}
+
+void probe_parse(const char *out, const char *min_driver, struct probe_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->problems = cJSON_CreateArray();
 	/* nvidia-smi: GPUs, driver */
-	char *q = section(out.s, "query");
+	char *q = section(out, "query");
 	int qrc = take_rc(q);
 	struct gerr perr = GERR_INIT;
 	if (qrc == 0 && nvsmi_parse_query_gpu(q, &r->gpus, &perr) == 0) {
 		if (r->gpus.n && r->gpus.gpus[0].driver_version)
 			r->driver_version = xstrdup(r->gpus.gpus[0].driver_version);
 	} else {
-		char *l = first_line_dup(q);
-		problem(r, "nvidia-smi does not work: %s", perr.msg ? perr.msg : l ? l : "no output");
+		char *l = smi_failure(q);
+		r->smi_error = xstrdup(perr.msg ? perr.msg : l ? l : "no output");
+		problem(r, "nvidia-smi does not work: %s", r->smi_error);
 		free(l);
 	}
 	gerr_clear(&perr);
 	free(q);
-	char *banner = section(out.s, "banner");
+	char *banner = section(out, "banner");
 	char *d = NULL, *cu = NULL;
 	if (banner && nvsmi_parse_banner(banner, &d, &cu, &perr) == 0) {
 		r->cuda_version = cu;
@@ -194,20 +220,23 @@ int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *
 	}
 	gerr_clear(&perr);
 	free(banner);
-	char *pv = section(out.s, "procversion");
+	char *pv = section(out, "procversion");
 	if (!r->driver_version && pv && nvsmi_parse_proc_version(pv, &d, &perr) == 0)
 		r->driver_version = d;
 	gerr_clear(&perr);
 	free(pv);
 	if (r->driver_version) {
 		int cmp = version_cmp(r->driver_version, min_driver);
-		r->driver_ok = cmp >= 0;
+		/* a kernel driver whose nvidia-smi fails (a version mismatch after an
+		 * upgrade without a reboot) is not a working driver, whatever
+		 * /proc/driver/nvidia/version says */
+		r->driver_ok = cmp >= 0 && !r->smi_error;
 		if (cmp < 0)
 			problem(r, "driver %s is older than the minimum %s", r->driver_version, min_driver);
 	} else {
 		problem(r, "no NVIDIA driver found (nvidia-smi and /proc/driver/nvidia/version give no version)");
 	}
-	char *mods = section(out.s, "modules");
+	char *mods = section(out, "modules");
 	proc_modules_parse(mods ? mods : "", &r->modules);
 	free(mods);
 	if (!r->modules.nvidia)
@@ -215,7 +244,7 @@ int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *
 	if (!r->modules.nvidia_uvm)
 		problem(r, "kernel module nvidia_uvm is not loaded (CUDA needs it)");
 	/* containerd */
-	char *ct = section(out.s, "containerd");
+	char *ct = section(out, "containerd");
 	int crc = take_rc(ct);
 	char *cl = first_line_dup(ct);
 	if (crc == 0)
@@ -224,15 +253,15 @@ int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *
 		problem(r, "containerd is not installed or does not run: %s", cl ? cl : "no output");
 	free(cl);
 	free(ct);
-	char *s = section(out.s, "ctk");
+	char *s = section(out, "ctk");
 	r->nvidia_ctk = first_line_dup(s);
 	free(s);
-	s = section(out.s, "ncr");
+	s = section(out, "ncr");
 	r->nvidia_runtime = first_line_dup(s);
 	free(s);
 	if (!r->nvidia_runtime)
 		problem(r, "nvidia-container-runtime is not installed (install nvidia-container-toolkit)");
-	s = section(out.s, "paths");
+	s = section(out, "paths");
 	if (s && strstr(s, "/var/lib/rancher/k3s/")) {
 		r->flavour = CR_K3S;
 		r->config_path = xstrdup("/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl");
@@ -246,17 +275,15 @@ int node_probe(struct ssh_conn *c, const char *min_driver, struct probe_result *
 		r->flavour = CR_NONE; /* no containerd at all */
 	}
 	free(s);
-	s = section(out.s, "cfgversion");
+	s = section(out, "cfgversion");
 	const char *eq = s ? strchr(s, '=') : NULL;
 	r->containerd_config_version = eq ? (int)strtol(eq + 1, NULL, 10)
 				   : !r->containerd_version ? 0
 				   : r->containerd_major >= 2 ? 3 : 2;
 	free(s);
-	s = section(out.s, "os");
+	s = section(out, "os");
 	r->os = first_line_dup(s);
 	free(s);
-	buf_release(&out);
-	return 0;
 }
 
 cJSON *probe_result_json(const struct probe_result *r)
@@ -270,6 +297,8 @@ cJSON *probe_result_json(const struct probe_result *r)
 	if (r->cuda_version)
 		cJSON_AddStringToObject(drv, "cudaVersion", r->cuda_version);
 	cJSON_AddBoolToObject(drv, "meetsMinimum", r->driver_ok);
+	if (r->smi_error)
+		cJSON_AddStringToObject(drv, "nvidiaSmiError", r->smi_error);
 	cJSON *gpus = cJSON_AddArrayToObject(o, "gpus");
 	for (size_t i = 0; i < r->gpus.n; i++) {
 		const struct gpu_info *g = &r->gpus.gpus[i];

@@ -1,8 +1,11 @@
 /* nvidia-smi and /proc parsers against real output captured on an H100. */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gpuctl/buf.h"
+#include "gpuctl/node.h"
 #include "gpuctl/nvsmi.h"
 
 #define H100 FIXTURES "/nvidia-smi/h100-80gb-hbm3/"
@@ -177,4 +180,53 @@ Test(nvsmi, real_h200)
 	proc_modules_parse(t, &m);
 	cr_assert(m.nvidia && m.nvidia_uvm && !m.nvidia_modeset);
 	free(t);
+}
+
+static char *fixture_text(const char *rel)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/nvidia-smi/%s", FIXTURES, rel);
+	struct buf b = BUF_INIT;
+	struct gerr err = GERR_INIT;
+	cr_assert_eq(buf_read_file(&b, path, 1 << 20, &err), 0, "%s", err.msg);
+	return buf_detach(&b);
+}
+
+Test(nvsmi, newer_banner_says_kmd_and_cuda_umd)
+{
+	char *t = fixture_text("failures/kmd-umd-banner.txt");
+	char *d = NULL, *c = NULL;
+	struct gerr err = GERR_INIT;
+	cr_assert_eq(nvsmi_parse_banner(t, &d, &c, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(d, "590.10");
+	cr_assert_str_eq(c, "13.1");
+	free(d);
+	free(c);
+	free(t);
+}
+
+/* A probe's output: nvidia-smi fails with a version mismatch while the kernel
+ * module (/proc/driver/nvidia/version) still answers with its version. */
+Test(nvsmi, version_mismatch_is_a_broken_driver_even_with_a_kernel_version)
+{
+	char *smi = fixture_text("failures/version-mismatch.txt");
+	char *pv = fixture_text("h100-80gb-hbm3/proc-version.txt");
+	char *mods = fixture_text("h100-80gb-hbm3/proc-modules-nvidia.txt");
+	struct buf out = BUF_INIT;
+	buf_addf(&out, "\n@@gpuctl:query\n%s\n@@rc:18\n\n@@gpuctl:banner\n%s\n@@gpuctl:procversion\n%s\n"
+		       "@@gpuctl:modules\n%s\n@@gpuctl:end\n", smi, smi, pv, mods);
+	struct probe_result r;
+	probe_parse(out.s, "470", &r);
+	cr_assert_not_null(r.driver_version, "the kernel module's version is still read");
+	cr_assert_not(r.driver_ok, "a driver whose nvidia-smi fails is not ready: deploy must change nothing");
+	cr_assert(r.smi_error && strstr(r.smi_error, "Driver/library version mismatch") &&
+		  strstr(r.smi_error, "NVML library version: 580.95"), "%s", r.smi_error);
+	struct gerr why = GERR_INIT;
+	cr_assert_not(node_ready_for_runtime(&r, &why));
+	gerr_clear(&why);
+	probe_result_release(&r);
+	buf_release(&out);
+	free(smi);
+	free(pv);
+	free(mods);
 }
