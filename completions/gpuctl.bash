@@ -29,7 +29,7 @@ _gpuctl_deploy_arg_opts="--only --skip --inventory --ssh-user -i --identity --ss
 	--registry --timeout"
 _gpuctl_deploy_phases=$'nodes\nruntimeclass\nplugin\ngfd\ndcgm-exporter'
 # validate: its options, and those of them that take a value.
-_gpuctl_validate_opts="-l --selector --only --skip --junit --list --inventory --ssh-user -i --identity
+_gpuctl_validate_opts="-l --selector --only --skip --junit --list --strict --admit --inventory --ssh-user -i --identity
 	--ssh-port --ssh-timeout --ssh-accept-new -J --ssh-jump --known-hosts --parallel --min-driver --from-inventory"
 _gpuctl_validate_arg_opts="--only --skip --junit --inventory --ssh-user -i --identity --ssh-port
 	--ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver"
@@ -269,7 +269,8 @@ _gpuctl()
 		if [[ $cur == -* ]]; then
 			local opts=$_gpuctl_global_opts
 			case $cmd in
-			label | taint) opts+=" $_gpuctl_node_opts" ;;
+			label) opts+=" $_gpuctl_node_opts" ;;
+			taint) opts+=" $_gpuctl_node_opts --until-validated" ;;
 			deploy) opts+=" $_gpuctl_deploy_opts" ;;
 			validate) opts+=" $_gpuctl_validate_opts" ;;
 			esac

@@ -193,6 +193,7 @@ set -l lt '__gpuctl_using label taint'
 complete -c gpuctl -n $lt -s l -l selector -x -d 'act on the nodes matching this label selector'
 complete -c gpuctl -n $lt -l all -d 'act on every node, GPU or not'
 complete -c gpuctl -n $lt -l overwrite -d 'allow changing existing values'
+complete -c gpuctl -n '__gpuctl_using taint' -l until-validated -d 'also taint gpuctl.io/unvalidated until gpuctl validate --admit finds the node good'
 complete -c gpuctl -n $lt -l dry-run -f -a 'none client server' -d 'client: send nothing; server: validate, save nothing'
 
 # deploy
@@ -230,6 +231,8 @@ complete -c gpuctl -n $v -l only -x -a 'cluster\t"through the API" nodes\t"over 
 complete -c gpuctl -n $v -l skip -x -a 'cluster\t"through the API" nodes\t"over SSH on every node"' -d 'skip this group of checks (repeatable)'
 complete -c gpuctl -n $v -l junit -r -F -d 'also write the results as JUnit XML (- for stdout)'
 complete -c gpuctl -n $v -l list -d 'list the checks and exit'
+complete -c gpuctl -n $v -l strict -d 'warnings fail too'
+complete -c gpuctl -n $v -l admit -d 'remove the taint gpuctl.io/unvalidated from every node whose checks passed'
 complete -c gpuctl -n $v -l inventory -r -F -d 'how to reach nodes (gpuctl-inventory(5))'
 complete -c gpuctl -n $v -l ssh-user -x -d 'SSH user (default root; others use sudo -n)'
 complete -c gpuctl -n $v -s i -l identity -r -F -d 'SSH private key'

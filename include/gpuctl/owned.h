@@ -14,6 +14,11 @@
 /* fieldManager of every write (server-side apply owns fields by it). */
 #define GPUCTL_FIELD_MANAGER "gpuctl"
 
+/* The validation gate: `gpuctl taint --until-validated` puts this taint on
+ * GPU nodes, `gpuctl validate --admit` removes it from each node that passed. */
+#define GPUCTL_UNVALIDATED_TAINT_KEY "gpuctl.io/unvalidated"
+#define GPUCTL_UNVALIDATED_TAINT GPUCTL_UNVALIDATED_TAINT_KEY "=true:NoSchedule"
+
 /* On nodes: the containerd drop-in gpuctl writes (in the conf.d next to config.toml). */
 #define GPUCTL_DROPIN_NAME "99-gpuctl-nvidia.toml"
 /* Backups of files gpuctl replaced: <file>.gpuctl-backup-<time>[-<unique>]. */

@@ -47,6 +47,10 @@ struct edit_cmd {
 	int (*default_ops)(struct gctx *g, void *plan, struct gerr *err);
 	void (*set_overwrite)(void *plan, int overwrite);
 	edit_plan_fn plan;
+	const struct opt *extra;   /* the command's own flags (at most 2, OPT_END-terminated), or NULL */
+	/* after the operations are known (given or defaults): add what the
+	 * command's own flags ask for; may be NULL */
+	int (*complete)(void *plan, struct gerr *err);
 };
 
 /* Parse flags and arguments (NODE... vs operations), validate, fill

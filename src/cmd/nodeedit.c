@@ -116,8 +116,10 @@ int edit_cmd_main(struct gctx *g, int argc, char **argv, const struct edit_cmd *
 		{ "all", 0, OPT_BOOL, &all, NULL, "act on every node, GPU or not", NULL },
 		{ "overwrite", 0, OPT_BOOL, &overwrite, NULL, c->overwrite_help, NULL },
 		{ "dry-run", 0, OPT_OPTARG, &dry_s, "MODE", "client (nothing sent) or server (validated, not saved)", "client" },
-		OPT_END,
+		OPT_END, OPT_END, OPT_END,
 	};
+	for (size_t i = 0, at = 4; c->extra && c->extra[i].long_name && i < 2; i++)
+		opts[at++] = c->extra[i];
 	struct gerr err = GERR_INIT;
 	char **rest;
 	int nrest, help, code = 0;
@@ -150,6 +152,8 @@ int edit_cmd_main(struct gctx *g, int argc, char **argv, const struct edit_cmd *
 		code = 2;
 		goto out;
 	}
+	if (c->complete && (c->complete(plan, &err) < 0 || c->check_ops(plan, &err) < 0))
+		goto usage_error;
 	c->set_overwrite(plan, overwrite);
 	code = edit_run(g, &t, c->plan, plan, dry, c->kind, c->state_field, c->verb);
 	goto out;

@@ -7,6 +7,7 @@
 #include "gpuctl/json.h"
 #include "gpuctl/buf.h"
 #include "gpuctl/labels.h"
+#include "gpuctl/owned.h"
 #include "gpuctl/plan.h"
 
 static const char usage[] =
@@ -95,14 +96,34 @@ static void taint_set_overwrite(void *ud, int overwrite)
 	((struct taint_plan *)ud)->overwrite = overwrite;
 }
 
+static int until_validated;
+
+/* --until-validated: also the validation gate's taint (unless given already) */
+static int taint_complete(void *ud, struct gerr *err)
+{
+	struct taint_plan *p = ud;
+	if (!until_validated)
+		return 0;
+	for (size_t i = 0; i < p->nops; i++)
+		if (!strcmp(p->ops[i].key, GPUCTL_UNVALIDATED_TAINT_KEY))
+			return 0;
+	return taint_add_op(p, GPUCTL_UNVALIDATED_TAINT, err);
+}
+
 int cmd_taint(struct gctx *g, int argc, char **argv)
 {
+	static const struct opt extra[] = {
+		{ "until-validated", 0, OPT_BOOL, &until_validated, NULL,
+		  "also taint " GPUCTL_UNVALIDATED_TAINT " until gpuctl validate --admit finds the node good", NULL },
+		OPT_END,
+	};
 	static const struct edit_cmd spec = {
 		.name = "taint", .usage = usage, .summary = summary,
 		.overwrite_help = "allow changing the value of an existing taint",
 		.kind = "NodeTaintResult", .state_field = "taints", .verb = "tainted",
 		.is_op = taint_arg_is_op, .add_op = taint_add_op, .check_ops = taint_check, .count_ops = taint_count,
 		.default_ops = taint_defaults, .set_overwrite = taint_set_overwrite, .plan = taint_plan_node,
+		.extra = extra, .complete = taint_complete,
 	};
 	struct taint_plan plan = { 0 };
 	int code = edit_cmd_main(g, argc, argv, &spec, &plan);

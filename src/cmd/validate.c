@@ -11,6 +11,8 @@
 #include "gpuctl/json.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/out.h"
+#include "gpuctl/owned.h"
+#include "gpuctl/plan.h"
 #include "gpuctl/sig.h"
 #include "gpuctl/report.h"
 
@@ -147,10 +149,70 @@ static void list_checks(void)
 		printf("%-22s  %-7s  %s\n", d->id, d->group, d->title);
 }
 
+/* The validation gate: every node whose checks all passed (no failure;
+ * with --strict, warnings count as failures) loses the taint
+ * gpuctl.io/unvalidated; the others keep it.  What happened, as the
+ * document's "admission": {admitted: [...], kept: [...], failed: [...]}. */
+static cJSON *admit_nodes(struct gctx *g, struct kube_client *kc, const cJSON *nodes, const struct check_report *rep)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON *admitted = cJSON_AddArrayToObject(doc, "admitted"), *kept = cJSON_AddArrayToObject(doc, "kept");
+	cJSON *pass = cJSON_CreateArray();
+	const cJSON *n;
+	cJSON_ArrayForEach(n, nodes) {
+		const char *name = node_name(n);
+		int ok = 0;
+		for (size_t i = 0; i < rep->n; i++)
+			if (!strcmp(rep->v[i].target, name)) {
+				ok = ok >= 0 ? 1 : ok;
+				if (rep->v[i].status == CHECK_FAIL)
+					ok = -1;
+			}
+		if (ok > 0)
+			cJSON_AddItemToArray(pass, cJSON_Duplicate(n, 1));
+		else
+			cJSON_AddItemToArray(kept, cJSON_CreateString(name));
+	}
+	struct taint_op op;
+	struct taint_plan tp = { .ops = &op, .nops = 1 };
+	struct gerr err = GERR_INIT;
+	struct edit_result *res = NULL;
+	size_t nres = 0;
+	taint_op_parse(GPUCTL_UNVALIDATED_TAINT_KEY "-", &op, &err);
+	if (cJSON_GetArraySize(pass) && nodes_edit(kc, pass, taint_plan_node, &tp, DRY_NONE, &res, &nres, &err) == 0) {
+		cJSON *failed = cJSON_AddArrayToObject(doc, "failed");
+		for (size_t i = 0; i < nres; i++) {
+			if (res[i].status == EDIT_FAILED) {
+				cJSON *f = cJSON_CreateObject();
+				cJSON_AddStringToObject(f, "name", res[i].node);
+				cJSON_AddStringToObject(f, "message", res[i].err.msg ? res[i].err.msg : "");
+				cJSON_AddItemToArray(failed, f);
+				gctx_print_error(g, &res[i].err);
+			} else {
+				cJSON_AddItemToArray(admitted, cJSON_CreateString(res[i].node));
+			}
+		}
+	} else if (err.code != GERR_OK) {
+		gctx_print_error(g, &err);
+	}
+	if (!g->output) {
+		char *a = cJSON_PrintUnformatted(admitted), *k = cJSON_PrintUnformatted(kept);
+		fprintf(stderr, "admitted (taint %s removed): %s; kept: %s\n", GPUCTL_UNVALIDATED_TAINT_KEY, a, k);
+		free(a);
+		free(k);
+	}
+	edit_results_free(res, nres);
+	taint_op_release(&op);
+	gerr_clear(&err);
+	cJSON_Delete(pass);
+	return doc;
+}
+
 int cmd_validate(struct gctx *g, int argc, char **argv)
 {
 	const char *selector = NULL, *junit = NULL;
-	int list = 0;
+	int list = 0, admit = 0, strict = 0;
+	cJSON *admission = NULL;
 	struct strlist only = { 0 }, skip = { 0 };
 	struct node_access a;
 	node_access_init(&a);
@@ -160,6 +222,8 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 		{ "skip", 0, OPT_LIST, &skip, "GROUP", "skip this group of checks (repeatable)", NULL },
 		{ "junit", 0, OPT_STRING, &junit, "FILE", "also write the results as JUnit XML to FILE (- for stdout)", NULL },
 		{ "list", 0, OPT_BOOL, &list, NULL, "list the checks and exit", NULL },
+		{ "strict", 0, OPT_BOOL, &strict, NULL, "warnings fail too", NULL },
+		{ "admit", 0, OPT_BOOL, &admit, NULL, "remove the taint " GPUCTL_UNVALIDATED_TAINT_KEY " from every node whose checks passed", NULL },
 		NODE_ACCESS_OPTS(&a),
 		OPT_END,
 	};
@@ -189,6 +253,10 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	if (node_cmd_complete(g, &nc, &a, &t, &err) < 0) {
 		code = gctx_setup_error(g, &err, usage, "validate");
 		goto out;
+	}
+	if (admit && a.from_inventory) {
+		gerr_set(&err, GERR_USAGE, "--admit changes the nodes' taints in the cluster: not with --from-inventory");
+		goto usage_error;
 	}
 	int run_cluster = only_skip_selected("cluster", &only, &skip);
 	int run_nodes = only_skip_selected("nodes", &only, &skip);
@@ -258,8 +326,17 @@ run_nodes:
 			check_report_take(&rep, &v.jobs[i].rep);
 	}
 	sort_report(&rep, nodes);
+	if (strict)
+		for (size_t k = 0; k < rep.n; k++)
+			if (rep.v[k].status == CHECK_WARN)
+				rep.v[k].status = CHECK_FAIL; /* --strict: a warning is a failure */
+	if (admit && !sig_interrupted())
+		admission = admit_nodes(g, kc, nodes, &rep);
 report:
 	check_report_rows(&rep, &out);
+	if (admission)
+		report_set(&out, "admission", admission);
+	admission = NULL;
 	code = report_exit_status(&out, &stop);
 	if (junit && report_write_junit(junit, &out, &err) < 0) {
 		gctx_print_error(g, &err);
@@ -285,6 +362,7 @@ report:
 usage_error:
 	code = gctx_usage_error(g, &err, usage, "validate");
 out:
+	cJSON_Delete(admission);
 	gerr_clear(&stop);
 	for (size_t i = 0; i < v.n; i++) {
 		node_spec_release(&v.jobs[i].spec);

@@ -152,3 +152,41 @@ def test_missing_node_is_a_failed_check_not_an_api_failure(r):
     assert res[("cluster", "cluster.api")]["status"] == "pass"
     c = res[("cluster", "cluster.gpu-nodes")]
     assert c["status"] == "fail" and "no-such-node" in c["message"] and len(doc["checks"]) == 2
+
+
+def kubectl_of(r):
+    """The cluster's kubectl, from the rig's record of the cluster's exports."""
+    if "KUBECTL" in r.env:
+        return r.env["KUBECTL"]
+    for line in open(os.path.join(r.env["GPUCTL_RIG_DIR"], "cluster.env")):
+        if line.startswith("export KUBECTL="):
+            return line.split("=", 1)[1].strip().strip("'\"")
+    raise AssertionError("no KUBECTL in the rig's cluster.env")
+
+
+def taints_of(r, node):
+    p = subprocess.run([kubectl_of(r), "get", "node", node, "-o", "json"], capture_output=True,
+                       text=True, env=dict(os.environ, KUBECONFIG=r.env["KUBECONFIG"]), check=True)
+    return {(t["key"], t["effect"]) for t in json.loads(p.stdout)["spec"].get("taints", [])}
+
+
+def test_validation_gate_admits_the_node_that_passes_only(r):
+    good, bad = "gpu-node-1", "fault-old-driver"
+    r.reset(good)
+    r.deploy("--only", "nodes", good, check=0)
+    gate = ("gpuctl.io/unvalidated", "NoSchedule")
+    try:
+        r.deploy("--until-validated", good, bad, check=0, command="taint")
+        assert gate in taints_of(r, good) and gate in taints_of(r, bad)
+        # a second taint run changes nothing
+        p = r.deploy("--until-validated", good, bad, check=0, command="taint")
+        assert "2 node(s): 0 tainted, 2 unchanged" in p.stderr, p.stderr
+        p = validate(r, "--admit", "--skip", "cluster", "-o", "json", good, bad, check=1)
+        doc = json.loads(p.stdout)
+        assert doc["admission"]["admitted"] == [good] and doc["admission"]["kept"] == [bad], doc["admission"]
+        assert gate not in taints_of(r, good), "the node that passed keeps the gate"
+        assert gate in taints_of(r, bad), "a node that failed lost the gate"
+        # --strict: a warning fails too (gpu-node-1 has none; the exit status stays that of the failures)
+        validate(r, "--strict", "--skip", "cluster", good, check=0)
+    finally:
+        r.deploy("gpuctl.io/unvalidated-", good, bad, check=0, command="taint")
