@@ -49,10 +49,13 @@ def deploy_json(k, *args, check=0):
 
 
 def rvs(k):
+    """What a write would change: resourceVersions, and for DaemonSets (whose
+    status the controller keeps updating) the spec's generation."""
     out = {}
     for kind in ("daemonset", "configmap", "serviceaccount", "service"):
         items = json.loads(k.kubectl("get", kind, "-n", NS, "-o", "json").stdout)["items"]
-        out.update({(kind, i["metadata"]["name"]): i["metadata"]["resourceVersion"] for i in items})
+        field = "generation" if kind == "daemonset" else "resourceVersion"
+        out.update({(kind, i["metadata"]["name"]): i["metadata"][field] for i in items})
     for kind, name in CLUSTER_OBJECTS:
         p = k.kubectl("get", kind, name, "-o", "jsonpath={.metadata.resourceVersion}", check=False)
         if p.returncode == 0:
@@ -70,7 +73,8 @@ def test_deploys_from_nothing_and_waits_until_ready(dk):
         assert objs[key]["result"] == "created", (key, objs.get(key))
     for name in ("nvidia-device-plugin", "gpu-feature-discovery", "dcgm-exporter"):
         assert objs[("DaemonSet", name)]["ready"] is True
-    ds = json.loads(dk.kubectl("get", "daemonset", "-n", NS, "nvidia-device-plugin", "-o", "json").stdout)
+    ds = json.loads(dk.kubectl("get", "daemonset", "-n", NS, "nvidia-device-plugin", "-o", "json",
+                               "--show-managed-fields").stdout)
     assert ds["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "gpuctl"
     spec = ds["spec"]["template"]["spec"]
     assert spec["runtimeClassName"] == "nvidia"
@@ -151,14 +155,26 @@ def test_foreign_device_plugin_is_refused(dk):
 
 def test_operator_mode_patches_the_cluster_policy(dk):
     dk.kubectl("apply", "-f", CRD)
-    dk.kubectl("wait", "--for=condition=Established", "crd/clusterpolicies.nvidia.com", "--timeout=60s")
+    # (kubectl wait fails at once while the CRD has no conditions yet: poll)
+    deadline = time.monotonic() + 60
+    def established():
+        crd = json.loads(dk.kubectl("get", "crd", "clusterpolicies.nvidia.com", "-o", "json").stdout)
+        return any(c.get("type") == "Established" and c.get("status") == "True"
+                   for c in crd.get("status", {}).get("conditions") or [])
+    while not established():
+        assert time.monotonic() < deadline, "the ClusterPolicy CRD was not established within 60 s"
+        time.sleep(0.5)
     dk.kubectl("create", "namespace", "gpu-operator")
+    # the real CRD's required parts (its schema rejects a ClusterPolicy without them)
     policy = {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": "cluster-policy"},
-              "spec": {"devicePlugin": {"enabled": True}}}
+              "spec": {"devicePlugin": {"enabled": True}, "daemonsets": {}, "dcgm": {}, "dcgmExporter": {},
+                       "driver": {}, "gfd": {}, "nodeStatusExporter": {}, "operator": {}, "toolkit": {}}}
     for _ in range(20):  # the CRD's API may take a moment to serve
-        if dk.kubectl("apply", "-f", "-", input=json.dumps(policy), check=False).returncode == 0:
+        p = dk.kubectl("apply", "-f", "-", input=json.dumps(policy), check=False)
+        if p.returncode == 0:
             break
         time.sleep(0.5)
+    assert p.returncode == 0, p.stderr
     doc, objs, p = deploy_json(dk)
     cp = objs[("ClusterPolicy", "cluster-policy")]
     assert cp["result"] == "configured", cp
