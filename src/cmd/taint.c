@@ -11,7 +11,7 @@
 #include "gpuctl/plan.h"
 
 static const char usage[] =
-	"gpuctl taint [NODE...] [-l SELECTOR] [KEY=VALUE:EFFECT...] [KEY:EFFECT-...] [KEY-...] [--overwrite] [--dry-run[=client|server]] [-o json|yaml]";
+	"gpuctl taint [NODE...] [-l SELECTOR] [KEY=VALUE:EFFECT...] [KEY:EFFECT-...] [KEY-...] [--overwrite] [--until-validated] [--dry-run[=client|server]] [-o json|yaml]";
 static const char summary[] =
 	"Add (KEY[=VALUE]:EFFECT) or remove (KEY:EFFECT-, KEY-) taints on nodes. Without NODE or -l,\n"
 	"acts on the GPU nodes. Without taint arguments, adds the default nvidia.com/gpu=true:NoSchedule\n"

@@ -170,16 +170,23 @@ def taints_of(r, node):
     return {(t["key"], t["effect"]) for t in json.loads(p.stdout)["spec"].get("taints", [])}
 
 
+def taint(r, *args, check=0):
+    p = subprocess.run([r.bin, "taint", *args], capture_output=True, text=True,
+                       env=dict(os.environ, KUBECONFIG=r.env["KUBECONFIG"], NO_COLOR="1", HOME=r.tmp), timeout=120)
+    assert p.returncode == check, f"gpuctl taint {args}: exit {p.returncode}\n{p.stderr}"
+    return p
+
+
 def test_validation_gate_admits_the_node_that_passes_only(r):
     good, bad = "gpu-node-1", "fault-old-driver"
     r.reset(good)
     r.deploy("--only", "nodes", good, check=0)
     gate = ("gpuctl.io/unvalidated", "NoSchedule")
     try:
-        r.deploy("--until-validated", good, bad, check=0, command="taint")
+        taint(r, "--until-validated", good, bad)
         assert gate in taints_of(r, good) and gate in taints_of(r, bad)
         # a second taint run changes nothing
-        p = r.deploy("--until-validated", good, bad, check=0, command="taint")
+        p = taint(r, "--until-validated", good, bad)
         assert "2 node(s): 0 tainted, 2 unchanged" in p.stderr, p.stderr
         p = validate(r, "--admit", "--skip", "cluster", "-o", "json", good, bad, check=1)
         doc = json.loads(p.stdout)
@@ -189,4 +196,4 @@ def test_validation_gate_admits_the_node_that_passes_only(r):
         # --strict: a warning fails too (gpu-node-1 has none; the exit status stays that of the failures)
         validate(r, "--strict", "--skip", "cluster", good, check=0)
     finally:
-        r.deploy("gpuctl.io/unvalidated-", good, bad, check=0, command="taint")
+        taint(r, "gpuctl.io/unvalidated-", "nvidia.com/gpu-", good, bad)
