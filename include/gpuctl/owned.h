@@ -18,6 +18,9 @@
  * GPU nodes, `gpuctl validate --admit` removes it from each node that passed. */
 #define GPUCTL_UNVALIDATED_TAINT_KEY "gpuctl.io/unvalidated"
 #define GPUCTL_UNVALIDATED_TAINT GPUCTL_UNVALIDATED_TAINT_KEY "=true:NoSchedule"
+/* Set by `validate --admit` on a node it admitted (the time, RFC 3339): such a
+ * node is no longer new, and `taint --until-validated` leaves it alone. */
+#define GPUCTL_VALIDATED_ANNOTATION "gpuctl.io/validated"
 
 /* On nodes: the containerd drop-in gpuctl writes (in the conf.d next to config.toml). */
 #define GPUCTL_DROPIN_NAME "99-gpuctl-nvidia.toml"

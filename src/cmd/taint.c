@@ -97,6 +97,18 @@ static void taint_set_overwrite(void *ud, int overwrite)
 }
 
 static int until_validated;
+/* the same operations without the gate's taint: for nodes already admitted */
+static struct taint_plan admitted_plan;
+
+static int taint_gate_plan(void *ud, const cJSON *node, struct edit_result *r)
+{
+	const cJSON *ann = json_get2(node, "metadata", "annotations");
+	if (until_validated && json_str(ann, GPUCTL_VALIDATED_ANNOTATION)) {
+		admitted_plan.overwrite = ((struct taint_plan *)ud)->overwrite;
+		return taint_plan_node(&admitted_plan, node, r);
+	}
+	return taint_plan_node(ud, node, r);
+}
 
 /* --until-validated: also the validation gate's taint (unless given already) */
 static int taint_complete(void *ud, struct gerr *err)
@@ -105,9 +117,18 @@ static int taint_complete(void *ud, struct gerr *err)
 	if (!until_validated)
 		return 0;
 	for (size_t i = 0; i < p->nops; i++)
-		if (!strcmp(p->ops[i].key, GPUCTL_UNVALIDATED_TAINT_KEY))
+		if (!strcmp(p->ops[i].key, GPUCTL_UNVALIDATED_TAINT_KEY)) {
+			admitted_plan.ops = p->ops; /* named explicitly: every node gets it */
+			admitted_plan.nops = p->nops;
 			return 0;
-	return taint_add_op(p, GPUCTL_UNVALIDATED_TAINT, err);
+		}
+	if (taint_add_op(p, GPUCTL_UNVALIDATED_TAINT, err) < 0)
+		return -1;
+	/* a node validate --admit admitted is not new: it gets the other
+	 * operations only (the gate's taint is the last; after the realloc) */
+	admitted_plan.ops = p->ops;
+	admitted_plan.nops = p->nops - 1;
+	return 0;
 }
 
 int cmd_taint(struct gctx *g, int argc, char **argv)
@@ -122,7 +143,7 @@ int cmd_taint(struct gctx *g, int argc, char **argv)
 		.overwrite_help = "allow changing the value of an existing taint",
 		.kind = "NodeTaintResult", .state_field = "taints", .verb = "tainted",
 		.is_op = taint_arg_is_op, .add_op = taint_add_op, .check_ops = taint_check, .count_ops = taint_count,
-		.default_ops = taint_defaults, .set_overwrite = taint_set_overwrite, .plan = taint_plan_node,
+		.default_ops = taint_defaults, .set_overwrite = taint_set_overwrite, .plan = taint_gate_plan,
 		.extra = extra, .complete = taint_complete,
 	};
 	struct taint_plan plan = { 0 };

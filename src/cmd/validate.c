@@ -149,6 +149,47 @@ static void list_checks(void)
 		printf("%-22s  %-7s  %s\n", d->id, d->group, d->title);
 }
 
+/* Admission of one node: the gate's taint removed and the node marked
+ * admitted (annotation gpuctl.io/validated), in one conditional patch. */
+struct admit_plan {
+	struct taint_plan taints;
+	const char *when;  /* RFC 3339 */
+};
+
+static int admit_plan_node(void *ud, const cJSON *node, struct edit_result *r)
+{
+	struct admit_plan *a = ud;
+	if (taint_plan_node(&a->taints, node, r) < 0)
+		return -1;
+	const cJSON *ann = json_get2(node, "metadata", "annotations");
+	if (json_str(ann, GPUCTL_VALIDATED_ANNOTATION))
+		return 0;
+	cJSON *patch = r->patch ? cJSON_Parse(r->patch) : cJSON_CreateArray();
+	cJSON *op = cJSON_CreateObject();
+	cJSON_AddStringToObject(op, "op", "add");
+	if (cJSON_IsObject(ann)) {
+		struct buf path = BUF_INIT;
+		buf_adds(&path, "/metadata/annotations/");
+		json_pointer_escape(&path, GPUCTL_VALIDATED_ANNOTATION);
+		cJSON_AddStringToObject(op, "path", path.s);
+		cJSON_AddStringToObject(op, "value", a->when);
+		buf_release(&path);
+	} else {
+		cJSON_AddStringToObject(op, "path", "/metadata/annotations");
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(op, "value"), GPUCTL_VALIDATED_ANNOTATION, a->when);
+	}
+	cJSON_AddItemToArray(patch, op);
+	free(r->patch);
+	r->patch = cJSON_PrintUnformatted(patch);
+	cJSON_Delete(patch);
+	cJSON *ch = cJSON_CreateObject();
+	cJSON_AddStringToObject(ch, "op", "annotate");
+	cJSON_AddStringToObject(ch, "key", GPUCTL_VALIDATED_ANNOTATION);
+	cJSON_AddStringToObject(ch, "value", a->when);
+	cJSON_AddItemToArray(r->changes, ch);
+	return 0;
+}
+
 /* The validation gate: every node whose checks all passed (no failure;
  * with --strict, warnings count as failures) loses the taint
  * gpuctl.io/unvalidated; the others keep it.  What happened, as the
@@ -174,12 +215,17 @@ static cJSON *admit_nodes(struct gctx *g, struct kube_client *kc, const cJSON *n
 			cJSON_AddItemToArray(kept, cJSON_CreateString(name));
 	}
 	struct taint_op op;
-	struct taint_plan tp = { .ops = &op, .nops = 1 };
+	char when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	struct admit_plan ap = { .taints = { .ops = &op, .nops = 1 }, .when = when };
 	struct gerr err = GERR_INIT;
 	struct edit_result *res = NULL;
 	size_t nres = 0;
 	taint_op_parse(GPUCTL_UNVALIDATED_TAINT_KEY "-", &op, &err);
-	if (cJSON_GetArraySize(pass) && nodes_edit(kc, pass, taint_plan_node, &tp, DRY_NONE, &res, &nres, &err) == 0) {
+	if (cJSON_GetArraySize(pass) && nodes_edit(kc, pass, admit_plan_node, &ap, DRY_NONE, &res, &nres, &err) == 0) {
 		cJSON *failed = cJSON_AddArrayToObject(doc, "failed");
 		for (size_t i = 0; i < nres; i++) {
 			if (res[i].status == EDIT_FAILED) {

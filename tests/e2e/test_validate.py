@@ -182,6 +182,11 @@ def test_validation_gate_admits_the_node_that_passes_only(r):
     r.reset(good)
     r.deploy("--only", "nodes", good, check=0)
     gate = ("gpuctl.io/unvalidated", "NoSchedule")
+
+    def forget_admission():  # new nodes again: no record of an earlier admission
+        subprocess.run([kubectl_of(r), "annotate", "node", good, bad, "gpuctl.io/validated-"], check=True,
+                       capture_output=True, env=dict(os.environ, KUBECONFIG=r.env["KUBECONFIG"]))
+    forget_admission()
     try:
         taint(r, "--until-validated", good, bad)
         assert gate in taints_of(r, good) and gate in taints_of(r, bad)
@@ -193,7 +198,12 @@ def test_validation_gate_admits_the_node_that_passes_only(r):
         assert doc["admission"]["admitted"] == [good] and doc["admission"]["kept"] == [bad], doc["admission"]
         assert gate not in taints_of(r, good), "the node that passed keeps the gate"
         assert gate in taints_of(r, bad), "a node that failed lost the gate"
+        # an admitted node is not new: the next `taint --until-validated` (in a pipeline) leaves it alone
+        p = taint(r, "--until-validated", good, bad)
+        assert "0 tainted, 2 unchanged" in p.stderr, p.stderr
+        assert gate not in taints_of(r, good)
         # --strict: a warning fails too (gpu-node-1 has none; the exit status stays that of the failures)
         validate(r, "--strict", "--skip", "cluster", good, check=0)
     finally:
         taint(r, "gpuctl.io/unvalidated-", "nvidia.com/gpu-", good, bad)
+        forget_admission()
