@@ -644,6 +644,13 @@ print:
 		       s.per_node ? s.key : s.default_key, s.policy ? " (GPU Operator)" : "");
 		report_print_table(stdout, &rep, g->color);
 		report_print_summary(stderr, &rep);
+		/* the full message (with its hint) once, for the first node that
+		 * failed after the checks (the rejections were printed already) */
+		for (size_t i = 0; !s.aborted && i < s.n; i++)
+			if (s.v[i].err.code) {
+				gctx_print_error(g, &s.v[i].err);
+				break;
+			}
 	}
 	if (err.code) {
 		gctx_print_error(g, &err);
