@@ -22,6 +22,10 @@ struct fake {
 	int plugin;      /* the stand-in answers */
 	int cm_writes, node_writes, pod_deletes;
 	int rv;
+	cJSON *policy;           /* the GPU Operator's ClusterPolicy, or NULL */
+	int policy_patches;
+	const char *mig_result;  /* the MIG manager's answer to nvidia.com/mig.config: success, failed */
+	char *cm_path;           /* where the ConfigMap was written */
 };
 
 static cJSON *make_node(const char *name, int gpus, const char *extra_labels)
@@ -63,6 +67,27 @@ static void plugin_answer(struct fake *f)
 	cJSON_ArrayForEach(n, f->nodes) {
 		const char *key = json_str(labels_of(n), "nvidia.com/device-plugin.config");
 		const char *text = json_str(cJSON_GetObjectItemCaseSensitive(f->cm, "data"), key ? key : "any");
+		const char *mig = json_str(labels_of(n), "nvidia.com/mig.config");
+		if (mig && f->mig_result) {
+			/* the MIG manager: every GPU cut into 7 1g.10gb devices */
+			set_str(labels_of(n), "nvidia.com/mig.config.state", f->mig_result);
+			cJSON *cfg0 = NULL;
+			struct gerr e0 = GERR_INIT;
+			if (text && yaml_parse(text, strlen(text), "cfg", &cfg0, &e0) == 0)
+				set_str(labels_of(n), "nvidia.com/mig.strategy",
+					json_str(cJSON_GetObjectItemCaseSensitive(cfg0, "flags"), "migStrategy"));
+			gerr_clear(&e0);
+			cJSON_Delete(cfg0);
+			if (!strcmp(f->mig_result, "success")) {
+				cJSON *cap = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(n, "status"),
+									      "capacity");
+				set_str(cap, "nvidia.com/gpu", NULL);
+				char c[16];
+				snprintf(c, sizeof(c), "%d", 7 * cJSON_GetObjectItemCaseSensitive(n, "physical")->valueint);
+				set_str(cap, "nvidia.com/mig-1g.10gb", c);
+			}
+			continue;
+		}
 		cJSON *cfg = NULL;
 		struct gerr e = GERR_INIT;
 		if (!text || yaml_parse(text, strlen(text), "cfg", &cfg, &e) < 0) {
@@ -158,8 +183,6 @@ static void patch_labels(cJSON *node, const cJSON *ops)
 	}
 }
 
-#define CM_PATH "/api/v1/namespaces/nvidia-device-plugin/configmaps/nvidia-device-plugin-configs"
-#define PODS_PATH "/api/v1/namespaces/nvidia-device-plugin/pods"
 
 static void route(void *ud, const struct ts_request *req, struct ts_reply *out)
 {
@@ -198,9 +221,26 @@ static void route(void *ud, const struct ts_request *req, struct ts_reply *out)
 		}
 		return reply_json(out, 200, n);
 	}
-	if (!strncmp(p, "/apis/nvidia.com/v1/clusterpolicies", 35))
-		return not_found(out);
-	if (!strncmp(p, CM_PATH, strlen(CM_PATH))) {
+	if (!strncmp(p, "/apis/nvidia.com/v1/clusterpolicies", 35)) {
+		if (!f->policy)
+			return not_found(out);
+		if (!strcmp(req->method, "PATCH")) {
+			cJSON *want = cJSON_Parse(req->body);
+			cJSON *dp = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(f->policy, "spec"),
+								    "devicePlugin");
+			cJSON_DeleteItemFromObjectCaseSensitive(dp, "config");
+			cJSON_AddItemToObject(dp, "config",
+					      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
+								      json_get2(want, "spec", "devicePlugin"), "config"), 1));
+			cJSON_Delete(want);
+			f->policy_patches++;
+			return reply_json(out, 200, f->policy);
+		}
+		cJSON *items = cJSON_CreateArray();
+		cJSON_AddItemToArray(items, cJSON_Duplicate(f->policy, 1));
+		return reply_list(out, items);
+	}
+	if (strstr(p, "/configmaps/nvidia-device-plugin-configs")) {
 		if (!strcmp(req->method, "PATCH")) {
 			cJSON *want = cJSON_Parse(req->body);
 			cr_assert(want, "apply body is JSON: %s", req->body);
@@ -208,6 +248,8 @@ static void route(void *ud, const struct ts_request *req, struct ts_reply *out)
 				cJSON_Delete(f->cm);
 				f->cm = want;
 				f->cm_writes++;
+				free(f->cm_path);
+				f->cm_path = xstrndup(p, strcspn(p, "?"));
 				plugin_answer(f);
 				return reply_json(out, 200, f->cm);
 			}
@@ -219,7 +261,7 @@ static void route(void *ud, const struct ts_request *req, struct ts_reply *out)
 			return not_found(out);
 		return reply_json(out, 200, f->cm);
 	}
-	if (!strncmp(p, PODS_PATH "?", strlen(PODS_PATH) + 1)) {
+	if (strstr(p, "/pods?")) {
 		cJSON *items = cJSON_CreateArray();
 		const char *text = "[{metadata: {name: dp-1, namespace: nvidia-device-plugin}, spec: {nodeName: gpu-1}},"
 				   " {metadata: {name: dp-2, namespace: nvidia-device-plugin}, spec: {nodeName: gpu-2}}]";
@@ -230,7 +272,7 @@ static void route(void *ud, const struct ts_request *req, struct ts_reply *out)
 		reply_list(out, pods);
 		return;
 	}
-	if (!strcmp(req->method, "DELETE") && !strncmp(p, PODS_PATH "/", strlen(PODS_PATH) + 1)) {
+	if (!strcmp(req->method, "DELETE") && strstr(p, "/pods/")) {
 		f->pod_deletes++;
 		ts_reply_set(out, 200, "Content-Type: application/json", "{\"kind\":\"Status\",\"status\":\"Success\"}");
 		return;
@@ -254,6 +296,8 @@ static void fake_init(struct fake *f)
 	cJSON_AddStringToObject(cJSON_AddObjectToObject(f->cm, "data"), "any", any_none);
 	f->plugin = 1;
 }
+
+static void fake_release(struct fake *f);
 
 struct run {
 	int code;
@@ -395,8 +439,7 @@ Test(slice_cmd, default_key_4_then_8_then_none_then_unchanged)
 	cr_expect_eq(f.pod_deletes, deletes, "and restarts nothing");
 	run_free(&r);
 	ts_stop(ts);
-	cJSON_Delete(f.nodes);
-	cJSON_Delete(f.cm);
+	fake_release(&f);
 }
 
 Test(slice_cmd, per_node_key_and_label)
@@ -434,8 +477,7 @@ Test(slice_cmd, per_node_key_and_label)
 	cr_expect_eq(num(item(&r, "gpu-1"), "after"), 12);
 	run_free(&r);
 	ts_stop(ts);
-	cJSON_Delete(f.nodes);
-	cJSON_Delete(f.cm);
+	fake_release(&f);
 }
 
 Test(slice_cmd, rejected_node_changes_nothing)
@@ -455,8 +497,7 @@ Test(slice_cmd, rejected_node_changes_nothing)
 	cr_expect_eq(f.cm_writes + f.node_writes + f.pod_deletes, 0, "nothing written");
 	run_free(&r);
 	ts_stop(ts);
-	cJSON_Delete(f.nodes);
-	cJSON_Delete(f.cm);
+	fake_release(&f);
 }
 
 Test(slice_cmd, dry_runs_write_nothing)
@@ -477,8 +518,7 @@ Test(slice_cmd, dry_runs_write_nothing)
 	cr_expect_eq(f.cm_writes + f.node_writes, 0);
 	cr_expect_null(cm_data(&f, "ts-4"));
 	ts_stop(ts);
-	cJSON_Delete(f.nodes);
-	cJSON_Delete(f.cm);
+	fake_release(&f);
 }
 
 Test(slice_cmd, no_configmap_means_no_plugin)
@@ -495,7 +535,7 @@ Test(slice_cmd, no_configmap_means_no_plugin)
 	cr_expect(strstr(r.err, "is the device plugin deployed?"), "%s", r.err);
 	run_free(&r);
 	ts_stop(ts);
-	cJSON_Delete(f.nodes);
+	fake_release(&f);
 }
 
 Test(slice_cmd, lines_for_a_person)
@@ -516,6 +556,80 @@ Test(slice_cmd, lines_for_a_person)
 	cr_expect(strstr(r.err, "note: time-slicing gives no memory or fault isolation"), "%s", r.err);
 	run_free(&r);
 	ts_stop(ts);
-	cJSON_Delete(f.nodes);
-	cJSON_Delete(f.cm);
+	fake_release(&f);
+}
+
+static void fake_operator(struct fake *f, const char *mig_result)
+{
+	fake_init(f);
+	cJSON_Delete(f->cm);
+	f->cm = NULL; /* the operator's namespace has none yet */
+	const char *pol = "metadata: {name: cluster-policy}\nspec: {devicePlugin: {enabled: true}}\n"
+			  "status: {namespace: gpu-operator, state: ready}\n";
+	struct gerr e = GERR_INIT;
+	cr_assert_eq(yaml_parse(pol, strlen(pol), "policy", &f->policy, &e), 0);
+	f->mig_result = mig_result;
+}
+
+static void fake_release(struct fake *f)
+{
+	cJSON_Delete(f->nodes);
+	cJSON_Delete(f->cm);
+	cJSON_Delete(f->policy);
+	free(f->cm_path);
+}
+
+Test(slice_cmd, operator_mig_mixed_waits_for_the_mig_manager)
+{
+	struct fake f;
+	fake_operator(&f, "success");
+	struct tls_server *ts = ts_start();
+	ts_set_route(ts, route, &f);
+	const char *args[] = { "mig", "--mig-strategy", "mixed", "--mig-config", "all-1g.10gb", "gpu-1", NULL };
+	struct run r = run_slice(ts, NULL, args);
+	cr_assert_eq(r.code, 0, "%s", r.err);
+	cr_expect(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.doc, "operator")));
+	const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(r.doc, "config");
+	cr_expect_str_eq(json_str(cfg, "namespace"), "gpu-operator");
+	cr_expect_str_eq(json_str(cfg, "key"), "mig-mixed");
+	cr_expect_str_eq(json_str(cfg, "result"), "created");
+	cr_expect_str_eq(f.cm_path, "/api/v1/namespaces/gpu-operator/configmaps/nvidia-device-plugin-configs");
+	cr_expect_eq(f.policy_patches, 1, "the ClusterPolicy names the ConfigMap");
+	const cJSON *pc = cJSON_GetObjectItemCaseSensitive(json_get2(f.policy, "spec", "devicePlugin"), "config");
+	cr_expect_str_eq(json_str(pc, "name"), "nvidia-device-plugin-configs");
+	cr_expect_str_eq(json_str(pc, "default"), "any");
+	cJSON *n = find_node(&f, "gpu-1");
+	cr_expect_str_eq(json_str(labels_of(n), "nvidia.com/mig.config"), "all-1g.10gb");
+	cr_expect_str_eq(json_str(labels_of(n), "nvidia.com/device-plugin.config"), "mig-mixed");
+	const cJSON *it = item(&r, "gpu-1");
+	cr_expect_str_eq(json_str(it, "resource"), "nvidia.com/mig-1g.10gb");
+	cr_expect_eq(num(it, "after"), 14);
+	cr_expect_str_eq(json_str(it, "strategy"), "mixed");
+	run_free(&r);
+	/* MIG needs the layout with the operator */
+	const char *bad[] = { "mig", "gpu-1", NULL };
+	r = run_slice(ts, NULL, bad);
+	cr_expect_eq(r.code, 2);
+	cr_expect(strstr(r.err, "--mig-config"), "%s", r.err);
+	run_free(&r);
+	ts_stop(ts);
+	fake_release(&f);
+}
+
+Test(slice_cmd, operator_mig_failed_is_an_error)
+{
+	struct fake f;
+	fake_operator(&f, "failed");
+	struct tls_server *ts = ts_start();
+	ts_set_route(ts, route, &f);
+	const char *args[] = { "mig", "--mig-config", "all-1g.10gb", "gpu-2", NULL };
+	run_output = NULL;
+	struct run r = run_slice(ts, NULL, args);
+	run_output = "json";
+	cr_expect_eq(r.code, 1);
+	cr_expect(strstr(r.out, "node/gpu-2  failed"), "%s", r.out);
+	cr_expect(strstr(r.err, "could not apply all-1g.10gb (nvidia.com/mig.config.state=failed)"), "%s", r.err);
+	run_free(&r);
+	ts_stop(ts);
+	fake_release(&f);
 }
