@@ -34,6 +34,12 @@ _gpuctl_validate_opts="-l --selector --only --skip --junit --list --strict --adm
 _gpuctl_validate_arg_opts="--only --skip --junit --inventory --ssh-user -i --identity --ssh-port
 	--ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver"
 _gpuctl_validate_groups=$'cluster\nnodes'
+# slice: its options, those of them that take a value, the models and profiles.
+_gpuctl_slice_opts="-l --selector --replicas --profile --rename --fail-requests-greater-than-one --mig-strategy
+	--mig-config --timeout --no-wait --dry-run --dry-run="
+_gpuctl_slice_arg_opts="--replicas --profile --mig-strategy --mig-config --timeout"
+_gpuctl_slice_models=$'time-slicing\nmps\nmig\nnone'
+_gpuctl_slice_profiles=$'any\nhigh-memory\nhigh-density'
 _gpuctl_taint_effects=$'NoSchedule\nPreferNoSchedule\nNoExecute'
 
 # _gpuctl_in WORD LIST: whether WORD is one of the words of LIST.
@@ -169,8 +175,10 @@ _gpuctl_value()
 	case $4 in
 	deploy) own=$_gpuctl_deploy_arg_opts ;;
 	validate) own=$_gpuctl_validate_arg_opts ;;
+	slice) own=$_gpuctl_slice_arg_opts ;;
 	esac
-	if _gpuctl_in "$opt" "$_gpuctl_deploy_arg_opts $_gpuctl_validate_arg_opts" && ! _gpuctl_in "$opt" "$own"; then
+	if _gpuctl_in "$opt" "$_gpuctl_deploy_arg_opts $_gpuctl_validate_arg_opts $_gpuctl_slice_arg_opts" &&
+		! _gpuctl_in "$opt" "$own"; then
 		opt=
 	fi
 	[[ $4 == validate && $opt == --dry-run ]] && opt=
@@ -202,6 +210,12 @@ _gpuctl_value()
 		;;
 	--dry-run)
 		_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" $'none\nclient\nserver')"
+		;;
+	--mig-strategy)
+		_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" $'single\nmixed')"
+		;;
+	--profile)
+		_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" "$_gpuctl_slice_profiles")"
 		;;
 	*)
 		COMPREPLY=()
@@ -237,6 +251,7 @@ _gpuctl()
 			cmdi=$i
 			[[ $cmd == deploy ]] && _gpuctl_argopts+=" $_gpuctl_deploy_arg_opts"
 			[[ $cmd == validate ]] && _gpuctl_argopts+=" $_gpuctl_validate_arg_opts"
+			[[ $cmd == slice ]] && _gpuctl_argopts+=" $_gpuctl_slice_arg_opts"
 		fi
 	done
 
@@ -273,6 +288,7 @@ _gpuctl()
 			taint) opts+=" $_gpuctl_node_opts --until-validated" ;;
 			deploy) opts+=" $_gpuctl_deploy_opts" ;;
 			validate) opts+=" $_gpuctl_validate_opts" ;;
+			slice) opts+=" $_gpuctl_slice_opts" ;;
 			esac
 			_gpuctl_reply "$cur" "$(printf '%s\n' $opts)"
 			# "--dry-run=" waits for its value
@@ -291,10 +307,23 @@ _gpuctl()
 			return 0
 		fi
 		;&
-	label | deploy | validate)
+	slice | label | deploy | validate)
 		# KEY=VALUE and KEY- are not completed; node names are.
 		[[ $cur == *=* || -n $all ]] && return 0
 		local nodes n seen list=
+		# slice: the model comes first, before any node
+		if [[ $cmd == slice ]]; then
+			local have_arg=
+			for ((i = cmdi + 1; i < _gpuctl_cword; i++)); do
+				w=${_gpuctl_words[i]}
+				if _gpuctl_in "$w" "$_gpuctl_argopts"; then
+					((i++))
+				elif [[ $w != -* ]]; then
+					have_arg=t
+				fi
+			done
+			[[ -z $have_arg ]] && list=$_gpuctl_slice_models$'\n'
+		fi
 		nodes=$(_gpuctl_nodes)
 		for n in $nodes; do
 			seen=

@@ -19,6 +19,8 @@ set -g __gpuctl_deploy_arg_opts --only --skip --inventory --ssh-user -i --identi
 # validate's options that take a value in the next word.
 set -g __gpuctl_validate_arg_opts --only --skip --junit --inventory --ssh-user -i --identity --ssh-port \
     --ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver
+# slice's options that take a value in the next word.
+set -g __gpuctl_slice_arg_opts --replicas --profile --mig-strategy --mig-config --timeout
 
 # The words before the cursor, after the program's name, up to a "--".
 function __gpuctl_args
@@ -70,6 +72,7 @@ function __gpuctl_value_opts
     echo -- $__gpuctl_arg_opts
     __gpuctl_using deploy && echo -- $__gpuctl_deploy_arg_opts
     __gpuctl_using validate && echo -- $__gpuctl_validate_arg_opts
+    __gpuctl_using slice && echo -- $__gpuctl_slice_arg_opts
 end
 
 # The output formats of the command typed.
@@ -81,7 +84,7 @@ end
 # Whether the current word is a plain argument: no option, no KEY=VALUE,
 # no KEY:EFFECT, and the option before it takes no value.
 function __gpuctl_wants_node
-    __gpuctl_using label taint deploy validate || return 1
+    __gpuctl_using label taint deploy validate slice || return 1
     set -l cur (commandline -ct)
     string match -q -- '-*' $cur && return 1
     string match -q -- '*[=:]*' $cur && return 1
@@ -161,7 +164,7 @@ complete -c gpuctl -n __gpuctl_needs_command -s h -l help -d 'show help'
 complete -c gpuctl -n __gpuctl_needs_command -a label -d 'set or remove labels on GPU nodes'
 complete -c gpuctl -n __gpuctl_needs_command -a taint -d 'add or remove taints on GPU nodes'
 complete -c gpuctl -n __gpuctl_needs_command -a deploy -d 'prepare GPU nodes over SSH (containerd + nvidia runtime) and the RuntimeClass'
-complete -c gpuctl -n __gpuctl_needs_command -a slice -d 'configure GPU sharing: time-slicing, MPS, MIG (not built yet)'
+complete -c gpuctl -n __gpuctl_needs_command -a slice -d 'share GPUs (time-slicing, MPS), use MIG, or stop sharing'
 complete -c gpuctl -n __gpuctl_needs_command -a smoke-test -d 'run GPU workloads and check they work (not built yet)'
 complete -c gpuctl -n __gpuctl_needs_command -a validate -d 'check the cluster and its GPU nodes; table, JSON or JUnit report'
 complete -c gpuctl -n __gpuctl_needs_command -a cleanup -d 'remove what gpuctl created (not built yet)'
@@ -245,6 +248,20 @@ complete -c gpuctl -n $v -l parallel -x -d 'nodes checked at once (default 32)'
 complete -c gpuctl -n $v -l min-driver -x -d 'oldest acceptable NVIDIA driver (default 470)'
 complete -c gpuctl -n $v -l from-inventory -d 'take the nodes from the inventory, not the cluster (with --only nodes)'
 
-# node names: label, taint, deploy, validate
+# slice
+set -l sl '__gpuctl_using slice'
+complete -c gpuctl -n $sl -s l -l selector -x -d 'give the nodes matching this selector their own configuration'
+complete -c gpuctl -n $sl -l replicas -x -d 'share each GPU N ways (2 or more)'
+complete -c gpuctl -n $sl -l profile -x -a 'any\t"4 replicas" high-memory\t"2 replicas" high-density\t"8 replicas"' -d 'replicas from a profile'
+complete -c gpuctl -n $sl -l rename -d 'advertise the shared GPUs as nvidia.com/gpu.shared'
+complete -c gpuctl -n $sl -l fail-requests-greater-than-one -d 'refuse pods that ask for more than one shared GPU'
+complete -c gpuctl -n $sl -l mig-strategy -x -a 'single mixed' -d 'how MIG devices are advertised'
+complete -c gpuctl -n $sl -l mig-config -x -d "with the GPU Operator: the MIG manager's layout"
+complete -c gpuctl -n $sl -l timeout -x -d 'how long to wait for the nodes (default 5m)'
+complete -c gpuctl -n $sl -l no-wait -d 'change the configuration and return without waiting'
+complete -c gpuctl -n $sl -l dry-run -f -a 'none client server' -d 'show what would change; change nothing'
+complete -c gpuctl -n "$sl; and __gpuctl_wants_node" -a 'time-slicing\t"no memory or fault isolation" mps\t"memory limits, one fault domain" mig\t"hardware isolation" none\t"stop sharing"'
+
+# node names: label, taint, deploy, validate, slice
 complete -c gpuctl -n __gpuctl_wants_node -a '(__gpuctl_nodes)'
 complete -c gpuctl -n '__gpuctl_using taint' -a '(__gpuctl_effects)'

@@ -21,7 +21,7 @@ static const struct cmd_entry commands[] = {
 	{ "label", cmd_label, "set or remove labels on GPU nodes", 0 },
 	{ "taint", cmd_taint, "add or remove taints on GPU nodes", 0 },
 	{ "deploy", cmd_deploy, "prepare GPU nodes over SSH (containerd + nvidia runtime) and the RuntimeClass", 0 },
-	{ "slice", cmd_slice, "configure GPU sharing: time-slicing, MPS, MIG (not built yet)", 0 },
+	{ "slice", cmd_slice, "share GPUs (time-slicing, MPS), use MIG devices, or stop sharing", 0 },
 	{ "smoke-test", cmd_smoke_test, "run GPU workloads and check they work (not built yet)", 0 },
 	{ "validate", cmd_validate, "check the cluster and its GPU nodes; table, JSON or JUnit report", 0 },
 	{ "cleanup", cmd_cleanup, "remove what gpuctl created (not built yet)", 0 },

@@ -13,13 +13,6 @@ static int not_built(struct gctx *g, const char *name)
 	return 2;
 }
 
-int cmd_slice(struct gctx *g, int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	return not_built(g, "slice");
-}
-
 int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 {
 	(void)argc;

@@ -64,6 +64,10 @@ static const struct sum_key edit_summary[] = {
 	{ NULL, 0 },
 };
 
+/* gpuctl-slice(1) */
+static const char *const slice_node_keys[] = { "name", "result", "configKey", "resource", "before", "after",
+					       "replicas", "strategy", "error", NULL };
+
 static const struct sum_key generic_summary[] = {
 	{ "total", ALL_STATUSES },
 	{ "passed", STATUS_BIT(REPORT_PASS) | STATUS_BIT(REPORT_CHANGED) | STATUS_BIT(REPORT_UNCHANGED) |
@@ -91,6 +95,10 @@ static const struct shape shapes[] = {
 	{
 		.kind = "NodeTaintResult", .items = "nodes", .item_keys = edit_keys, .summary = edit_summary,
 		.layout = LAYOUT_LINES, .pad = 1, .sep = " ", .summary_noun = "node(s)",
+	},
+	{
+		.kind = "SliceResult", .items = "nodes", .item_kind = "node", .item_keys = slice_node_keys,
+		.summary = edit_summary, .layout = LAYOUT_LINES, .pad = 1, .sep = " ", .summary_noun = "node(s)",
 	},
 	{
 		.kind = NULL, .items = "results", .summary = generic_summary, .ok = 1, .layout = LAYOUT_TABLE,
