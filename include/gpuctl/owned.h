@@ -14,6 +14,21 @@
 /* fieldManager of every write (server-side apply owns fields by it). */
 #define GPUCTL_FIELD_MANAGER "gpuctl"
 
+/* Node annotations recording what gpuctl's label/taint edits added, so that
+ * `gpuctl cleanup` removes exactly that and never what a person set:
+ * added-labels: a JSON list of the label keys gpuctl added (absent before);
+ * overwritten-labels: a JSON object {key: value before} of labels a person had
+ * set that gpuctl changed with --overwrite (cleanup puts that value back);
+ * added-taints: a JSON list of "key:effect" of the taints gpuctl added.
+ * Removing a label or taint through gpuctl removes it from the record. */
+#define GPUCTL_ADDED_LABELS_KEY "gpuctl.io/added-labels"
+#define GPUCTL_OVERWRITTEN_LABELS_KEY "gpuctl.io/overwritten-labels"
+#define GPUCTL_ADDED_TAINTS_KEY "gpuctl.io/added-taints"
+/* The device plugin's per-node config label (gpuctl slice sets it). */
+#define GPUCTL_DEVICE_PLUGIN_CONFIG_LABEL "nvidia.com/device-plugin.config"
+/* Marker line gpuctl writes before the tables it adds to a k3s/rke2 config.toml.tmpl. */
+#define GPUCTL_K3S_MARKER "# Added by gpuctl: the NVIDIA container runtime."
+
 /* On nodes: the containerd drop-in gpuctl writes (in the conf.d next to config.toml). */
 #define GPUCTL_DROPIN_NAME "99-gpuctl-nvidia.toml"
 /* Backups of files gpuctl replaced: <file>.gpuctl-backup-<time>[-<unique>]. */
