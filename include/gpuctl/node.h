@@ -146,6 +146,9 @@ void prep_result_release(struct prep_result *r);
  * what would be done.  src/node/undo.c. */
 int containerd_undo(struct ssh_conn *c, const struct probe_result *p, const struct containerd_opts *o, int force,
 		    struct prep_result *r);
+/* Set every GPU's compute mode back to DEFAULT (`nvidia-smi -c DEFAULT`);
+ * GERR_API with nvidia-smi's message when it refuses. */
+int node_compute_mode_reset(struct ssh_conn *c, struct gerr *err);
 /* config with the quoted glob taken out of its top-level imports (with one
  * comma; an emptied list goes, line and all), a new string; NULL when it is
  * not imported there. */

@@ -24,6 +24,10 @@
 #define GPUCTL_ADDED_LABELS_KEY "gpuctl.io/added-labels"
 #define GPUCTL_OVERWRITTEN_LABELS_KEY "gpuctl.io/overwritten-labels"
 #define GPUCTL_ADDED_TAINTS_KEY "gpuctl.io/added-taints"
+/* Node annotation gpuctl slice sets when it configures MPS on the node (any
+ * value): cleanup resets a compute mode left at EXCLUSIVE_PROCESS only where
+ * it is present, and removes it afterwards. */
+#define GPUCTL_MPS_RECORD_KEY "gpuctl.io/mps"
 /* The device plugin's per-node config label (gpuctl slice sets it). */
 #define GPUCTL_DEVICE_PLUGIN_CONFIG_LABEL "nvidia.com/device-plugin.config"
 /* Marker line gpuctl writes before the tables it adds to a k3s/rke2 config.toml.tmpl. */

@@ -596,3 +596,17 @@ out:
 	free(glob);
 	return rc;
 }
+
+int node_compute_mode_reset(struct ssh_conn *c, struct gerr *err)
+{
+	struct buf out = BUF_INIT, errb = BUF_INIT;
+	int status = -1;
+	int rc = ssh_exec(c, "nvidia-smi -c DEFAULT", NULL, 0, &out, &errb, &status, err);
+	if (rc == 0 && status != 0) {
+		const char *m = errb.len ? errb.s : out.s;
+		rc = gerr_set(err, GERR_API, "nvidia-smi -c DEFAULT failed (exit %d): %.*s", status, (int)strcspn(m, "\n"), m);
+	}
+	buf_release(&out);
+	buf_release(&errb);
+	return rc;
+}
