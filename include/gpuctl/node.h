@@ -153,7 +153,7 @@ int node_compute_mode_reset(struct ssh_conn *c, struct gerr *err);
  * comma; an emptied list goes, line and all), a new string; NULL when it is
  * not imported there. */
 char *containerd_drop_import(const char *config, const char *glob);
-/* A `containerd config dump` without the CRI plugin's nvidia runtime tables
+/* A `containerd config dump` without the CRI plugin's nvidia runtime tables (nvidia-cdi, nvidia-legacy too)
  * and its default_runtime_name line, blank lines left out (a new string): two dumps equal this way
  * differ by what gpuctl (or nvidia-ctk for it) adds. */
 char *containerd_dump_without_nvidia(const char *dump, int major);

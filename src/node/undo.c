@@ -86,7 +86,9 @@ char *containerd_dump_without_nvidia(const char *dump, int major)
 		size_t ind = strspn(p, " \t");
 		char *h = n > ind && p[ind] == '[' ? toml_header(p + ind, n - ind) : NULL;
 		if (h) {
-			skip = toml_within(h, nv);
+			/* nvidia, and the nvidia-cdi / nvidia-legacy runtimes some toolkits add beside it */
+			size_t nl = strlen(nv);
+			skip = !strncmp(h, nv, nl) && strchr(".-_", h[nl]);
 			in_cont = !strcmp(h, cont);
 			free(h);
 		}
@@ -475,7 +477,11 @@ int containerd_undo(struct ssh_conn *c, const struct probe_result *p, const stru
 		if (!ok || !nbk || !containerd_runtime_configured(dump.s, major, NULL, 0)) {
 			r->status = PREP_UNCHANGED;
 			r->method = xstrdup("none");
-			prep_step(&x, "nothing of gpuctl's in containerd's configuration%s", "");
+			if (ok && containerd_runtime_configured(dump.s, major, NULL, 0))
+				prep_step(&x, "an nvidia runtime is configured but no gpuctl backup of %s exists: left as it is "
+					      "(not gpuctl's, or the file did not exist before gpuctl wrote it)", cfg);
+			else
+				prep_step(&x, "nothing of gpuctl's in containerd's configuration%s", "");
 			note_backups(&x, bk, nbk);
 			rc = 0;
 			goto out;

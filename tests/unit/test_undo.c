@@ -268,10 +268,14 @@ Test(undo, dump_without_nvidia_drops_its_tables_and_the_default)
 	const char *a = "[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"nvidia\"\n  snapshotter = \"overlayfs\"\n"
 			"[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia]\n  runtime_type = \"io.containerd.runc.v2\"\n"
 			"[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia.options]\n  BinaryName = \"/x\"\n"
-			"[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n";
+			"[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia-cdi]\n  runtime_type = \"io.containerd.runc.v2\"\n"
+			"\n"
+			"[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n"
+			"[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidiax]\n  runtime_type = \"io.containerd.runc.v2\"\n";
 	char *s = containerd_dump_without_nvidia(a, 1);
 	cr_assert_str_eq(s, "[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n"
-			    "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n");
+			    "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n"
+			    "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidiax]\n  runtime_type = \"io.containerd.runc.v2\"\n");
 	free(s);
 }
 
