@@ -284,7 +284,7 @@ static int phase_nodes(struct cleanup *d, const cJSON *nodes, struct gerr *err)
 /* ---- the cluster ---- */
 
 static void object_row(struct report *rep, const char *kind, const char *ns, const char *name, enum report_status st,
-		       const struct gerr *e, const char *fmt, const char *arg)
+		       const struct gerr *e, const char *text)
 {
 	struct buf obj = BUF_INIT;
 	buf_addf(&obj, "%s/", kind);
@@ -293,7 +293,8 @@ static void object_row(struct report *rep, const char *kind, const char *ns, con
 	buf_adds(&obj, name);
 	for (char *p = obj.s; *p && *p != '/'; p++)
 		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-	struct report_row *row = report_add(rep, "cluster", "object", st, e ? e->hint : NULL, fmt, arg);
+	/* the table names the target only: the message starts with the object */
+	struct report_row *row = report_add(rep, "cluster", "object", st, e ? e->hint : NULL, "%s %s", obj.s, text);
 	row->object = xstrdup(obj.s);
 	cJSON *dt = cJSON_CreateObject();
 	cJSON_AddStringToObject(dt, "kind", kind);
@@ -365,10 +366,10 @@ static int phase_cluster(struct cleanup *d, struct kube_client *kc, enum dry_run
 	int failed = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (r[i].status == APPLY_FAILED) {
-			object_row(rep, r[i].kind, r[i].ns, r[i].name, REPORT_FAILED, &r[i].err, "%s", r[i].err.msg);
+			object_row(rep, r[i].kind, r[i].ns, r[i].name, REPORT_FAILED, &r[i].err, r[i].err.msg);
 			failed = 1;
 		} else {
-			object_row(rep, r[i].kind, r[i].ns, r[i].name, REPORT_CHANGED, NULL, "%s",
+			object_row(rep, r[i].kind, r[i].ns, r[i].name, REPORT_CHANGED, NULL,
 				   dry == DRY_NONE ? "deleted" : "would be deleted (dry run)");
 		}
 	}
@@ -385,16 +386,16 @@ static int phase_cluster(struct cleanup *d, struct kube_client *kc, enum dry_run
 		cJSON *have = NULL;
 		if (kube_get(kc, path, &have, &e) < 0) {
 			if (e.code == GERR_NOTFOUND)
-				object_row(rep, k->kind, ons, name, REPORT_UNCHANGED, NULL, "%s", "not there (--force)");
+				object_row(rep, k->kind, ons, name, REPORT_UNCHANGED, NULL, "not there (--force)");
 			else
-				object_row(rep, k->kind, ons, name, REPORT_FAILED, &e, "%s", e.msg), failed = 1;
+				object_row(rep, k->kind, ons, name, REPORT_FAILED, &e, e.msg), failed = 1;
 		} else if (dry == DRY_CLIENT) {
-			object_row(rep, k->kind, ons, name, REPORT_CHANGED, NULL, "%s", "would be deleted (--force, dry run)");
+			object_row(rep, k->kind, ons, name, REPORT_CHANGED, NULL, "would be deleted (--force, dry run)");
 		} else if (kube_delete(kc, path, "Foreground", dry == DRY_SERVER, &e) < 0 && e.code != GERR_NOTFOUND) {
-			object_row(rep, k->kind, ons, name, REPORT_FAILED, &e, "%s", e.msg);
+			object_row(rep, k->kind, ons, name, REPORT_FAILED, &e, e.msg);
 			failed = 1;
 		} else {
-			object_row(rep, k->kind, ons, name, REPORT_CHANGED, NULL, "%s", "deleted (--force: not created by gpuctl)");
+			object_row(rep, k->kind, ons, name, REPORT_CHANGED, NULL, "deleted (--force: not created by gpuctl)");
 		}
 		gerr_clear(&e);
 		cJSON_Delete(have);
@@ -419,7 +420,7 @@ static int phase_cluster(struct cleanup *d, struct kube_client *kc, enum dry_run
 		cJSON *crd = NULL;
 		struct gerr e = GERR_INIT;
 		if (kube_get(kc, path, &crd, &e) == 0)
-			object_row(rep, "CustomResourceDefinition", NULL, foreign_crds[i], REPORT_SKIPPED, NULL, "%s",
+			object_row(rep, "CustomResourceDefinition", NULL, foreign_crds[i], REPORT_SKIPPED, NULL,
 				   "left: not created by gpuctl (the GPU Operator's)");
 		gerr_clear(&e);
 		cJSON_Delete(crd);
