@@ -447,3 +447,51 @@ Test(undo, k3s_template_gpuctl_created_is_removed)
 	free(tmpl);
 	fake_node_done();
 }
+
+Test(undo, failed_restart_after_removing_the_dropin_restores_it)
+{
+	fake_node();
+	struct prep_result r;
+	prepare(&r);
+	cr_assert_eq(r.status, PREP_CHANGED, "%s", r.err.msg);
+	prep_result_release(&r);
+	char *cfg = slurp(cfg_path), *dropin = slurp(dropin_path);
+	undo("if [ ! -e \"$FAKE/once\" ]; then touch \"$FAKE/once\"; exit 1; fi", 0, 0, &r);
+	cr_assert_eq(r.status, PREP_ROLLED_BACK, "%s", r.err.msg);
+	char *cfg2 = slurp(cfg_path), *dropin2 = slurp(dropin_path);
+	cr_assert(dropin2 && !strcmp(dropin2, dropin), "the removed drop-in is back, proven by hash");
+	cr_assert_str_eq(cfg2, cfg, "config.toml is gpuctl's again");
+	free(cfg), free(dropin), free(cfg2), free(dropin2);
+	prep_result_release(&r);
+	fake_node_done();
+}
+
+Test(undo, k3s_template_goes_back_to_its_backup)
+{
+	fake_node();
+	char *tmpl = xasprintf("%s/config.toml.tmpl", cd);
+	const char *mine = "{{ template \"base\" . }}\n[plugins.mine]\n  x = 1";
+	char *bk = xasprintf("%s.gpuctl-backup-20260101T000000Z-ab0", tmpl);
+	spit(bk, mine, 0644);
+	char *now = xasprintf("%s\n\n# Added by gpuctl: the NVIDIA container runtime.\n[plugins.x]\n", mine);
+	spit(tmpl, now, 0644);
+	struct prep_result r;
+	k3s_probe_undo(tmpl, &r);
+	cr_assert_eq(r.status, PREP_CHANGED, "%s", r.err.msg);
+	cr_assert_str_eq(r.backup, bk);
+	char *after = slurp(tmpl);
+	cr_assert_str_eq(after, mine, "the template byte for byte as it was (without the newline gpuctl added)");
+	free(after);
+	prep_result_release(&r);
+	/* a person's edit before gpuctl's marker: refused */
+	char *edited = xasprintf("%s\n[plugins.theirs]\n\n# Added by gpuctl: the NVIDIA container runtime.\n[plugins.x]\n", mine);
+	spit(tmpl, edited, 0644);
+	k3s_probe_undo(tmpl, &r);
+	cr_assert_eq(r.err.code, GERR_CONFLICT, "%s", r.err.msg);
+	after = slurp(tmpl);
+	cr_assert_str_eq(after, edited);
+	free(after);
+	prep_result_release(&r);
+	free(tmpl), free(bk), free(now), free(edited);
+	fake_node_done();
+}
