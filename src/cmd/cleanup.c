@@ -339,6 +339,12 @@ static int wait_gone(struct kube_client *kc, long timeout_ms, char **left)
 	}
 }
 
+static int is_gpuctls(const cJSON *obj)
+{
+	const char *v = json_str(json_get2(obj, "metadata", "labels"), GPUCTL_MANAGED_BY_KEY);
+	return v && !strcmp(v, GPUCTL_MANAGED_BY_VALUE);
+}
+
 /* KIND/NAME of --force: the kind (as Kind, or its resource, any case) among
  * those gpuctl manages; namespaced kinds in the namespace of -n. */
 static const struct kube_kind *force_kind(const char *spec, const char **name)
@@ -389,6 +395,8 @@ static int phase_cluster(struct cleanup *d, struct kube_client *kc, enum dry_run
 				object_row(rep, k->kind, ons, name, REPORT_UNCHANGED, NULL, "not there (--force)");
 			else
 				object_row(rep, k->kind, ons, name, REPORT_FAILED, &e, e.msg), failed = 1;
+		} else if (is_gpuctls(have)) {
+			/* gpuctl's own: the row above deleted it already */
 		} else if (dry == DRY_CLIENT) {
 			object_row(rep, k->kind, ons, name, REPORT_CHANGED, NULL, "would be deleted (--force, dry run)");
 		} else if (kube_delete(kc, path, "Foreground", dry == DRY_SERVER, &e) < 0 && e.code != GERR_NOTFOUND) {
