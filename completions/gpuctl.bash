@@ -40,6 +40,13 @@ _gpuctl_slice_opts="-l --selector --replicas --profile --rename --fail-requests-
 _gpuctl_slice_arg_opts="--replicas --profile --mig-strategy --mig-config --timeout"
 _gpuctl_slice_models=$'time-slicing\nmps\nmig\nnone'
 _gpuctl_slice_profiles=$'any\nhigh-memory\nhigh-density'
+# cleanup: its options, and those of them that take a value.
+_gpuctl_cleanup_opts="-l --selector --only --skip --force --inventory --ssh-user -i --identity --ssh-port
+	--ssh-timeout --ssh-accept-new -J --ssh-jump --known-hosts --parallel --min-driver --from-inventory
+	--restart-command --check-command --timeout --dry-run --dry-run="
+_gpuctl_cleanup_arg_opts="--only --skip --force --inventory --ssh-user -i --identity --ssh-port --ssh-timeout
+	-J --ssh-jump --known-hosts --parallel --min-driver --restart-command --check-command --timeout"
+_gpuctl_cleanup_groups=$'cluster\nlabels\nnodes'
 _gpuctl_taint_effects=$'NoSchedule\nPreferNoSchedule\nNoExecute'
 
 # _gpuctl_in WORD LIST: whether WORD is one of the words of LIST.
@@ -171,13 +178,14 @@ _gpuctl_prefix()
 _gpuctl_value()
 {
 	local opt=$1 own=
-	# deploy's and validate's options are options of their command only
+	# deploy's, validate's and cleanup's options are options of their command only
 	case $4 in
 	deploy) own=$_gpuctl_deploy_arg_opts ;;
 	validate) own=$_gpuctl_validate_arg_opts ;;
 	slice) own=$_gpuctl_slice_arg_opts ;;
+	cleanup) own=$_gpuctl_cleanup_arg_opts ;;
 	esac
-	if _gpuctl_in "$opt" "$_gpuctl_deploy_arg_opts $_gpuctl_validate_arg_opts $_gpuctl_slice_arg_opts" &&
+	if _gpuctl_in "$opt" "$_gpuctl_deploy_arg_opts $_gpuctl_validate_arg_opts $_gpuctl_slice_arg_opts $_gpuctl_cleanup_arg_opts" &&
 		! _gpuctl_in "$opt" "$own"; then
 		opt=
 	fi
@@ -190,6 +198,8 @@ _gpuctl_value()
 	--only | --skip)
 		if [[ $4 == validate ]]; then
 			_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" "$_gpuctl_validate_groups")"
+		elif [[ $4 == cleanup ]]; then
+			_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" "$_gpuctl_cleanup_groups")"
 		else
 			_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" "$_gpuctl_deploy_phases")"
 		fi
@@ -216,6 +226,10 @@ _gpuctl_value()
 		;;
 	--profile)
 		_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" "$_gpuctl_slice_profiles")"
+		;;
+	--force)
+		# KIND/NAME is typed; the one word is offered
+		_gpuctl_reply "$2$3" "$(_gpuctl_prefix "$2" nodes)"
 		;;
 	*)
 		COMPREPLY=()
@@ -252,6 +266,7 @@ _gpuctl()
 			[[ $cmd == deploy ]] && _gpuctl_argopts+=" $_gpuctl_deploy_arg_opts"
 			[[ $cmd == validate ]] && _gpuctl_argopts+=" $_gpuctl_validate_arg_opts"
 			[[ $cmd == slice ]] && _gpuctl_argopts+=" $_gpuctl_slice_arg_opts"
+			[[ $cmd == cleanup ]] && _gpuctl_argopts+=" $_gpuctl_cleanup_arg_opts"
 		fi
 	done
 
@@ -289,6 +304,7 @@ _gpuctl()
 			deploy) opts+=" $_gpuctl_deploy_opts" ;;
 			validate) opts+=" $_gpuctl_validate_opts" ;;
 			slice) opts+=" $_gpuctl_slice_opts" ;;
+			cleanup) opts+=" $_gpuctl_cleanup_opts" ;;
 			esac
 			_gpuctl_reply "$cur" "$(printf '%s\n' $opts)"
 			# "--dry-run=" waits for its value
@@ -307,7 +323,7 @@ _gpuctl()
 			return 0
 		fi
 		;&
-	slice | label | deploy | validate)
+	slice | label | deploy | validate | cleanup)
 		# KEY=VALUE and KEY- are not completed; node names are.
 		[[ $cur == *=* || -n $all ]] && return 0
 		local nodes n seen list=

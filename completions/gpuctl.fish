@@ -21,6 +21,9 @@ set -g __gpuctl_validate_arg_opts --only --skip --junit --inventory --ssh-user -
     --ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver
 # slice's options that take a value in the next word.
 set -g __gpuctl_slice_arg_opts --replicas --profile --mig-strategy --mig-config --timeout
+# cleanup's options that take a value in the next word.
+set -g __gpuctl_cleanup_arg_opts --only --skip --force --inventory --ssh-user -i --identity --ssh-port \
+    --ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver --restart-command --check-command --timeout
 
 # The words before the cursor, after the program's name, up to a "--".
 function __gpuctl_args
@@ -73,6 +76,7 @@ function __gpuctl_value_opts
     __gpuctl_using deploy && echo -- $__gpuctl_deploy_arg_opts
     __gpuctl_using validate && echo -- $__gpuctl_validate_arg_opts
     __gpuctl_using slice && echo -- $__gpuctl_slice_arg_opts
+    __gpuctl_using cleanup && echo -- $__gpuctl_cleanup_arg_opts
 end
 
 # The output formats of the command typed.
@@ -84,7 +88,7 @@ end
 # Whether the current word is a plain argument: no option, no KEY=VALUE,
 # no KEY:EFFECT, and the option before it takes no value.
 function __gpuctl_wants_node
-    __gpuctl_using label taint deploy validate slice || return 1
+    __gpuctl_using label taint deploy validate slice cleanup || return 1
     set -l cur (commandline -ct)
     string match -q -- '-*' $cur && return 1
     string match -q -- '*[=:]*' $cur && return 1
@@ -167,7 +171,7 @@ complete -c gpuctl -n __gpuctl_needs_command -a deploy -d 'prepare GPU nodes ove
 complete -c gpuctl -n __gpuctl_needs_command -a slice -d 'share GPUs (time-slicing, MPS), use MIG, or stop sharing'
 complete -c gpuctl -n __gpuctl_needs_command -a smoke-test -d 'run GPU workloads and check they work (not built yet)'
 complete -c gpuctl -n __gpuctl_needs_command -a validate -d 'check the cluster and its GPU nodes; table, JSON or JUnit report'
-complete -c gpuctl -n __gpuctl_needs_command -a cleanup -d 'remove what gpuctl created (not built yet)'
+complete -c gpuctl -n __gpuctl_needs_command -a cleanup -d 'remove what gpuctl created: objects, labels, taints, containerd changes'
 complete -c gpuctl -n __gpuctl_needs_command -a help -d 'show the help of a command'
 
 # gpuctl help COMMAND
@@ -262,6 +266,28 @@ complete -c gpuctl -n $sl -l no-wait -d 'change the configuration and return wit
 complete -c gpuctl -n $sl -l dry-run -f -a 'none client server' -d 'show what would change; change nothing'
 complete -c gpuctl -n "$sl; and __gpuctl_wants_node" -a 'time-slicing\t"no memory or fault isolation" mps\t"memory limits, one fault domain" mig\t"hardware isolation" none\t"stop sharing"'
 
-# node names: label, taint, deploy, validate, slice
+# cleanup
+set -l c '__gpuctl_using cleanup'
+complete -c gpuctl -n $c -s l -l selector -x -d 'the nodes matching this label selector'
+complete -c gpuctl -n $c -l only -x -a 'cluster\t"the objects gpuctl created" labels\t"the labels and taints gpuctl added" nodes\t"containerd over SSH"' -d 'run only this group (repeatable)'
+complete -c gpuctl -n $c -l skip -x -a 'cluster\t"the objects gpuctl created" labels\t"the labels and taints gpuctl added" nodes\t"containerd over SSH"' -d 'skip this group (repeatable)'
+complete -c gpuctl -n $c -l force -x -a 'nodes' -d 'also delete this object gpuctl did not create (KIND/NAME), or nodes'
+complete -c gpuctl -n $c -l inventory -r -F -d 'how to reach nodes (gpuctl-inventory(5))'
+complete -c gpuctl -n $c -l ssh-user -x -d 'SSH user (default root; others use sudo -n)'
+complete -c gpuctl -n $c -s i -l identity -r -F -d 'SSH private key'
+complete -c gpuctl -n $c -l ssh-port -x -d 'SSH port (default 22)'
+complete -c gpuctl -n $c -l ssh-timeout -x -d 'limit for each connection and command (default 30)'
+complete -c gpuctl -n $c -l ssh-accept-new -d 'add unknown host keys to known_hosts (never changed ones)'
+complete -c gpuctl -n $c -s J -l ssh-jump -x -d 'reach the nodes through this SSH server'
+complete -c gpuctl -n $c -l known-hosts -r -F -d 'known_hosts file'
+complete -c gpuctl -n $c -l parallel -x -d 'nodes worked on at once (default 32)'
+complete -c gpuctl -n $c -l min-driver -x -d 'oldest acceptable NVIDIA driver (default 470)'
+complete -c gpuctl -n $c -l from-inventory -d 'take the nodes from the inventory, not the cluster (with --only nodes)'
+complete -c gpuctl -n $c -l restart-command -x -d 'how to restart containerd'
+complete -c gpuctl -n $c -l check-command -x -d 'how to check containerd runs'
+complete -c gpuctl -n $c -l timeout -x -d 'how long to wait for the objects to be gone (default 5m)'
+complete -c gpuctl -n $c -l dry-run -f -a 'none client server' -d 'list what would be removed; change nothing'
+
+# node names: label, taint, deploy, validate, slice, cleanup
 complete -c gpuctl -n __gpuctl_wants_node -a '(__gpuctl_nodes)'
 complete -c gpuctl -n '__gpuctl_using taint' -a '(__gpuctl_effects)'

@@ -24,7 +24,7 @@ static const struct cmd_entry commands[] = {
 	{ "slice", cmd_slice, "share GPUs (time-slicing, MPS), use MIG devices, or stop sharing", 0 },
 	{ "smoke-test", cmd_smoke_test, "run GPU workloads and check they work (not built yet)", 0 },
 	{ "validate", cmd_validate, "check the cluster and its GPU nodes; table, JSON or JUnit report", 0 },
-	{ "cleanup", cmd_cleanup, "remove what gpuctl created (not built yet)", 0 },
+	{ "cleanup", cmd_cleanup, "remove what gpuctl created: objects, labels, taints, containerd changes", 0 },
 	{ "__complete", cmd_complete, "shell completion helper", 1 },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

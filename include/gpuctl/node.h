@@ -138,6 +138,30 @@ int containerd_prepare(struct ssh_conn *c, const struct probe_result *p, const s
 		       struct prep_result *r);
 void prep_result_release(struct prep_result *r);
 
+/* Undo what containerd_prepare did (gpuctl cleanup), under the node's lock:
+ * remove gpuctl's drop-in and the imports glob it added to config.toml (back
+ * byte for byte to the backup when only that changed), or restore
+ * config.toml from gpuctl's earliest backup of the series when it holds
+ * nvidia-ctk's rewrite (GERR_CONFLICT when a person changed it since, unless
+ * force), or cut gpuctl's tables from a k3s/rke2 config.toml.tmpl; verify
+ * with `containerd config dump`, restart, roll back on failure.  Backups stay
+ * on the node (listed in r->steps); r->backup is the one restored from.
+ * Nothing of gpuctl's: PREP_UNCHANGED.  o->dry_run: read only, the steps say
+ * what would be done.  src/node/undo.c. */
+int containerd_undo(struct ssh_conn *c, const struct probe_result *p, const struct containerd_opts *o, int force,
+		    struct prep_result *r);
+/* Set every GPU's compute mode back to DEFAULT (`nvidia-smi -c DEFAULT`);
+ * GERR_API with nvidia-smi's message when it refuses. */
+int node_compute_mode_reset(struct ssh_conn *c, struct gerr *err);
+/* config with the quoted glob taken out of its top-level imports (with one
+ * comma; an emptied list goes, line and all), a new string; NULL when it is
+ * not imported there. */
+char *containerd_drop_import(const char *config, const char *glob);
+/* A `containerd config dump` without the CRI plugin's nvidia runtime tables (nvidia-cdi, nvidia-legacy too)
+ * and its default_runtime_name line, blank lines left out (a new string): two dumps equal this way
+ * differ by what gpuctl (or nvidia-ctk for it) adds. */
+char *containerd_dump_without_nvidia(const char *dump, int major);
+
 /* What validate reads of a node's containerd (read-only; src/node/inspect.c). */
 struct containerd_state {
 	int dump_ok;            /* `containerd config dump` worked */

@@ -21,6 +21,24 @@
 /* Set by `validate --admit` on a node it admitted (the time, RFC 3339): such a
  * node is no longer new, and `taint --until-validated` leaves it alone. */
 #define GPUCTL_VALIDATED_ANNOTATION "gpuctl.io/validated"
+/* Node annotations recording what gpuctl's label/taint edits added, so that
+ * `gpuctl cleanup` removes exactly that and never what a person set:
+ * added-labels: a JSON list of the label keys gpuctl added (absent before);
+ * overwritten-labels: a JSON object {key: value before} of labels a person had
+ * set that gpuctl changed with --overwrite (cleanup puts that value back);
+ * added-taints: a JSON list of "key:effect" of the taints gpuctl added.
+ * Removing a label or taint through gpuctl removes it from the record. */
+#define GPUCTL_ADDED_LABELS_KEY "gpuctl.io/added-labels"
+#define GPUCTL_OVERWRITTEN_LABELS_KEY "gpuctl.io/overwritten-labels"
+#define GPUCTL_ADDED_TAINTS_KEY "gpuctl.io/added-taints"
+/* Node annotation gpuctl slice sets when it configures MPS on the node (any
+ * value): cleanup resets a compute mode left at EXCLUSIVE_PROCESS only where
+ * it is present, and removes it afterwards. */
+#define GPUCTL_MPS_RECORD_KEY "gpuctl.io/mps"
+/* The device plugin's per-node config label (gpuctl slice sets it). */
+#define GPUCTL_DEVICE_PLUGIN_CONFIG_LABEL "nvidia.com/device-plugin.config"
+/* Marker line gpuctl writes before the tables it adds to a k3s/rke2 config.toml.tmpl. */
+#define GPUCTL_K3S_MARKER "# Added by gpuctl: the NVIDIA container runtime."
 
 /* On nodes: the containerd drop-in gpuctl writes (in the conf.d next to config.toml). */
 #define GPUCTL_DROPIN_NAME "99-gpuctl-nvidia.toml"

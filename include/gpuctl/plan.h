@@ -16,6 +16,13 @@
 #include "gpuctl/labels.h"
 #include "gpuctl/nodes.h"
 
+/* Both planners record what they add in node annotations (owned.h): a
+ * label or taint that was not there goes into gpuctl.io/added-labels /
+ * gpuctl.io/added-taints; a label a person set that --overwrite changes is
+ * never recorded as gpuctl's, its old value goes into
+ * gpuctl.io/overwritten-labels; removing through gpuctl drops the entry.  The
+ * record is written by the same JSON patch, tested like the labels. */
+
 /* Labels to set (KEY=VALUE) or remove (KEY-).  With defaults set, the text
  * "{product}" in a value is the node's nvidia.com/gpu.product, and a node
  * without one does not get that label.  Changing an existing value needs
@@ -40,5 +47,16 @@ struct taint_plan {
 };
 
 int taint_plan_node(void *ud, const cJSON *node, struct edit_result *r);
+
+/* gpuctl cleanup's planner (ud unused, may be NULL): undo what the record
+ * says gpuctl did to the node: remove the recorded labels and taints that
+ * are still there, put back the values of labels gpuctl overwrote, remove
+ * the record annotations.  Nothing else is touched.  r->changes entries
+ * carry "kind" ("label", "taint", "annotation"); r->state is
+ * {"labels": {...}, "taints": [...]} after the edit. */
+int cleanup_plan_node(void *ud, const cJSON *node, struct edit_result *r);
+
+/* list (a JSON array) holds the string s. */
+int plan_record_has(const cJSON *list, const char *s);
 
 #endif

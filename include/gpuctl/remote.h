@@ -76,6 +76,9 @@ int remote_change_backup(struct remote_change *chg, const char *path, const char
 /* Back up path (first time), then replace it atomically with content. */
 int remote_change_write(struct remote_change *chg, const char *path, const char *content, size_t len,
 			struct remote_mode mode, struct gerr *err);
+/* Back up path (first time), then remove it, proven absent; a rollback
+ * restores it from the backup (cleanup removes the files gpuctl added). */
+int remote_change_remove(struct remote_change *chg, const char *path, struct gerr *err);
 /* Run a command line under the change set's lock (restart, checks); its
  * output must end with the exit status marker, else GERR_SSH_COMMAND.
  * After a rollback began it reconnects when the connection broke. */

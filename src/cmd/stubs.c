@@ -20,13 +20,6 @@ int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 	return not_built(g, "smoke-test");
 }
 
-int cmd_cleanup(struct gctx *g, int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	return not_built(g, "cleanup");
-}
-
 /* gpuctl __complete nodes [global flags]: node names, one per line, for shell completion. */
 int cmd_complete(struct gctx *g, int argc, char **argv)
 {

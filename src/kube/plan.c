@@ -6,7 +6,117 @@
 
 #include "gpuctl/buf.h"
 #include "gpuctl/json.h"
+#include "gpuctl/owned.h"
 #include "gpuctl/plan.h"
+
+/* ---- the record of what gpuctl added (owned.h's annotations) ---- */
+
+static const cJSON *node_annotations(const cJSON *node)
+{
+	const cJSON *a = json_get2(node, "metadata", "annotations");
+	return cJSON_IsObject(a) ? a : NULL;
+}
+
+/* The record under key as read: a list of strings (object = 0) or an object
+ * of strings (object = 1); a missing or unreadable one is empty (new). */
+static cJSON *record_read(const cJSON *node, const char *key, int object)
+{
+	const char *s = json_str(node_annotations(node), key);
+	cJSON *j = s ? cJSON_Parse(s) : NULL;
+	cJSON *out = object ? cJSON_CreateObject() : cJSON_CreateArray();
+	const cJSON *it;
+	if (object ? cJSON_IsObject(j) : cJSON_IsArray(j))
+		cJSON_ArrayForEach(it, j) {
+			if (!cJSON_IsString(it))
+				continue;
+			if (object && !cJSON_GetObjectItemCaseSensitive(out, it->string))
+				cJSON_AddStringToObject(out, it->string, it->valuestring);
+			else if (!object && !plan_record_has(out, it->valuestring))
+				cJSON_AddItemToArray(out, cJSON_CreateString(it->valuestring));
+		}
+	cJSON_Delete(j);
+	return out;
+}
+
+int plan_record_has(const cJSON *list, const char *s)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, list)
+		if (cJSON_IsString(it) && !strcmp(it->valuestring, s))
+			return 1;
+	return 0;
+}
+
+static int record_add(cJSON *list, const char *s)
+{
+	if (plan_record_has(list, s))
+		return 0;
+	cJSON_AddItemToArray(list, cJSON_CreateString(s));
+	return 1;
+}
+
+static int record_del(cJSON *list, const char *s)
+{
+	int n = cJSON_GetArraySize(list);
+	for (int i = 0; i < n; i++) {
+		const cJSON *it = cJSON_GetArrayItem(list, i);
+		if (cJSON_IsString(it) && !strcmp(it->valuestring, s)) {
+			cJSON_DeleteItemFromArray(list, i);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* JSON patch operations that set the annotations keys[i] to values[i]
+ * (compact JSON; an empty list or object, or NULL, removes the annotation).
+ * An annotation that exists is tested first, so a concurrent change of the
+ * record fails the patch (422) and the node is planned again. */
+static void record_patch(cJSON *patch, const cJSON *node, const char *const *keys, const cJSON *const *values, size_t n)
+{
+	const cJSON *ann = node_annotations(node);
+	cJSON *whole = NULL; /* no annotations at all: the whole map is added */
+	for (size_t i = 0; i < n; i++) {
+		const char *cur = json_str(ann, keys[i]);
+		char *v = values[i] && cJSON_GetArraySize(values[i]) ? cJSON_PrintUnformatted(values[i]) : NULL;
+		if ((!v && !cur) || (v && cur && !strcmp(v, cur))) {
+			free(v);
+			continue;
+		}
+		if (!ann) {
+			if (!whole)
+				whole = cJSON_CreateObject();
+			cJSON_AddStringToObject(whole, keys[i], v);
+			free(v);
+			continue;
+		}
+		struct buf path = BUF_INIT;
+		buf_adds(&path, "/metadata/annotations/");
+		json_pointer_escape(&path, keys[i]);
+		if (cur) {
+			cJSON *t = cJSON_CreateObject();
+			cJSON_AddStringToObject(t, "op", "test");
+			cJSON_AddStringToObject(t, "path", path.s);
+			cJSON_AddStringToObject(t, "value", cur);
+			cJSON_AddItemToArray(patch, t);
+		}
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "op", v ? "add" : "remove");
+		cJSON_AddStringToObject(o, "path", path.s);
+		if (v)
+			cJSON_AddStringToObject(o, "value", v);
+		cJSON_AddItemToArray(patch, o);
+		buf_release(&path);
+		free(v);
+	}
+	if (whole) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "op", "add");
+		cJSON_AddStringToObject(o, "path", "/metadata/annotations");
+		cJSON_AddItemToObject(o, "value", whole);
+		cJSON_AddItemToArray(patch, o);
+	}
+}
 
 
 static void label_change(cJSON *changes, const char *op, const char *key, const char *value, const char *old)
@@ -42,12 +152,17 @@ int label_plan_node(void *ud, const cJSON *node, struct edit_result *r)
 	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(md, "labels");
 	cJSON *after = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : cJSON_CreateObject();
 	cJSON *patch_labels = cJSON_CreateObject();
+	cJSON *added = record_read(node, GPUCTL_ADDED_LABELS_KEY, 0);
+	cJSON *over = record_read(node, GPUCTL_OVERWRITTEN_LABELS_KEY, 1);
 	int changed = 0;
 	for (size_t i = 0; i < p->nops; i++) {
 		const struct label_op *op = &p->ops[i];
 		const char *cur = json_str(labels, op->key);
 		if (!op->value) {
 			if (cur) {
+				/* removed through gpuctl: no longer gpuctl's to undo */
+				record_del(added, op->key);
+				cJSON_DeleteItemFromObjectCaseSensitive(over, op->key);
 				label_change(r->changes, "remove", op->key, NULL, cur);
 				cJSON_AddNullToObject(patch_labels, op->key);
 				cJSON_DeleteItemFromObjectCaseSensitive(after, op->key);
@@ -76,6 +191,12 @@ int label_plan_node(void *ud, const cJSON *node, struct edit_result *r)
 			free(value);
 			goto fail;
 		}
+		/* what gpuctl adds is recorded; a value a person set is never
+		 * recorded as gpuctl's: its old value is kept so cleanup restores it */
+		if (!cur)
+			record_add(added, op->key);
+		else if (!plan_record_has(added, op->key) && !cJSON_GetObjectItemCaseSensitive(over, op->key))
+			cJSON_AddStringToObject(over, op->key, cur);
 		label_change(r->changes, cur ? "update" : "add", op->key, value, cur);
 		cJSON_AddStringToObject(patch_labels, op->key, value);
 		cJSON_DeleteItemFromObjectCaseSensitive(after, op->key);
@@ -116,16 +237,23 @@ int label_plan_node(void *ud, const cJSON *node, struct edit_result *r)
 			cJSON_AddItemToObject(o, "value", cJSON_Duplicate(after, 1));
 			cJSON_AddItemToArray(patch, o);
 		}
+		static const char *const keys[] = { GPUCTL_ADDED_LABELS_KEY, GPUCTL_OVERWRITTEN_LABELS_KEY };
+		const cJSON *const values[] = { added, over };
+		record_patch(patch, node, keys, values, 2);
 		cJSON_Delete(patch_labels);
 		r->patch = cJSON_PrintUnformatted(patch);
 		cJSON_Delete(patch);
 	} else {
 		cJSON_Delete(patch_labels);
 	}
+	cJSON_Delete(added);
+	cJSON_Delete(over);
 	return 0;
 fail:
 	cJSON_Delete(after);
 	cJSON_Delete(patch_labels);
+	cJSON_Delete(added);
+	cJSON_Delete(over);
 	return -1;
 }
 
@@ -173,6 +301,7 @@ int taint_plan_node(void *ud, const cJSON *node, struct edit_result *r)
 	int changed = 0;
 	/* kubectl's order: the taints being added first, then the old ones they do not replace */
 	cJSON *after = cJSON_CreateArray();
+	cJSON *added = record_read(node, GPUCTL_ADDED_TAINTS_KEY, 0);
 	for (size_t i = 0; i < p->nops; i++) {
 		const struct taint_op *op = &p->ops[i];
 		if (op->remove)
@@ -190,7 +319,14 @@ int taint_plan_node(void *ud, const cJSON *node, struct edit_result *r)
 				 "node %s already has taint %s:%s with value \"%s\", and --overwrite is false", r->node,
 				 op->key, op->effect, tval(cur));
 			cJSON_Delete(after);
+			cJSON_Delete(added);
 			return -1;
+		}
+		if (!cur) {
+			/* a new taint is gpuctl's; one a person set keeps being theirs */
+			char *ke = xasprintf("%s:%s", op->key, op->effect);
+			record_add(added, ke);
+			free(ke);
 		}
 		taint_change(r->changes, cur ? "update" : "add", op->key, op->value, op->effect, cur ? tval(cur) : NULL);
 		cJSON_AddItemToArray(after, taint_json(op));
@@ -216,6 +352,9 @@ int taint_plan_node(void *ud, const cJSON *node, struct edit_result *r)
 			const char *key = json_str(x, "key"), *eff = json_str(x, "effect");
 			if (key && !strcmp(key, op->key) && (!*op->effect || (eff && !strcmp(eff, op->effect)))) {
 				taint_change(r->changes, "remove", key, tval(x), eff ? eff : "", NULL);
+				char *ke = xasprintf("%s:%s", key, eff ? eff : "");
+				record_del(added, ke);
+				free(ke);
 				cJSON_DeleteItemFromArray(after, k);
 				changed = 1;
 			}
@@ -224,6 +363,7 @@ int taint_plan_node(void *ud, const cJSON *node, struct edit_result *r)
 	if (!changed) {
 		/* keep the node's own order when nothing changes */
 		cJSON_Delete(after);
+		cJSON_Delete(added);
 		r->state = cJSON_IsArray(old) ? cJSON_Duplicate(old, 1) : cJSON_CreateArray();
 		return 0;
 	}
@@ -256,7 +396,150 @@ int taint_plan_node(void *ud, const cJSON *node, struct edit_result *r)
 		cJSON_AddItemToArray(patch, o);
 	else
 		cJSON_Delete(o);
+	static const char *const keys[] = { GPUCTL_ADDED_TAINTS_KEY };
+	const cJSON *const values[] = { added };
+	record_patch(patch, node, keys, values, 1);
+	cJSON_Delete(added);
 	r->patch = cJSON_PrintUnformatted(patch);
 	cJSON_Delete(patch);
+	return 0;
+}
+
+
+/* ---- cleanup: undo exactly what the record says ---- */
+
+static void cleanup_change(cJSON *changes, const char *kind, const char *op, const char *key, const char *value,
+			   const char *effect, const char *old)
+{
+	cJSON *c = cJSON_CreateObject();
+	cJSON_AddStringToObject(c, "kind", kind);
+	cJSON_AddStringToObject(c, "op", op);
+	cJSON_AddStringToObject(c, "key", key);
+	if (value)
+		cJSON_AddStringToObject(c, "value", value);
+	if (effect)
+		cJSON_AddStringToObject(c, "effect", effect);
+	if (old)
+		cJSON_AddStringToObject(c, "old", old);
+	cJSON_AddItemToArray(changes, c);
+}
+
+static void add_test(cJSON *patch, const char *path, const cJSON *value)
+{
+	cJSON *t = cJSON_CreateObject();
+	cJSON_AddStringToObject(t, "op", "test");
+	cJSON_AddStringToObject(t, "path", path);
+	cJSON_AddItemToObject(t, "value", cJSON_Duplicate(value, 1));
+	cJSON_AddItemToArray(patch, t);
+}
+
+int cleanup_plan_node(void *ud, const cJSON *node, struct edit_result *r)
+{
+	(void)ud;
+	const cJSON *labels = json_get2(node, "metadata", "labels");
+	const cJSON *taints = json_get2(node, "spec", "taints");
+	cJSON *added = record_read(node, GPUCTL_ADDED_LABELS_KEY, 0);
+	cJSON *over = record_read(node, GPUCTL_OVERWRITTEN_LABELS_KEY, 1);
+	cJSON *tadded = record_read(node, GPUCTL_ADDED_TAINTS_KEY, 0);
+	cJSON *lafter = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : cJSON_CreateObject();
+	cJSON *tafter = cJSON_CreateArray();
+	cJSON *lops = cJSON_CreateArray();
+	int lchanged = 0, tchanged = 0, achanged = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, added) {
+		const char *cur = json_str(labels, it->valuestring);
+		if (!cur)
+			continue;
+		cleanup_change(r->changes, "label", "remove", it->valuestring, NULL, NULL, cur);
+		cJSON_DeleteItemFromObjectCaseSensitive(lafter, it->valuestring);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "op", "remove");
+		cJSON_AddStringToObject(o, "path", it->valuestring); /* escaped below */
+		cJSON_AddItemToArray(lops, o);
+		lchanged = 1;
+	}
+	cJSON_ArrayForEach(it, over) {
+		const char *cur = json_str(labels, it->string);
+		if (cur && !strcmp(cur, it->valuestring))
+			continue;
+		/* the value the person had set comes back (also when gpuctl's was removed since) */
+		cleanup_change(r->changes, "label", cur ? "update" : "add", it->string, it->valuestring, NULL, cur);
+		cJSON_DeleteItemFromObjectCaseSensitive(lafter, it->string);
+		cJSON_AddStringToObject(lafter, it->string, it->valuestring);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "op", "add");
+		cJSON_AddStringToObject(o, "path", it->string);
+		cJSON_AddStringToObject(o, "value", it->valuestring);
+		cJSON_AddItemToArray(lops, o);
+		lchanged = 1;
+	}
+	cJSON_ArrayForEach(it, taints) {
+		const char *key = json_str(it, "key"), *eff = json_str(it, "effect");
+		char *ke = xasprintf("%s:%s", key ? key : "", eff ? eff : "");
+		if (key && eff && plan_record_has(tadded, ke)) {
+			cleanup_change(r->changes, "taint", "remove", key, tval(it), eff, NULL);
+			tchanged = 1;
+		} else {
+			cJSON_AddItemToArray(tafter, cJSON_Duplicate(it, 1));
+		}
+		free(ke);
+	}
+	static const char *const keys[] = { GPUCTL_ADDED_LABELS_KEY, GPUCTL_OVERWRITTEN_LABELS_KEY,
+					    GPUCTL_ADDED_TAINTS_KEY };
+	const cJSON *ann = node_annotations(node);
+	for (size_t i = 0; i < 3; i++) {
+		const char *cur = json_str(ann, keys[i]);
+		if (cur) {
+			cleanup_change(r->changes, "annotation", "remove", keys[i], NULL, NULL, cur);
+			achanged = 1;
+		}
+	}
+	r->state = cJSON_CreateObject();
+	cJSON_AddItemToObject(r->state, "labels", lafter);
+	cJSON_AddItemToObject(r->state, "taints", tchanged ? tafter : cJSON_IsArray(taints) ? cJSON_Duplicate(taints, 1)
+											     : cJSON_CreateArray());
+	if (tchanged)
+		tafter = NULL;
+	if (lchanged || tchanged || achanged) {
+		/* conditional on the labels and taints as read, as label and taint are */
+		cJSON *patch = cJSON_CreateArray();
+		if (lchanged && cJSON_IsObject(labels)) {
+			add_test(patch, "/metadata/labels", labels);
+			cJSON_ArrayForEach(it, lops) {
+				struct buf path = BUF_INIT;
+				buf_adds(&path, "/metadata/labels/");
+				json_pointer_escape(&path, json_str(it, "path"));
+				cJSON_ReplaceItemInObjectCaseSensitive((cJSON *)it, "path", cJSON_CreateString(path.s));
+				buf_release(&path);
+			}
+			cJSON_ArrayForEach(it, lops)
+				cJSON_AddItemToArray(patch, cJSON_Duplicate(it, 1));
+		} else if (lchanged) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "op", "add");
+			cJSON_AddStringToObject(o, "path", "/metadata/labels");
+			cJSON_AddItemToObject(o, "value", cJSON_Duplicate(lafter, 1));
+			cJSON_AddItemToArray(patch, o);
+		}
+		if (tchanged) {
+			const cJSON *after = cJSON_GetObjectItemCaseSensitive(r->state, "taints");
+			add_test(patch, "/spec/taints", taints);
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "op", cJSON_GetArraySize(after) ? "replace" : "remove");
+			cJSON_AddStringToObject(o, "path", "/spec/taints");
+			if (cJSON_GetArraySize(after))
+				cJSON_AddItemToObject(o, "value", cJSON_Duplicate(after, 1));
+			cJSON_AddItemToArray(patch, o);
+		}
+		const cJSON *const none[] = { NULL, NULL, NULL };
+		record_patch(patch, node, keys, none, 3);
+		r->patch = cJSON_PrintUnformatted(patch);
+		cJSON_Delete(patch);
+	}
+	cJSON_Delete(tafter);
+	cJSON_Delete(lops);
+	cJSON_Delete(added);
+	cJSON_Delete(over);
+	cJSON_Delete(tadded);
 	return 0;
 }

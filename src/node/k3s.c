@@ -16,7 +16,7 @@ static const char k3s_base_line[] = "{{ template \"base\" . }}";
 /* The unit of a k3s/rke2 node: the first of FLAVOUR-agent, FLAVOUR-server,
  * FLAVOUR that is active.  Only those three names are taken from the node's
  * answer (it reaches systemctl quoted all the same). */
-static char *active_unit(struct prep_ctx *x, const char *fl)
+char *k3s_active_unit(struct prep_ctx *x, const char *fl)
 {
 	char *cand[3] = { xasprintf("%s-agent", fl), xasprintf("%s-server", fl), xstrdup(fl) };
 	struct buf cmd = BUF_INIT, u = BUF_INIT;
@@ -77,7 +77,7 @@ int k3s_prepare(struct prep_ctx *x, const struct probe_result *p, const struct c
 		goto out;
 	if (!o->restart_command || !o->check_command) {
 		/* a k3s agent node runs k3s-agent, a server k3s (rke2: rke2-agent / rke2-server) */
-		unit = active_unit(x, p->flavour == CR_RKE2 ? "rke2" : "k3s");
+		unit = k3s_active_unit(x, p->flavour == CR_RKE2 ? "rke2" : "k3s");
 		struct buf b = BUF_INIT;
 		buf_adds(&b, "systemctl restart ");
 		quote_word(&b, unit ? unit : p->flavour == CR_RKE2 ? "rke2-agent" : "k3s");

@@ -37,6 +37,9 @@ void prep_end(struct prep_ctx *x);
 char *prep_dir(const char *path);
 
 /* k3s/rke2 (src/node/k3s.c) */
+/* The active unit of a k3s/rke2 node (FLAVOUR-agent, FLAVOUR-server or
+ * FLAVOUR), or NULL (a new string). */
+char *k3s_active_unit(struct prep_ctx *x, const char *fl);
 int k3s_prepare(struct prep_ctx *x, const struct probe_result *p, const struct containerd_opts *o, const char *rt);
 
 #endif

@@ -600,6 +600,25 @@ int remote_change_write(struct remote_change *chg, const char *path, const char 
 	return rc;
 }
 
+int remote_change_remove(struct remote_change *chg, const char *path, struct gerr *err)
+{
+	const char *bak;
+	if (remote_change_backup(chg, path, &bak, err) < 0)
+		return -1;
+	struct touched *t = find(chg, path);
+	struct buf b = BUF_INIT, outb = BUF_INIT;
+	prologue(chg, &b, 0);
+	remote_script_restore(&b, path, NULL, 0); /* its "absent" branch: remove and prove it */
+	/* from here the file may be gone: a rollback must restore it */
+	t->written = 1;
+	int rc = run_script(chg, b.s, NULL, 0, &outb, err);
+	if (rc == 0 && !marker(outb.s, "@@removed"))
+		rc = gerr_set(err, GERR_SSH_COMMAND, "%s%s could not be removed", chg->node, path);
+	buf_release(&b);
+	buf_release(&outb);
+	return rc;
+}
+
 int remote_change_exec(struct remote_change *chg, const char *cmdline, const char *in, struct buf *out,
 		       struct buf *errout, int *status, struct gerr *err)
 {

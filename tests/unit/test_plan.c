@@ -78,30 +78,45 @@ static void run_case(const struct plan_case *c, int taints)
 static const struct plan_case label_cases[] = {
 	{ "add", NODE_LABELS("{\"a\":\"1\"}"), "b=2", 0, 0, 0, 0,
 	  "[{\"op\":\"add\",\"key\":\"b\",\"value\":\"2\"}]", "{\"a\":\"1\",\"b\":\"2\"}",
-	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\"}},{\"op\":\"add\",\"path\":\"/metadata/labels/b\",\"value\":\"2\"}]" },
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\"}},{\"op\":\"add\",\"path\":\"/metadata/labels/b\",\"value\":\"2\"},{\"op\":\"add\",\"path\":\"/metadata/annotations\",\"value\":{\"gpuctl.io/added-labels\":\"[\\\"b\\\"]\"}}]" },
 	{ "same value: nothing to write", NODE_LABELS("{\"a\":\"1\"}"), "a=1", 0, 0, 0, 0, "[]", "{\"a\":\"1\"}", NULL },
 	{ "other value needs --overwrite", NODE_LABELS("{\"a\":\"1\"}"), "a=2", 0, 0, -1, GERR_CONFLICT, NULL, NULL, NULL },
 	{ "overwrite", NODE_LABELS("{\"a\":\"1\"}"), "a=2", 1, 0, 0, 0,
 	  "[{\"op\":\"update\",\"key\":\"a\",\"value\":\"2\",\"old\":\"1\"}]", "{\"a\":\"2\"}",
-	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\"}},{\"op\":\"add\",\"path\":\"/metadata/labels/a\",\"value\":\"2\"}]" },
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\"}},{\"op\":\"add\",\"path\":\"/metadata/labels/a\",\"value\":\"2\"},{\"op\":\"add\",\"path\":\"/metadata/annotations\",\"value\":{\"gpuctl.io/overwritten-labels\":\"{\\\"a\\\":\\\"1\\\"}\"}}]" },
 	{ "remove", NODE_LABELS("{\"a\":\"1\",\"b\":\"2\"}"), "a-", 0, 0, 0, 0,
 	  "[{\"op\":\"remove\",\"key\":\"a\",\"old\":\"1\"}]", "{\"b\":\"2\"}",
 	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\",\"b\":\"2\"}},{\"op\":\"remove\",\"path\":\"/metadata/labels/a\"}]" },
 	{ "remove absent is not an error", NODE_LABELS("{\"b\":\"2\"}"), "a-", 0, 0, 0, 0, "[]", "{\"b\":\"2\"}", NULL },
 	{ "a key with / is escaped in the JSON pointer", NODE_LABELS("{}"), "nvidia.com/gpu.deploy=true", 0, 0, 0, 0,
 	  "[{\"op\":\"add\",\"key\":\"nvidia.com/gpu.deploy\",\"value\":\"true\"}]", "{\"nvidia.com/gpu.deploy\":\"true\"}",
-	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{}},{\"op\":\"add\",\"path\":\"/metadata/labels/nvidia.com~1gpu.deploy\",\"value\":\"true\"}]" },
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{}},{\"op\":\"add\",\"path\":\"/metadata/labels/nvidia.com~1gpu.deploy\",\"value\":\"true\"},{\"op\":\"add\",\"path\":\"/metadata/annotations\",\"value\":{\"gpuctl.io/added-labels\":\"[\\\"nvidia.com/gpu.deploy\\\"]\"}}]" },
 	{ "no labels at all: the whole map is added", "{\"metadata\":{\"name\":\"gpu-1\"}}", "a=1", 0, 0, 0, 0,
 	  "[{\"op\":\"add\",\"key\":\"a\",\"value\":\"1\"}]", "{\"a\":\"1\"}",
-	  "[{\"op\":\"add\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\"}}]" },
+	  "[{\"op\":\"add\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\"}},{\"op\":\"add\",\"path\":\"/metadata/annotations\",\"value\":{\"gpuctl.io/added-labels\":\"[\\\"a\\\"]\"}}]" },
 	{ "defaults: {product} from the node", NODE_LABELS("{\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\"}"),
 	  "gpu-type={product}", 0, 1, 0, 0,
 	  "[{\"op\":\"add\",\"key\":\"gpu-type\",\"value\":\"NVIDIA-H100-80GB-HBM3\"}]",
 	  "{\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\",\"gpu-type\":\"NVIDIA-H100-80GB-HBM3\"}",
-	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\"}},{\"op\":\"add\",\"path\":\"/metadata/labels/gpu-type\",\"value\":\"NVIDIA-H100-80GB-HBM3\"}]" },
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\"}},{\"op\":\"add\",\"path\":\"/metadata/labels/gpu-type\",\"value\":\"NVIDIA-H100-80GB-HBM3\"},{\"op\":\"add\",\"path\":\"/metadata/annotations\",\"value\":{\"gpuctl.io/added-labels\":\"[\\\"gpu-type\\\"]\"}}]" },
 	{ "defaults: no product, no gpu-type label", NODE_LABELS("{}"), "accelerator=nvidia gpu-type={product}", 0, 1, 0, 0,
 	  "[{\"op\":\"add\",\"key\":\"accelerator\",\"value\":\"nvidia\"}]", "{\"accelerator\":\"nvidia\"}",
-	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{}},{\"op\":\"add\",\"path\":\"/metadata/labels/accelerator\",\"value\":\"nvidia\"}]" },
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{}},{\"op\":\"add\",\"path\":\"/metadata/labels/accelerator\",\"value\":\"nvidia\"},{\"op\":\"add\",\"path\":\"/metadata/annotations\",\"value\":{\"gpuctl.io/added-labels\":\"[\\\"accelerator\\\"]\"}}]" },
+	{ "record: an added label joins the record, other annotations untouched", "{\"metadata\":{\"name\":\"gpu-1\",\"labels\":{\"x\":\"1\"},\"annotations\":{\"gpuctl.io/added-labels\":\"[\\\"x\\\"]\",\"other\":\"y\"}}}", "b=2", 0, 0, 0, 0,
+	  "[{\"op\":\"add\",\"key\":\"b\",\"value\":\"2\"}]", "{\"x\":\"1\",\"b\":\"2\"}",
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"x\":\"1\"}},{\"op\":\"add\",\"path\":\"/metadata/labels/b\",\"value\":\"2\"},{\"op\":\"test\",\"path\":\"/metadata/annotations/gpuctl.io~1added-labels\",\"value\":\"[\\\"x\\\"]\"},{\"op\":\"add\",\"path\":\"/metadata/annotations/gpuctl.io~1added-labels\",\"value\":\"[\\\"x\\\",\\\"b\\\"]\"}]" },
+	{ "record: overwriting a label gpuctl added keeps it gpuctl's, no old value kept", "{\"metadata\":{\"name\":\"gpu-1\",\"labels\":{\"a\":\"1\"},\"annotations\":{\"gpuctl.io/added-labels\":\"[\\\"a\\\"]\"}}}", "a=2", 1, 0, 0, 0,
+	  "[{\"op\":\"update\",\"key\":\"a\",\"value\":\"2\",\"old\":\"1\"}]", "{\"a\":\"2\"}",
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\"}},{\"op\":\"add\",\"path\":\"/metadata/labels/a\",\"value\":\"2\"}]" },
+	{ "record: a person's label overwritten again keeps the first old value", "{\"metadata\":{\"name\":\"gpu-1\",\"labels\":{\"a\":\"2\"},\"annotations\":{\"gpuctl.io/overwritten-labels\":\"{\\\"a\\\":\\\"1\\\"}\"}}}", "a=3", 1, 0, 0, 0,
+	  "[{\"op\":\"update\",\"key\":\"a\",\"value\":\"3\",\"old\":\"2\"}]", "{\"a\":\"3\"}",
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"2\"}},{\"op\":\"add\",\"path\":\"/metadata/labels/a\",\"value\":\"3\"}]" },
+	{ "record: removing through gpuctl removes from the record", "{\"metadata\":{\"name\":\"gpu-1\",\"labels\":{\"a\":\"1\",\"b\":\"2\"},\"annotations\":{\"gpuctl.io/added-labels\":\"[\\\"a\\\",\\\"b\\\"]\"}}}", "a-", 0, 0, 0, 0,
+	  "[{\"op\":\"remove\",\"key\":\"a\",\"old\":\"1\"}]", "{\"b\":\"2\"}",
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\",\"b\":\"2\"}},{\"op\":\"remove\",\"path\":\"/metadata/labels/a\"},{\"op\":\"test\",\"path\":\"/metadata/annotations/gpuctl.io~1added-labels\",\"value\":\"[\\\"a\\\",\\\"b\\\"]\"},{\"op\":\"add\",\"path\":\"/metadata/annotations/gpuctl.io~1added-labels\",\"value\":\"[\\\"b\\\"]\"}]" },
+	{ "record: the last entries gone, the annotations go", "{\"metadata\":{\"name\":\"gpu-1\",\"labels\":{\"a\":\"1\",\"p\":\"9\"},\"annotations\":{\"gpuctl.io/added-labels\":\"[\\\"a\\\"]\",\"gpuctl.io/overwritten-labels\":\"{\\\"p\\\":\\\"8\\\"}\"}}}", "a- p-", 0, 0, 0, 0,
+	  "[{\"op\":\"remove\",\"key\":\"a\",\"old\":\"1\"},{\"op\":\"remove\",\"key\":\"p\",\"old\":\"9\"}]", "{}",
+	  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"a\":\"1\",\"p\":\"9\"}},{\"op\":\"remove\",\"path\":\"/metadata/labels/a\"},{\"op\":\"remove\",\"path\":\"/metadata/labels/p\"},{\"op\":\"test\",\"path\":\"/metadata/annotations/gpuctl.io~1added-labels\",\"value\":\"[\\\"a\\\"]\"},{\"op\":\"remove\",\"path\":\"/metadata/annotations/gpuctl.io~1added-labels\"},{\"op\":\"test\",\"path\":\"/metadata/annotations/gpuctl.io~1overwritten-labels\",\"value\":\"{\\\"p\\\":\\\"8\\\"}\"},{\"op\":\"remove\",\"path\":\"/metadata/annotations/gpuctl.io~1overwritten-labels\"}]" },
 	{ "defaults: a product that is no label value", NODE_LABELS("{\"nvidia.com/gpu.product\":\"x\"}"),
 	  "gpu-type={product}-with-a-very-long-suffix-that-makes-the-value-longer-than-sixty-three-chars", 0, 1, -1,
 	  GERR_INVALID, NULL, NULL, NULL },
@@ -124,7 +139,7 @@ static const struct plan_case taint_cases[] = {
 	  "nvidia.com/gpu=true:NoSchedule", 0, 0, 0, 0,
 	  "[{\"op\":\"add\",\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]",
 	  "[{\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]",
-	  "[{\"op\":\"test\",\"path\":\"/spec\",\"value\":{\"podCIDR\":\"10.0.0.0/24\"}},{\"op\":\"add\",\"path\":\"/spec/taints\",\"value\":[{\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]}]" },
+	  "[{\"op\":\"test\",\"path\":\"/spec\",\"value\":{\"podCIDR\":\"10.0.0.0/24\"}},{\"op\":\"add\",\"path\":\"/spec/taints\",\"value\":[{\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]},{\"op\":\"add\",\"path\":\"/metadata/annotations\",\"value\":{\"gpuctl.io/added-taints\":\"[\\\"nvidia.com/gpu:NoSchedule\\\"]\"}}]" },
 	{ "the same taint: unchanged, timeAdded and order kept", NODE_TAINTS("[" OTHER_TAINT "," GPU_TAINT "]"),
 	  "nvidia.com/gpu=true:NoSchedule", 0, 0, 0, 0, "[]", "[" OTHER_TAINT "," GPU_TAINT "]", NULL },
 	{ "another value needs --overwrite", NODE_TAINTS("[" GPU_TAINT "]"), "nvidia.com/gpu=false:NoSchedule", 0, 0, -1,
@@ -143,6 +158,9 @@ static const struct plan_case taint_cases[] = {
 	  "nvidia.com/gpu:NoSchedule-", 0, 0, 0, 0,
 	  "[{\"op\":\"remove\",\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]", "[]",
 	  "[{\"op\":\"test\",\"path\":\"/spec/taints\",\"value\":[" GPU_TAINT "]},{\"op\":\"remove\",\"path\":\"/spec/taints\"}]" },
+	{ "record: removing a recorded taint removes it from the record", "{\"metadata\":{\"name\":\"gpu-1\",\"annotations\":{\"gpuctl.io/added-taints\":\"[\\\"nvidia.com/gpu:NoSchedule\\\"]\"}},\"spec\":{\"taints\":[{\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\",\"timeAdded\":\"2026-01-01T00:00:00Z\"}]}}", "nvidia.com/gpu-", 0, 0, 0, 0,
+	  "[{\"op\":\"remove\",\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]", "[]",
+	  "[{\"op\":\"test\",\"path\":\"/spec/taints\",\"value\":[{\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\",\"timeAdded\":\"2026-01-01T00:00:00Z\"}]},{\"op\":\"remove\",\"path\":\"/spec/taints\"},{\"op\":\"test\",\"path\":\"/metadata/annotations/gpuctl.io~1added-taints\",\"value\":\"[\\\"nvidia.com/gpu:NoSchedule\\\"]\"},{\"op\":\"remove\",\"path\":\"/metadata/annotations/gpuctl.io~1added-taints\"}]" },
 	{ "removing an absent taint is not an error", NODE_TAINTS("[" OTHER_TAINT "]"), "nvidia.com/gpu-", 0, 0, 0, 0, "[]",
 	  "[" OTHER_TAINT "]", NULL },
 };
@@ -165,6 +183,34 @@ Test(plan, conflict_message_names_the_label_and_the_flag)
 	gerr_clear(&r.err);
 	cJSON_Delete(r.changes);
 	cJSON_Delete(r.state);
+	cJSON_Delete(node);
+}
+
+/* cleanup removes exactly what the record says (a person's label and taint
+ * stay, an overwritten value comes back), and then finds nothing to do */
+Test(plan, cleanup_undoes_exactly_the_record)
+{
+	cJSON *node = cJSON_Parse("{\"metadata\":{\"name\":\"gpu-1\",\"labels\":{\"accelerator\":\"nvidia\",\"owner\":\"ana\",\"gpu-type\":\"mine\"},\"annotations\":{\"keep\":\"x\",\"gpuctl.io/added-labels\":\"[\\\"accelerator\\\",\\\"gone\\\"]\",\"gpuctl.io/overwritten-labels\":\"{\\\"gpu-type\\\":\\\"person\\\"}\",\"gpuctl.io/added-taints\":\"[\\\"nvidia.com/gpu:NoSchedule\\\"]\"}},\"spec\":{\"taints\":[{\"key\":\"team\",\"value\":\"ml\",\"effect\":\"NoExecute\"},{\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\",\"timeAdded\":\"2026-01-01T00:00:00Z\"}]}}");
+	struct edit_result r = { .changes = cJSON_CreateArray() };
+	cr_assert_eq(cleanup_plan_node(NULL, node, &r), 0);
+	char *ch = cJSON_PrintUnformatted(r.changes), *st = cJSON_PrintUnformatted(r.state);
+	cr_assert_str_eq(ch, "[{\"kind\":\"label\",\"op\":\"remove\",\"key\":\"accelerator\",\"old\":\"nvidia\"},{\"kind\":\"label\",\"op\":\"update\",\"key\":\"gpu-type\",\"value\":\"person\",\"old\":\"mine\"},{\"kind\":\"taint\",\"op\":\"remove\",\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"},{\"kind\":\"annotation\",\"op\":\"remove\",\"key\":\"gpuctl.io/added-labels\",\"old\":\"[\\\"accelerator\\\",\\\"gone\\\"]\"},{\"kind\":\"annotation\",\"op\":\"remove\",\"key\":\"gpuctl.io/overwritten-labels\",\"old\":\"{\\\"gpu-type\\\":\\\"person\\\"}\"},{\"kind\":\"annotation\",\"op\":\"remove\",\"key\":\"gpuctl.io/added-taints\",\"old\":\"[\\\"nvidia.com/gpu:NoSchedule\\\"]\"}]");
+	cr_assert_str_eq(st, "{\"labels\":{\"owner\":\"ana\",\"gpu-type\":\"person\"},\"taints\":[{\"key\":\"team\",\"value\":\"ml\",\"effect\":\"NoExecute\"}]}");
+	cr_assert_str_eq(r.patch, "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"accelerator\":\"nvidia\",\"owner\":\"ana\",\"gpu-type\":\"mine\"}},{\"op\":\"remove\",\"path\":\"/metadata/labels/accelerator\"},{\"op\":\"add\",\"path\":\"/metadata/labels/gpu-type\",\"value\":\"person\"},{\"op\":\"test\",\"path\":\"/spec/taints\",\"value\":[{\"key\":\"team\",\"value\":\"ml\",\"effect\":\"NoExecute\"},{\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\",\"timeAdded\":\"2026-01-01T00:00:00Z\"}]},{\"op\":\"replace\",\"path\":\"/spec/taints\",\"value\":[{\"key\":\"team\",\"value\":\"ml\",\"effect\":\"NoExecute\"}]},{\"op\":\"test\",\"path\":\"/metadata/annotations/gpuctl.io~1added-labels\",\"value\":\"[\\\"accelerator\\\",\\\"gone\\\"]\"},{\"op\":\"remove\",\"path\":\"/metadata/annotations/gpuctl.io~1added-labels\"},{\"op\":\"test\",\"path\":\"/metadata/annotations/gpuctl.io~1overwritten-labels\",\"value\":\"{\\\"gpu-type\\\":\\\"person\\\"}\"},{\"op\":\"remove\",\"path\":\"/metadata/annotations/gpuctl.io~1overwritten-labels\"},{\"op\":\"test\",\"path\":\"/metadata/annotations/gpuctl.io~1added-taints\",\"value\":\"[\\\"nvidia.com/gpu:NoSchedule\\\"]\"},{\"op\":\"remove\",\"path\":\"/metadata/annotations/gpuctl.io~1added-taints\"}]");
+	free(ch);
+	free(st);
+	free(r.patch);
+	cJSON_Delete(r.changes);
+	cJSON_Delete(r.state);
+	cJSON_Delete(node);
+	/* the node as the patch leaves it: nothing to do */
+	node = cJSON_Parse("{\"metadata\":{\"name\":\"gpu-1\",\"labels\":{\"owner\":\"ana\",\"gpu-type\":\"person\"},\"annotations\":{\"keep\":\"x\"}},\"spec\":{\"taints\":[{\"key\":\"team\",\"value\":\"ml\",\"effect\":\"NoExecute\"}]}}");
+	struct edit_result r2 = { .changes = cJSON_CreateArray() };
+	cr_assert_eq(cleanup_plan_node(NULL, node, &r2), 0);
+	cr_assert_null(r2.patch);
+	cr_assert_eq(cJSON_GetArraySize(r2.changes), 0);
+	cJSON_Delete(r2.changes);
+	cJSON_Delete(r2.state);
 	cJSON_Delete(node);
 }
 

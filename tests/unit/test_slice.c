@@ -158,6 +158,10 @@ static void patch_labels(cJSON *node, const cJSON *ops)
 		const char *o = json_str(op, "op"), *p = json_str(op, "path");
 		if (!strcmp(o, "test"))
 			continue;
+		/* the annotations recording what gpuctl added (for cleanup) ride in the
+		 * same patch; this fake keeps labels only */
+		if (!strncmp(p, "/metadata/annotations", 21))
+			continue;
 		if (!strcmp(p, "/metadata/labels")) {
 			cJSON *md = cJSON_GetObjectItemCaseSensitive(node, "metadata");
 			cJSON_DeleteItemFromObjectCaseSensitive(md, "labels");
