@@ -9,6 +9,7 @@
 #include "cmd.h"
 #include "deployset.h"
 #include "gpuctl/apply.h"
+#include "gpuctl/gpustack.h"
 #include "gpuctl/json.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/labels.h"
@@ -611,8 +612,23 @@ int cmd_slice(struct gctx *g, int argc, char **argv)
 			 s.key);
 		goto report_it;
 	}
-	/* the foreign-plugin check of deploy (preflight_foreign) is not callable
-	 * from here; a second plugin shows as capacity that does not follow */
+	/* a second device plugin (not gpuctl's, not the operator's) would keep
+	 * advertising its own count: refuse before changing anything */
+	if (!s.policy) {
+		char *foreign = NULL, *img = NULL;
+		if (gpustack_foreign_plugins(s.kc, &foreign, &img, &err) < 0)
+			goto report_it;
+		if (foreign) {
+			gerr_set(&err, GERR_CONFLICT,
+				 "a device plugin gpuctl did not deploy runs (daemonset %s, image %s): it would not follow "
+				 "this configuration; nothing was changed",
+				 foreign, img ? img : "?");
+			gerr_hint(&err, "configure that plugin yourself, or delete it and run gpuctl deploy");
+			free(foreign);
+			free(img);
+			goto report_it;
+		}
+	}
 	apply_configmap(&s);
 	if (s.cm_status == APPLY_FAILED) {
 		gerr_copy(&err, &s.cm_err);

@@ -26,6 +26,7 @@ struct fake {
 	int policy_patches;
 	const char *mig_result;  /* the MIG manager's answer to nvidia.com/mig.config: success, failed */
 	char *cm_path;           /* where the ConfigMap was written */
+	const char *foreign_image; /* a DaemonSet not gpuctl's runs this image, or NULL */
 };
 
 static cJSON *make_node(const char *name, int gpus, const char *extra_labels)
@@ -224,6 +225,19 @@ static void route(void *ud, const struct ts_request *req, struct ts_reply *out)
 			cJSON_Delete(ops);
 		}
 		return reply_json(out, 200, n);
+	}
+	if (!strcmp(req->method, "GET") && !strncmp(p, "/apis/apps/v1/daemonsets", 24)) {
+		cJSON *items = cJSON_CreateArray();
+		if (f->foreign_image) {
+			char text[512];
+			snprintf(text, sizeof(text),
+				 "{\"metadata\":{\"name\":\"nvidia-device-plugin-daemonset\",\"namespace\":\"kube-system\"},"
+				 "\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"p\",\"image\":\"%s\"}]}}}}",
+				 f->foreign_image);
+			cJSON_AddItemToArray(items, cJSON_Parse(text));
+		}
+		reply_list(out, items);
+		return;
 	}
 	if (!strncmp(p, "/apis/nvidia.com/v1/clusterpolicies", 35)) {
 		if (!f->policy)
@@ -633,6 +647,24 @@ Test(slice_cmd, operator_mig_failed_is_an_error)
 	cr_expect_eq(r.code, 1);
 	cr_expect(strstr(r.out, "node/gpu-2  failed"), "%s", r.out);
 	cr_expect(strstr(r.err, "could not apply all-1g.10gb (nvidia.com/mig.config.state=failed)"), "%s", r.err);
+	run_free(&r);
+	ts_stop(ts);
+	fake_release(&f);
+}
+
+Test(slice_cmd, a_foreign_device_plugin_is_refused_and_nothing_changes)
+{
+	struct fake f;
+	fake_init(&f);
+	f.foreign_image = "nvcr.io/nvidia/k8s-device-plugin:v0.17.2";
+	struct tls_server *ts = ts_start();
+	ts_set_route(ts, route, &f);
+	const char *args[] = { "--replicas", "4", NULL };
+	struct run r = run_slice(ts, NULL, args);
+	cr_assert_eq(r.code, 1, "%s", r.err);
+	cr_expect(strstr(r.err, "kube-system/nvidia-device-plugin-daemonset"), "%s", r.err);
+	cr_expect_eq(f.cm_writes, 0);
+	cr_expect_eq(f.node_writes, 0);
 	run_free(&r);
 	ts_stop(ts);
 	fake_release(&f);
