@@ -41,6 +41,15 @@ int apply_is_owned(const cJSON *obj);
  * there is none. */
 int apply_get_live(struct kube_client *kc, const cJSON *doc, cJSON **live, struct gerr *err);
 
+/* The object kind/ns/name as the server has it (new); GERR_NOTFOUND when
+ * absent.  ns is ignored for cluster-scoped kinds. */
+int apply_get_named(struct kube_client *kc, const struct kube_kind *k, const char *ns, const char *name, cJSON **obj,
+		    struct gerr *err);
+/* Delete kind/ns/name (foreground; server dry run with dry_server); absent
+ * is GERR_NOTFOUND. */
+int apply_delete_named(struct kube_client *kc, const struct kube_kind *k, const char *ns, const char *name,
+		       int dry_server, struct gerr *err);
+
 /* Does `have` (an object as the server returns it) already hold everything
  * `want` says?  Objects: every key of want equal in have (have may hold more:
  * defaults, status, metadata the server adds); arrays: the same length and

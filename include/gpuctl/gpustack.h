@@ -31,4 +31,14 @@ int gpustack_cluster_policy(struct kube_client *kc, cJSON **policy, int *forbidd
 int gpustack_policy_patch(struct kube_client *kc, const char *name, const cJSON *patch, int dry_server,
 			  struct gerr *err);
 
+/* Whether the CustomResourceDefinition name is installed. */
+int gpustack_crd_exists(struct kube_client *kc, const char *name, int *exists, struct gerr *err);
+
+/* Delete the pods in ns matching selector that run on one of the nodes
+ * (their DaemonSet starts them again, with a new configuration): deleted[i]
+ * counts the pods deleted on nodes[i].  Concurrent; a pod gone already
+ * counts as deleted; failures are counted in *failed (the first one in err). */
+int gpustack_delete_pods_on(struct kube_client *kc, const char *ns, const char *selector, const char *const *nodes,
+			    size_t n, int dry_server, int *deleted, size_t *failed, struct gerr *err);
+
 #endif

@@ -52,6 +52,13 @@ int node_target_check(const struct node_target *t, struct gerr *err);
  * are GERR_NOTFOUND naming them (with a hint).  *nodes is a new array. */
 int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **nodes, struct gerr *err);
 
+/* Watch the Nodes (those matching selector, or all) until fn stops it or
+ * timeout_ms passes (GERR_TIMEOUT with no HTTP status then); fn gets
+ * kube_watch's events. */
+typedef int (*nodes_watch_fn)(void *ud, const char *type, const cJSON *node, struct gerr *err);
+int nodes_watch(struct kube_client *kc, const char *selector, nodes_watch_fn fn, void *ud, long timeout_ms,
+		struct gerr *err);
+
 enum dry_run { DRY_NONE, DRY_CLIENT, DRY_SERVER };
 /* --dry-run's value: none/false, client/true, server; NULL is none. */
 int parse_dry_run(const char *s, enum dry_run *out, struct gerr *err);

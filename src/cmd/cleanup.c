@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cmd.h"
+#include "gpuctl/gpustack.h"
 #include "gpuctl/apply.h"
 #include "gpuctl/buf.h"
 #include "gpuctl/fanout.h"
@@ -387,10 +388,9 @@ static int phase_cluster(struct cleanup *d, struct kube_client *kc, enum dry_run
 		const char *name = NULL;
 		const struct kube_kind *k = force_kind(force->v[i], &name);
 		const char *ons = k->namespaced ? (ns ? ns : "default") : NULL;
-		char *path = kube_path(k->group_version, ons, k->resource, name);
 		struct gerr e = GERR_INIT;
 		cJSON *have = NULL;
-		if (kube_get(kc, path, &have, &e) < 0) {
+		if (apply_get_named(kc, k, ons, name, &have, &e) < 0) {
 			if (e.code == GERR_NOTFOUND)
 				object_row(rep, k->kind, ons, name, REPORT_UNCHANGED, NULL, "not there (--force)");
 			else
@@ -399,7 +399,7 @@ static int phase_cluster(struct cleanup *d, struct kube_client *kc, enum dry_run
 			/* gpuctl's own: the row above deleted it already */
 		} else if (dry == DRY_CLIENT) {
 			object_row(rep, k->kind, ons, name, REPORT_CHANGED, NULL, "would be deleted (--force, dry run)");
-		} else if (kube_delete(kc, path, "Foreground", dry == DRY_SERVER, &e) < 0 && e.code != GERR_NOTFOUND) {
+		} else if (apply_delete_named(kc, k, ons, name, dry == DRY_SERVER, &e) < 0 && e.code != GERR_NOTFOUND) {
 			object_row(rep, k->kind, ons, name, REPORT_FAILED, &e, e.msg);
 			failed = 1;
 		} else {
@@ -407,7 +407,6 @@ static int phase_cluster(struct cleanup *d, struct kube_client *kc, enum dry_run
 		}
 		gerr_clear(&e);
 		cJSON_Delete(have);
-		free(path);
 	}
 	if (dry == DRY_NONE && n && !failed) {
 		char *left = NULL;
@@ -424,15 +423,12 @@ static int phase_cluster(struct cleanup *d, struct kube_client *kc, enum dry_run
 	}
 	/* what gpuctl never creates, said so that nobody expects it gone */
 	for (size_t i = 0; foreign_crds[i]; i++) {
-		char *path = kube_path("apiextensions.k8s.io/v1", NULL, "customresourcedefinitions", foreign_crds[i]);
-		cJSON *crd = NULL;
+		int exists = 0;
 		struct gerr e = GERR_INIT;
-		if (kube_get(kc, path, &crd, &e) == 0)
+		if (gpustack_crd_exists(kc, foreign_crds[i], &exists, &e) == 0 && exists)
 			object_row(rep, "CustomResourceDefinition", NULL, foreign_crds[i], REPORT_SKIPPED, NULL,
 				   "left: not created by gpuctl (the GPU Operator's)");
 		gerr_clear(&e);
-		cJSON_Delete(crd);
-		free(path);
 	}
 	apply_results_free(r, n);
 	return failed ? -1 : 0;

@@ -79,19 +79,8 @@ static const char *label_of(const cJSON *node, const char *key)
  * (a cluster without the CRD, or that does not let us list it, has none). */
 static int find_policy(struct slice *s, struct gerr *err)
 {
-	cJSON *items = NULL;
-	struct gerr e = GERR_INIT;
-	if (kube_list(s->kc, "/apis/nvidia.com/v1/clusterpolicies", NULL, &items, NULL, &e) < 0) {
-		if (e.code != GERR_NOTFOUND && e.code != GERR_FORBIDDEN) {
-			gerr_move(err, &e);
-			return gerr_prefix(err, "list clusterpolicies");
-		}
-		gerr_clear(&e);
-	}
-	if (cJSON_GetArraySize(items) > 0)
-		s->policy = cJSON_DetachItemFromArray(items, 0);
-	cJSON_Delete(items);
-	return 0;
+	int forbidden = 0;
+	return gpustack_cluster_policy(s->kc, &s->policy, &forbidden, err);
 }
 
 static void plugin_location(struct slice *s)
@@ -112,10 +101,10 @@ static void plugin_location(struct slice *s)
 
 static int read_configmap(struct slice *s, struct gerr *err)
 {
-	char *path = kube_path("v1", s->ns, "configmaps", s->cm_name);
+	static const struct kube_kind configmaps = { "v1", "ConfigMap", "configmaps", 1 };
 	struct gerr e = GERR_INIT;
 	int rc = 0;
-	if (kube_get(s->kc, path, &s->cm, &e) < 0) {
+	if (apply_get_named(s->kc, &configmaps, s->ns, s->cm_name, &s->cm, &e) < 0) {
 		if (e.code == GERR_NOTFOUND && s->policy) {
 			s->cm = NULL; /* created for the operator */
 		} else if (e.code == GERR_NOTFOUND) {
@@ -130,7 +119,6 @@ static int read_configmap(struct slice *s, struct gerr *err)
 		}
 	}
 	gerr_clear(&e);
-	free(path);
 	return rc;
 }
 
@@ -217,14 +205,10 @@ static int configure_policy(struct slice *s, struct gerr *err)
 	cJSON_AddStringToObject(cfg, "default", s->default_key);
 	int rc = 0;
 	if (!json_contains(s->policy, want) && s->dry != DRY_CLIENT) {
-		char *path = kube_path("nvidia.com/v1", NULL, "clusterpolicies",
-				 json_str(cJSON_GetObjectItemCaseSensitive(s->policy, "metadata"), "name"));
-		char *body = cJSON_PrintUnformatted(want);
-		rc = kube_patch(s->kc, path, KUBE_PATCH_MERGE, body, s->dry == DRY_SERVER, 0, NULL, err);
+		rc = gpustack_policy_patch(s->kc, json_str(cJSON_GetObjectItemCaseSensitive(s->policy, "metadata"), "name"),
+					   want, s->dry == DRY_SERVER, err);
 		if (rc < 0)
-			gerr_prefix(err, "clusterpolicy: set spec.devicePlugin.config");
-		free(body);
-		free(path);
+			gerr_prefix(err, "set spec.devicePlugin.config");
 	}
 	cJSON_Delete(want);
 	return rc;
@@ -275,52 +259,21 @@ static void restart_plugin(struct slice *s)
 {
 	if (s->cm_status != APPLY_CONFIGURED && s->cm_status != APPLY_CREATED)
 		return;
-	char *path = kube_path("v1", s->ns, "pods", NULL);
-	struct kube_list_opts lo = { .label_selector = s->policy ? OPERATOR_PLUGIN_SELECTOR : GPUCTL_PLUGIN_SELECTOR };
-	cJSON *pods = NULL;
+	const char **names = xcalloc(s->n ? s->n : 1, sizeof(char *));
+	int *deleted = xcalloc(s->n ? s->n : 1, sizeof(int));
+	for (size_t i = 0; i < s->n; i++)
+		/* only the nodes the configuration is for (a node with its own stays) */
+		names[i] = s->v[i].own_config || s->v[i].err.code ? "" : node_name(s->v[i].node);
+	size_t failed = 0;
 	struct gerr e = GERR_INIT;
-	if (kube_list(s->kc, path, &lo, &pods, NULL, &e) < 0) {
-		gctx_warn(NULL, "could not list the device plugin's pods to restart them");
-		gerr_clear(&e);
-		free(path);
-		return;
-	}
-	free(path);
-	size_t n = 0, cap = (size_t)cJSON_GetArraySize(pods);
-	struct kube_call *calls = xcalloc(cap ? cap : 1, sizeof(*calls));
-	char **paths = xcalloc(cap ? cap : 1, sizeof(*paths));
-	size_t *owner = xcalloc(cap ? cap : 1, sizeof(*owner));
-	const cJSON *p;
-	cJSON_ArrayForEach(p, pods) {
-		const char *on = json_str(cJSON_GetObjectItemCaseSensitive(p, "spec"), "nodeName");
-		for (size_t i = 0; on && i < s->n; i++) {
-			if (s->v[i].own_config || s->v[i].err.code || strcmp(node_name(s->v[i].node), on))
-				continue;
-			struct buf b = BUF_INIT;
-			char *pp = kube_path("v1", s->ns, "pods", json_str(cJSON_GetObjectItemCaseSensitive(p, "metadata"), "name"));
-			buf_adds(&b, pp);
-			free(pp);
-			if (s->dry == DRY_SERVER)
-				kube_query_add(&b, "dryRun", "All");
-			paths[n] = buf_detach(&b);
-			calls[n] = (struct kube_call){ .method = "DELETE", .path = paths[n], .idempotent = 1, .what = "pod" };
-			owner[n++] = i;
-		}
-	}
-	if (n)
-		kube_do_many(s->kc, calls, n, 0);
-	for (size_t k = 0; k < n; k++) {
-		if (calls[k].err.code == GERR_OK || calls[k].err.code == GERR_NOTFOUND)
-			s->v[owner[k]].restarted++;
-		else
-			gctx_warn(NULL, calls[k].err.msg ? calls[k].err.msg : "could not delete a device plugin pod");
-		kube_call_release(&calls[k]);
-		free(paths[k]);
-	}
-	free(calls);
-	free(paths);
-	free(owner);
-	cJSON_Delete(pods);
+	if (gpustack_delete_pods_on(s->kc, s->ns, s->policy ? OPERATOR_PLUGIN_SELECTOR : GPUCTL_PLUGIN_SELECTOR, names,
+				    s->n, s->dry == DRY_SERVER, deleted, &failed, &e) < 0 || failed)
+		gctx_warn(NULL, e.msg ? e.msg : "could not restart the device plugin's pods");
+	for (size_t i = 0; i < s->n; i++)
+		s->v[i].restarted += deleted[i];
+	gerr_clear(&e);
+	free(names);
+	free(deleted);
 }
 
 /* ---- the wait ---- */
@@ -375,9 +328,8 @@ static void wait_nodes(struct slice *s, long timeout_ms, const char *selector)
 			s->waiting++;
 	if (!s->waiting)
 		return;
-	struct kube_watch_opts wo = { .label_selector = selector, .timeout_ms = timeout_ms };
 	struct gerr e = GERR_INIT;
-	int rc = kube_watch(s->kc, "/api/v1/nodes", &wo, wait_event, s, &e);
+	int rc = nodes_watch(s->kc, selector, wait_event, s, timeout_ms, &e);
 	for (size_t i = 0; i < s->n; i++) {
 		struct slice_node *sn = &s->v[i];
 		if (sn->own_config || sn->done || sn->err.code)

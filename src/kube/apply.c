@@ -194,6 +194,24 @@ int apply_is_owned(const cJSON *obj)
 	return v && !strcmp(v, GPUCTL_MANAGED_BY_VALUE);
 }
 
+int apply_get_named(struct kube_client *kc, const struct kube_kind *k, const char *ns, const char *name, cJSON **obj,
+		    struct gerr *err)
+{
+	char *path = kube_path(k->group_version, k->namespaced ? ns : NULL, k->resource, name);
+	int rc = kube_get(kc, path, obj, err);
+	free(path);
+	return rc;
+}
+
+int apply_delete_named(struct kube_client *kc, const struct kube_kind *k, const char *ns, const char *name,
+		       int dry_server, struct gerr *err)
+{
+	char *path = kube_path(k->group_version, k->namespaced ? ns : NULL, k->resource, name);
+	int rc = kube_delete(kc, path, "Foreground", dry_server, err);
+	free(path);
+	return rc;
+}
+
 int apply_get_live(struct kube_client *kc, const cJSON *doc, cJSON **live, struct gerr *err)
 {
 	const struct kube_kind *k = kube_kind_of(doc, err);

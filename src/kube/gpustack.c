@@ -90,3 +90,72 @@ int gpustack_policy_patch(struct kube_client *kc, const char *name, const cJSON 
 	free(path);
 	return rc < 0 ? gerr_prefix(err, "clusterpolicy %s", name) : 0;
 }
+
+int gpustack_crd_exists(struct kube_client *kc, const char *name, int *exists, struct gerr *err)
+{
+	char *path = kube_path("apiextensions.k8s.io/v1", NULL, "customresourcedefinitions", name);
+	cJSON *crd = NULL;
+	struct gerr e = GERR_INIT;
+	int rc = kube_get(kc, path, &crd, &e);
+	free(path);
+	cJSON_Delete(crd);
+	*exists = rc == 0;
+	if (rc < 0 && e.code != GERR_NOTFOUND) {
+		gerr_move(err, &e);
+		return -1;
+	}
+	gerr_clear(&e);
+	return 0;
+}
+
+int gpustack_delete_pods_on(struct kube_client *kc, const char *ns, const char *selector, const char *const *nodes,
+			    size_t n, int dry_server, int *deleted, size_t *failed, struct gerr *err)
+{
+	*failed = 0;
+	char *path = kube_path("v1", ns, "pods", NULL);
+	struct kube_list_opts lo = { .label_selector = selector };
+	cJSON *pods = NULL;
+	int rc = kube_list(kc, path, &lo, &pods, NULL, err);
+	free(path);
+	if (rc < 0)
+		return gerr_prefix(err, "list pods in %s", ns);
+	size_t m = 0, cap = (size_t)cJSON_GetArraySize(pods);
+	struct kube_call *calls = xcalloc(cap ? cap : 1, sizeof(*calls));
+	char **paths = xcalloc(cap ? cap : 1, sizeof(*paths));
+	size_t *owner = xcalloc(cap ? cap : 1, sizeof(*owner));
+	const cJSON *p;
+	cJSON_ArrayForEach(p, pods) {
+		const char *on = json_str(cJSON_GetObjectItemCaseSensitive(p, "spec"), "nodeName");
+		for (size_t i = 0; on && i < n; i++) {
+			if (strcmp(nodes[i], on))
+				continue;
+			struct buf b = BUF_INIT;
+			char *pp = kube_path("v1", ns, "pods", json_str(cJSON_GetObjectItemCaseSensitive(p, "metadata"), "name"));
+			buf_adds(&b, pp);
+			free(pp);
+			if (dry_server)
+				kube_query_add(&b, "dryRun", "All");
+			paths[m] = buf_detach(&b);
+			calls[m] = (struct kube_call){ .method = "DELETE", .path = paths[m], .idempotent = 1, .what = "pod" };
+			owner[m++] = i;
+		}
+	}
+	if (m)
+		kube_do_many(kc, calls, m, 0);
+	for (size_t k = 0; k < m; k++) {
+		if (calls[k].err.code == GERR_OK || calls[k].err.code == GERR_NOTFOUND) {
+			deleted[owner[k]]++;
+		} else {
+			if (!*failed)
+				gerr_copy(err, &calls[k].err);
+			(*failed)++;
+		}
+		kube_call_release(&calls[k]);
+		free(paths[k]);
+	}
+	free(calls);
+	free(paths);
+	free(owner);
+	cJSON_Delete(pods);
+	return 0;
+}

@@ -380,3 +380,13 @@ int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud
 	*nresults = n;
 	return 0;
 }
+
+int nodes_watch(struct kube_client *kc, const char *selector, nodes_watch_fn fn, void *ud, long timeout_ms,
+		struct gerr *err)
+{
+	char *path = kube_path("v1", NULL, "nodes", NULL);
+	struct kube_watch_opts wo = { .label_selector = selector, .timeout_ms = timeout_ms };
+	int rc = kube_watch(kc, path, &wo, fn, ud, err);
+	free(path);
+	return rc;
+}
