@@ -74,27 +74,6 @@ struct cleanup {
 	struct report rep;
 };
 
-struct job_ref {
-	const struct node_access *a;
-	const struct node_spec *spec;
-};
-
-/* as deploy's: sshd may take a moment to come back */
-static int job_reconnect(void *ud, struct ssh_conn **c, struct gerr *err)
-{
-	const struct job_ref *ref = ud;
-	long until = mono_ms() + ref->a->ssh_timeout * 1000L;
-	for (;;) {
-		gerr_clear(err);
-		if (node_access_connect(ref->a, ref->spec, c, err) == 0)
-			return 0;
-		if ((err->code != GERR_SSH_CONN && err->code != GERR_SSH_TIMEOUT) || mono_ms() + 1000 >= until)
-			return -1;
-		struct timespec ts = { 1, 0 };
-		nanosleep(&ts, NULL);
-	}
-}
-
 static void job_run(void *ud, size_t i)
 {
 	struct cleanup *d = ud;
@@ -108,31 +87,13 @@ static void job_run(void *ud, size_t i)
 		return;
 	}
 	struct ssh_conn *c = NULL;
-	if (node_access_connect(d->a, &j->spec, &c, &j->err) < 0) {
+	if (node_access_probe(d->a, &j->spec, &c, &j->probe, &j->err) < 0) {
 		j->failed = 1;
-		return;
-	}
-	if (node_probe(c, d->a->min_driver, &j->probe, &j->err) < 0) {
-		gerr_prefix(&j->err, "node %s: probe", j->spec.name);
-		j->failed = 1;
-		ssh_close(c);
 		return;
 	}
 	j->probed = 1;
-	struct containerd_opts co = d->copts;
-	if (j->spec.restart_command)
-		co.restart_command = j->spec.restart_command;
-	if (j->spec.check_command)
-		co.check_command = j->spec.check_command;
-	if (j->spec.config_path) {
-		free(j->probe.config_path);
-		j->probe.config_path = xstrdup(j->spec.config_path);
-	}
-	if (j->spec.flavour != CR_UNKNOWN)
-		j->probe.flavour = j->spec.flavour;
-	struct job_ref ref = { d->a, &j->spec };
-	co.reconnect = job_reconnect;
-	co.reconnect_ud = &ref;
+	struct node_access_ref ref = { d->a, &j->spec };
+	struct containerd_opts co = node_access_containerd_opts(&d->copts, &j->spec, &j->probe, &ref);
 	if (node_has_containerd(&j->probe)) {
 		j->prepared = 1;
 		if (containerd_undo(c, &j->probe, &co, d->force_nodes, &j->prep) < 0) {

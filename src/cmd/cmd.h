@@ -115,6 +115,24 @@ void node_access_spec(const struct node_access *a, const cJSON *node, struct nod
  * Node objects ({metadata: {name}}), without asking the cluster; names
  * missing from the inventory are an error naming them. */
 int node_access_inventory_nodes(const struct node_access *a, char **names, size_t n, cJSON **nodes, struct gerr *err);
+/* A fresh connection for a rollback after the first broke (the reconnect
+ * hook of struct containerd_opts): ud is a struct node_access_ref.  sshd
+ * that just died takes a moment to come back, so connection failures are
+ * tried again for up to --ssh-timeout; a refused host key or login is not. */
+struct node_access_ref {
+	const struct node_access *a;
+	const struct node_spec *spec;
+};
+int node_access_reconnect(void *ud, struct ssh_conn **c, struct gerr *err);
+/* Connect to a node and run the read-only probe (errors name the node). */
+int node_access_probe(const struct node_access *a, const struct node_spec *spec, struct ssh_conn **c,
+		      struct probe_result *p, struct gerr *err);
+/* The containerd options for one node: base with the node's inventory
+ * settings (restart/check commands) over it, the inventory's configPath and
+ * flavour over what the probe found, and the reconnect hook bound to ref
+ * (which must outlive the options). */
+struct containerd_opts node_access_containerd_opts(const struct containerd_opts *base, const struct node_spec *spec,
+						   struct probe_result *p, struct node_access_ref *ref);
 /* Connect to a node (host key checked, authenticated). */
 int node_access_connect(const struct node_access *a, const struct node_spec *spec, struct ssh_conn **c, struct gerr *err);
 /* The machine-config patch that does on Talos what deploy does over SSH

@@ -2,8 +2,10 @@
  * address, shared by deploy and validate. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd.h"
+#include "gpuctl/util.h"
 #include "gpuctl/buf.h"
 #include "gpuctl/json.h"
 #include "gpuctl/nvsmi.h"
@@ -168,4 +170,52 @@ int node_cmd_complete(struct gctx *g, const struct node_cmd *c, struct node_acce
 					"--from-inventory works without the cluster: with --only %s, and without -l", c->node_group);
 	}
 	return 0;
+}
+
+int node_access_reconnect(void *ud, struct ssh_conn **c, struct gerr *err)
+{
+	const struct node_access_ref *ref = ud;
+	long until = mono_ms() + ref->a->ssh_timeout * 1000L;
+	for (;;) {
+		gerr_clear(err);
+		if (node_access_connect(ref->a, ref->spec, c, err) == 0)
+			return 0;
+		if ((err->code != GERR_SSH_CONN && err->code != GERR_SSH_TIMEOUT) || mono_ms() + 1000 >= until)
+			return -1;
+		struct timespec ts = { 1, 0 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+int node_access_probe(const struct node_access *a, const struct node_spec *spec, struct ssh_conn **c,
+		      struct probe_result *p, struct gerr *err)
+{
+	if (node_access_connect(a, spec, c, err) < 0)
+		return -1;
+	if (node_probe(*c, a->min_driver, p, err) < 0) {
+		gerr_prefix(err, "node %s: probe", spec->name);
+		ssh_close(*c);
+		*c = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+struct containerd_opts node_access_containerd_opts(const struct containerd_opts *base, const struct node_spec *spec,
+						   struct probe_result *p, struct node_access_ref *ref)
+{
+	struct containerd_opts co = *base;
+	if (spec->restart_command)
+		co.restart_command = spec->restart_command;
+	if (spec->check_command)
+		co.check_command = spec->check_command;
+	if (spec->config_path) {
+		free(p->config_path);
+		p->config_path = xstrdup(spec->config_path);
+	}
+	if (spec->flavour != CR_UNKNOWN)
+		p->flavour = spec->flavour;
+	co.reconnect = node_access_reconnect;
+	co.reconnect_ud = ref;
+	return co;
 }
