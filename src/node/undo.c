@@ -165,6 +165,28 @@ static int dump_of(struct prep_ctx *x, const char *path, struct buf *out)
 	return rc < 0 ? -1 : status == 0;
 }
 
+/* containerd 1.x lists the file it read in the dump's imports: a backup's
+ * dump names the backup where the live one names config.toml. */
+static void dump_as(struct buf *dump, const char *path, const char *as)
+{
+	struct buf q = BUF_INIT, with = BUF_INIT, b = BUF_INIT;
+	buf_addf(&q, "\"%s\"", path);
+	buf_addf(&with, "\"%s\"", as);
+	for (const char *p = dump->s, *hit; (hit = strstr(p, q.s)); p = hit + q.len) {
+		buf_add(&b, p, (size_t)(hit - p));
+		buf_adds(&b, with.s);
+		if (!strstr(hit + q.len, q.s)) {
+			buf_adds(&b, hit + q.len);
+			buf_reset(dump);
+			buf_adds(dump, b.s);
+			break;
+		}
+	}
+	buf_release(&q);
+	buf_release(&with);
+	buf_release(&b);
+}
+
 static char *default_runtime(const char *dump, int major)
 {
 	char *t = containerd_cri_table(major, ".containerd");
@@ -251,6 +273,8 @@ static int plan_ctk(struct prep_ctx *x, const char *cfg, const char *cur_dump, i
 			buf_release(&d);
 			return -1;
 		}
+		if (ok)
+			dump_as(&d, bk[i], cfg);
 		char *s = ok ? containerd_dump_without_nvidia(d.s, major) : NULL;
 		int same = s && !strcmp(s, want);
 		free(s);

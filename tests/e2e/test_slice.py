@@ -231,7 +231,7 @@ def test_rejected_config_changes_nothing(sk, args, message):
 
 def test_profiles_from_the_config_file(sk, tmp_path):
     cfg = tmp_path / "config.yaml"
-    cfg.write_text("slice:\n  profiles:\n    inference: 6\n")
+    cfg.write_text("apiVersion: gpuctl.io/v1alpha1\nkind: Config\nslice:\n  profiles:\n    inference: 6\n")
     with PluginStandIn(sk):
         doc, _ = slice_json(sk, "--config", str(cfg), "--profile", "inference", "gpu-node-1")
     assert doc["config"]["key"] == "ts-6"
