@@ -24,7 +24,7 @@ RIG_PAUSE_IMAGE=localhost/gpuctl-rig/pause:1
 RIG_BUSYBOX_IMAGE=localhost/gpuctl-rig/busybox:1
 RIG_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RIG_MAX_GPU_NODES=180
-RIG_EXTRAS=(k3s-gpu-node rke2-gpu-node ctk-gpu-node containerd2-gpu-node ctk-containerd2-gpu-node) # optional, not in the cluster's own node set
+RIG_EXTRAS=(k3s-gpu-node rke2-gpu-node ctk-gpu-node containerd2-gpu-node ctk-containerd2-gpu-node kubelet-gpu-node-1 kubelet-gpu-node-2) # optional, not in the cluster's own node set
 RIG_FAULTS=(fault-broken-driver fault-old-driver fault-unknown-hostkey fault-hang fault-bad-config fault-restart-fails)
 RIG_PYTHON=python3
 [ -x /usr/bin/python3 ] && RIG_PYTHON=/usr/bin/python3
@@ -69,6 +69,9 @@ rig_node_facts() { # NAME -> sets N_IDX N_ADDR N_GPUS N_FLAVOUR N_FAULT
 	ctk-gpu-node) N_IDX=199 N_ADDR=$RIG_NET.199 ;;
 	containerd2-gpu-node) N_IDX=198 N_ADDR=$RIG_NET.198 N_FLAVOUR=containerd2 ;;
 	ctk-containerd2-gpu-node) N_IDX=197 N_ADDR=$RIG_NET.197 N_FLAVOUR=containerd2 ;;
+	# real kubelets (lib/kubelet.sh): 1 and 2 GPUs
+	kubelet-gpu-node-1) N_IDX=190 N_ADDR=$RIG_NET.190 ;;
+	kubelet-gpu-node-2) N_IDX=191 N_ADDR=$RIG_NET.191 N_GPUS=2 ;;
 	*) return 1 ;;
 	esac
 }

@@ -3,7 +3,7 @@
 # the node's network namespace and its fresh (persisted) mount, UTS and PID
 # namespaces:
 #
-#   node-setup.sh NODE_DIR NAME RIG_NS_DIR RIG_INIT [CRICTL]
+#   node-setup.sh NODE_DIR NAME RIG_NS_DIR RIG_INIT [CRICTL [KUBELET]]
 #
 # Gives the node its own view of the filesystem: copy-on-write overlays over
 # the host's /etc, /var/lib and /root (the node's changes land in
@@ -15,7 +15,7 @@
 # propagation). Then writes /run/gpuctl-rig/ready and execs RIG_INIT, which
 # reaps the node's orphans for as long as the node lives.
 set -eu
-N=$1 NAME=$2 RIGNS=$3 INIT=$4 CRICTL=${5:-}
+N=$1 NAME=$2 RIGNS=$3 INIT=$4 CRICTL=${5:-} KUBELET=${6:-}
 FS=$N/fs
 
 # Copies of the host's namespace mounts would pin other nodes' namespaces.
@@ -24,6 +24,14 @@ if mountpoint -q /run/netns 2>/dev/null; then umount -l /run/netns; fi
 
 hostname "$NAME"
 mount -t proc -o nosuid,nodev,noexec proc /proc
+# A kubelet node: the host-wide tunables the kubelet writes are files of the
+# node's own (lib/kubelet.sh), so the machine's values never change.
+if [ -d "$FS/sysctl" ]; then
+	for f in "$FS"/sysctl/*; do
+		p=/proc/sys/$(basename "$f" | tr . /)
+		[ -e "$p" ] && mount --bind "$f" "$p"
+	done
+fi
 
 ovl() { # DIR NAME: copy-on-write view of the host's DIR
 	mount -t overlay "gpuctl-rig-$2" -o "lowerdir=$1,upperdir=$FS/$2.upper,workdir=$FS/$2.work" "$1"
@@ -56,6 +64,9 @@ for b in containerd containerd-shim-runc-v2 ctr; do
 done
 if [ -n "$CRICTL" ] && [ -f "$CRICTL" ] && [ -f /usr/local/bin/crictl ]; then
 	mount --bind "$CRICTL" /usr/local/bin/crictl
+fi
+if [ -n "$KUBELET" ] && [ -f "$KUBELET" ] && [ -f /usr/local/bin/kubelet ]; then
+	mount --bind "$KUBELET" /usr/local/bin/kubelet
 fi
 cp "$INIT" /run/gpuctl-rig/init
 # Last: the node's /tmp hides the host's (and with it, usually, the rig's

@@ -168,6 +168,7 @@ EOF
 	cp "$RIG_HERE/lib/hang-listener.py" "$U/share/gpuctl-rig/hang-listener.py"
 	[ -e /proc/modules ] || cp "$S/lsmod" "$U/bin/"
 	case $name in ctk-*) cp "$RIG_CTK_BIN" "$U/bin/nvidia-ctk" ;; esac
+	if rig_is_kubelet_node "$name"; then rig_kubelet_prepare_fs "$name" "$FS"; fi
 	if [ "$N_FLAVOUR" = containerd2 ]; then
 		# node-setup.sh binds these over the node's /usr/bin/{containerd,containerd-shim-runc-v2,ctr}
 		mkdir -p "$U/share/gpuctl-rig/containerd2"
@@ -242,7 +243,7 @@ rig_create_node() { # NAME
 			unshare --mount="$RIG_NS/$name.mnt" --uts="$RIG_NS/$name.uts" --pid="$RIG_NS/$name.pid" \
 			--fork --propagation private \
 			sh "$RIG_HERE/lib/node-setup.sh" "$N" "$name" "$RIG_NS" "$RIG_INIT" \
-			"$RIG_CACHE/crictl-$RIG_CRICTL_VERSION/crictl" </dev/null >>"$N/setup.log" 2>&1
+			"$RIG_CACHE/crictl-$RIG_CRICTL_VERSION/crictl" "${RIG_KUBELET_BIN:-}" </dev/null >>"$N/setup.log" 2>&1
 	) &
 	local i
 	for ((i = 0; i < 200; i++)); do
