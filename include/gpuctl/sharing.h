@@ -107,13 +107,25 @@ struct sharing_expect {
 	int replicas;           /* nvidia.com/gpu.replicas to expect (0: not checked) */
 	const char *strategy;   /* nvidia.com/gpu.sharing-strategy to expect (NULL: not checked) */
 	const char *mig_strategy; /* nvidia.com/mig.strategy to expect (NULL: not checked) */
+	int gfd;                /* the node carries GFD's labels: the three label checks above apply */
 };
 
 /* The expectation for node under spec s: physical GPUs from nvidia.com/gpu.count,
+ * The label expectations (replicas, strategy, MIG strategy) apply only to a
+ * node that gpu-feature-discovery labels (e->gfd: it carries
+ * nvidia.com/gfd.timestamp, gpu.count, gpu.replicas, gpu.product or mig.strategy);
+ * without GFD no one writes them, and capacity alone is the proof.
  * else the capacity now (nvidia.com/gpu or nvidia.com/gpu.shared) divided by
- * the replicas now (nvidia.com/gpu.replicas, 1 when absent).  -1 (GERR_INVALID
+ * the replicas now (nvidia.com/gpu.replicas; else replicas_hint when > 0; else 1).  -1 (GERR_INVALID
  * naming the node) when the node says nothing about its GPUs. */
-int sharing_expect_node(const struct sharing_spec *s, const cJSON *node, struct sharing_expect *e, struct gerr *err);
+int sharing_expect_node(const struct sharing_spec *s, const cJSON *node, long replicas_hint, struct sharing_expect *e,
+			struct gerr *err);
+
+/* The replicas of nvidia.com/gpu in a device plugin config (YAML text, as in
+ * the ConfigMap): 1 when it shares nothing.  -1 when it cannot be read.
+ * slice passes this for the config a node uses now as sharing_expect_node's
+ * replicas_hint, for nodes without GFD's nvidia.com/gpu.replicas label. */
+int sharing_config_replicas(const char *config, long *replicas);
 
 /* Does node advertise what e says?  1 yes, 0 not yet (*why, new string,
  * says what is still different: "nvidia.com/gpu 4, want 16"). */

@@ -140,9 +140,16 @@ static int plan_nodes(struct slice *s, const cJSON *nodes, struct report *rep)
 			continue;
 		}
 		sn->key_after = s->per_node ? s->key : s->default_key;
+		/* the replicas of the config the plugin uses on this node now, for a
+		 * node without GFD's replicas label */
+		long hint = 0;
+		const char *now = json_str(cJSON_GetObjectItemCaseSensitive(s->cm, "data"),
+					   sn->key_before ? sn->key_before : s->default_key);
+		if (sharing_config_replicas(now, &hint) < 0)
+			hint = 0;
 		struct buf notes = BUF_INIT;
 		if (sharing_node_check(&s->spec, it, &notes, &sn->err) < 0 ||
-		    sharing_expect_node(&s->spec, it, &sn->exp, &sn->err) < 0)
+		    sharing_expect_node(&s->spec, it, hint, &sn->exp, &sn->err) < 0)
 			failed++;
 		sn->notes = notes.len ? buf_detach(&notes) : NULL;
 		buf_release(&notes);
@@ -381,6 +388,7 @@ static void node_rows(struct slice *s, struct report *rep, int waited)
 			cJSON_AddNumberToObject(d, "restartedPods", sn->restarted);
 		if (sn->notes)
 			cJSON_AddStringToObject(d, "notChecked", sn->notes);
+		cJSON_AddBoolToObject(d, "gfdLabelsChecked", sn->exp.gfd);
 		struct buf msg = BUF_INIT;
 		if (sn->exp.resource[0])
 			buf_addf(&msg, "%s %ld -> %s%ld", sn->exp.resource, sn->exp.before,
@@ -394,6 +402,8 @@ static void node_rows(struct slice *s, struct report *rep, int waited)
 		else
 			buf_addf(&msg, " (%s x%d)", sharing_model_name(s->spec.model), sn->exp.replicas);
 		buf_addf(&msg, ", config %s", sn->key_after);
+		if (!sn->exp.gfd)
+			buf_adds(&msg, ", GFD labels not checked (no gpu-feature-discovery labels on the node)");
 		if (s->dry != DRY_NONE)
 			buf_addf(&msg, " (dry run: %s)", dry_run_name(s->dry));
 		else if (!waited)

@@ -577,16 +577,52 @@ int sharing_node_check(const struct sharing_spec *s, const cJSON *node, struct b
 	return 0;
 }
 
-/* The replicas the node has now (nvidia.com/gpu.replicas, 1 when absent or bad). */
-static long replicas_now(const cJSON *node)
+/* The replicas the node has now: GFD's nvidia.com/gpu.replicas, else what the
+ * caller knows from the config the node uses (hint), else 1. */
+static long replicas_now(const cJSON *node, long hint)
 {
 	long r;
 	if (parse_long(label_of(node, SHARING_REPLICAS_LABEL), &r) < 0 || r < 1)
-		return 1;
+		return hint > 0 ? hint : 1;
 	return r;
 }
 
-int sharing_expect_node(const struct sharing_spec *s, const cJSON *node, struct sharing_expect *e, struct gerr *err)
+int sharing_config_replicas(const char *config, long *replicas)
+{
+	*replicas = 1;
+	if (!config)
+		return -1;
+	cJSON *doc = NULL;
+	struct gerr e = GERR_INIT;
+	if (yaml_parse(config, strlen(config), "config", &doc, &e) < 0) {
+		gerr_clear(&e);
+		return -1;
+	}
+	const cJSON *sh = cJSON_GetObjectItemCaseSensitive(doc, "sharing");
+	static const char *const models[] = { "timeSlicing", "mps" };
+	for (size_t m = 0; m < 2; m++) {
+		const cJSON *r;
+		cJSON_ArrayForEach(r, json_get2(sh, models[m], "resources")) {
+			const cJSON *n = cJSON_GetObjectItemCaseSensitive(r, "replicas");
+			const char *name = json_str(r, "name");
+			if (cJSON_IsNumber(n) && n->valuedouble >= 1 && name && !strcmp(name, "nvidia.com/gpu"))
+				*replicas = (long)n->valuedouble;
+		}
+	}
+	cJSON_Delete(doc);
+	return 0;
+}
+
+/* gpu-feature-discovery labels this node (any of the labels it always writes). */
+static int sharing_node_has_gfd(const cJSON *node)
+{
+	return label_of(node, "nvidia.com/gfd.timestamp") || label_of(node, SHARING_COUNT_LABEL) ||
+	       label_of(node, SHARING_REPLICAS_LABEL) || label_of(node, "nvidia.com/gpu.product") ||
+	       label_of(node, "nvidia.com/mig.strategy");
+}
+
+int sharing_expect_node(const struct sharing_spec *s, const cJSON *node, long replicas_hint, struct sharing_expect *e,
+			struct gerr *err)
 {
 	memset(e, 0, sizeof(*e));
 	long gpu = node_resource(node, "capacity", "nvidia.com/gpu");
@@ -596,6 +632,7 @@ int sharing_expect_node(const struct sharing_spec *s, const cJSON *node, struct 
 	if (shared < 0)
 		shared = 0;
 	if (s->model == SHARING_MIG) {
+		e->gfd = sharing_node_has_gfd(node);
 		e->at_least = 1;
 		e->count = 1;
 		e->mig_strategy = sharing_mig_name(s->mig);
@@ -619,11 +656,12 @@ int sharing_expect_node(const struct sharing_spec *s, const cJSON *node, struct 
 			return gerr_set(err, GERR_INVALID,
 					"node %s: how many GPUs it has is unknown: no %s label and no nvidia.com/gpu "
 					"capacity", node_name(node), SHARING_COUNT_LABEL);
-		phys = now / replicas_now(node);
+		phys = now / replicas_now(node, replicas_hint);
 		if (phys < 1)
 			phys = 1;
 	}
 	int rep = s->model == SHARING_NONE ? 1 : s->replicas;
+	e->gfd = sharing_node_has_gfd(node);
 	snprintf(e->resource, sizeof(e->resource), "%s", s->rename ? "nvidia.com/gpu.shared" : "nvidia.com/gpu");
 	e->physical = phys;
 	e->before = shared && !gpu ? shared : gpu;
@@ -652,20 +690,20 @@ int sharing_node_ready(const struct sharing_expect *e, const cJSON *node, char *
 		if (!any)
 			buf_adds(&b, "no nvidia.com/mig-* resource yet");
 	}
-	if (e->replicas) {
+	if (e->replicas && e->gfd) {
 		const char *r = label_of(node, SHARING_REPLICAS_LABEL);
 		char want[24];
 		snprintf(want, sizeof(want), "%d", e->replicas);
 		if (!r || strcmp(r, want))
 			buf_addf(&b, "%s%s=%s, want %s", b.len ? "; " : "", SHARING_REPLICAS_LABEL, r ? r : "(none)", want);
 	}
-	if (e->strategy) {
+	if (e->strategy && e->gfd) {
 		const char *st = label_of(node, SHARING_STRATEGY_LABEL);
 		if (!st || strcmp(st, e->strategy))
 			buf_addf(&b, "%s%s=%s, want %s", b.len ? "; " : "", SHARING_STRATEGY_LABEL, st ? st : "(none)",
 				 e->strategy);
 	}
-	if (e->mig_strategy) {
+	if (e->mig_strategy && e->gfd) {
 		const char *ms = label_of(node, "nvidia.com/mig.strategy");
 		if (!ms || strcmp(ms, e->mig_strategy))
 			buf_addf(&b, "%snvidia.com/mig.strategy=%s, want %s", b.len ? "; " : "", ms ? ms : "(none)",

@@ -325,7 +325,7 @@ Test(sharing, expect_from_gpu_count)
 	cJSON *n = node("nvidia.com/gpu.count: '2'\nnvidia.com/gpu.replicas: '8'\n", "nvidia.com/gpu: '16'\n");
 	struct sharing_expect e;
 	struct gerr err = GERR_INIT;
-	cr_assert_eq(sharing_expect_node(&s, n, &e, &err), 0);
+	cr_assert_eq(sharing_expect_node(&s, n, 0, &e, &err), 0);
 	cr_expect_str_eq(e.resource, "nvidia.com/gpu");
 	cr_expect_eq(e.physical, 2);
 	cr_expect_eq(e.before, 16);
@@ -346,6 +346,58 @@ Test(sharing, expect_from_gpu_count)
 	cJSON_Delete(n);
 }
 
+Test(sharing, expect_without_gfd_is_capacity_alone)
+{
+	/* a node no gpu-feature-discovery labels (the device plugin alone):
+	 * nobody writes nvidia.com/gpu.replicas, so capacity is the proof */
+	struct sharing_spec s = { .model = SHARING_TIME_SLICING, .replicas = 4 };
+	cJSON *n = node("nvidia.com/gpu.present: 'true'\n", "nvidia.com/gpu: '2'\n");
+	struct sharing_expect e;
+	struct gerr err = GERR_INIT;
+	cr_assert_eq(sharing_expect_node(&s, n, 0, &e, &err), 0);
+	cr_expect_eq(e.gfd, 0);
+	cr_expect_eq(e.count, 8);
+	char *why = NULL;
+	cr_expect_eq(sharing_node_ready(&e, n, &why), 0);
+	cr_expect(strstr(why, "nvidia.com/gpu 2, want 8"), "%s", why);
+	cr_expect_null(strstr(why, "replicas"), "%s", why);
+	free(why);
+	cJSON_Delete(n);
+	n = node("nvidia.com/gpu.present: 'true'\n", "nvidia.com/gpu: '8'\n");
+	cr_expect_eq(sharing_node_ready(&e, n, NULL), 1);
+	cJSON_Delete(n);
+	/* with GFD's labels they must agree */
+	n = node("nvidia.com/gfd.timestamp: '1'\n", "nvidia.com/gpu: '2'\n");
+	cr_assert_eq(sharing_expect_node(&s, n, 0, &e, &err), 0);
+	cr_expect_eq(e.gfd, 1);
+	cJSON_Delete(n);
+	n = node("nvidia.com/gfd.timestamp: '1'\n", "nvidia.com/gpu: '8'\n");
+	cr_expect_eq(sharing_node_ready(&e, n, &why), 0);
+	cr_expect(strstr(why, "nvidia.com/gpu.replicas=(none), want 4"), "%s", why);
+	free(why);
+	cJSON_Delete(n);
+}
+
+Test(sharing, expect_replicas_from_the_config_in_use)
+{
+	/* no GFD: 8 advertised under a config of 4 replicas are 2 GPUs */
+	long r = 0;
+	cr_expect_eq(sharing_config_replicas("version: v1\nsharing:\n  timeSlicing:\n    resources:\n"
+					     "    - name: nvidia.com/gpu\n      replicas: 4\n", &r), 0);
+	cr_expect_eq(r, 4);
+	cr_expect_eq(sharing_config_replicas("version: v1\nflags: {migStrategy: none}\n", &r), 0);
+	cr_expect_eq(r, 1);
+	cr_expect_eq(sharing_config_replicas("version: [", &r), -1);
+	struct sharing_spec s = { .model = SHARING_TIME_SLICING, .replicas = 8 };
+	cJSON *n = node("nvidia.com/gpu.present: 'true'\n", "nvidia.com/gpu: '8'\n");
+	struct sharing_expect e;
+	struct gerr err = GERR_INIT;
+	cr_assert_eq(sharing_expect_node(&s, n, 4, &e, &err), 0);
+	cr_expect_eq(e.physical, 2);
+	cr_expect_eq(e.count, 16);
+	cJSON_Delete(n);
+}
+
 Test(sharing, expect_from_old_replicas)
 {
 	/* no gpu.count: 12 advertised at 3 replicas are 4 GPUs */
@@ -353,7 +405,7 @@ Test(sharing, expect_from_old_replicas)
 	cJSON *n = node("nvidia.com/gpu.replicas: '3'\n", "nvidia.com/gpu: '12'\n");
 	struct sharing_expect e;
 	struct gerr err = GERR_INIT;
-	cr_assert_eq(sharing_expect_node(&s, n, &e, &err), 0);
+	cr_assert_eq(sharing_expect_node(&s, n, 0, &e, &err), 0);
 	cr_expect_eq(e.physical, 4);
 	cr_expect_eq(e.count, 4);
 	cr_expect_eq(e.replicas, 1);
@@ -362,7 +414,7 @@ Test(sharing, expect_from_old_replicas)
 	/* renamed: the shared resource now, and wanted */
 	s = (struct sharing_spec){ .model = SHARING_MPS, .replicas = 2, .rename = 1 };
 	n = node("nvidia.com/gpu.replicas: '2'\n", "nvidia.com/gpu.shared: '8'\n");
-	cr_assert_eq(sharing_expect_node(&s, n, &e, &err), 0);
+	cr_assert_eq(sharing_expect_node(&s, n, 0, &e, &err), 0);
 	cr_expect_str_eq(e.resource, "nvidia.com/gpu.shared");
 	cr_expect_eq(e.physical, 4);
 	cr_expect_eq(e.before, 8);
@@ -371,7 +423,7 @@ Test(sharing, expect_from_old_replicas)
 	cJSON_Delete(n);
 	/* nothing known */
 	n = node(NULL, NULL);
-	cr_expect_eq(sharing_expect_node(&s, n, &e, &err), -1);
+	cr_expect_eq(sharing_expect_node(&s, n, 0, &e, &err), -1);
 	cr_expect(strstr(err.msg, "node gpu-1: how many GPUs it has is unknown"), "%s", err.msg);
 	gerr_clear(&err);
 	cJSON_Delete(n);
@@ -383,13 +435,13 @@ Test(sharing, expect_mig)
 	cJSON *n = node("nvidia.com/mig.strategy: mixed\n", "nvidia.com/mig-1g.10gb: '14'\n");
 	struct sharing_expect e;
 	struct gerr err = GERR_INIT;
-	cr_assert_eq(sharing_expect_node(&s, n, &e, &err), 0);
+	cr_assert_eq(sharing_expect_node(&s, n, 0, &e, &err), 0);
 	cr_expect_str_eq(e.resource, "nvidia.com/mig-1g.10gb");
 	cr_expect_eq(sharing_node_ready(&e, n, NULL), 1);
 	cJSON_Delete(n);
 	s.mig_config = NULL;
 	n = node("nvidia.com/mig.strategy: mixed\n", "nvidia.com/gpu: '2'\n");
-	cr_assert_eq(sharing_expect_node(&s, n, &e, &err), 0);
+	cr_assert_eq(sharing_expect_node(&s, n, 0, &e, &err), 0);
 	char *why = NULL;
 	cr_expect_eq(sharing_node_ready(&e, n, &why), 0);
 	cr_expect(strstr(why, "no nvidia.com/mig-* resource yet"), "%s", why);
@@ -397,7 +449,7 @@ Test(sharing, expect_mig)
 	cJSON_Delete(n);
 	s = (struct sharing_spec){ .model = SHARING_MIG, .mig = SHARING_MIG_SINGLE };
 	n = node("nvidia.com/mig.strategy: single\n", "nvidia.com/gpu: '7'\n");
-	cr_assert_eq(sharing_expect_node(&s, n, &e, &err), 0);
+	cr_assert_eq(sharing_expect_node(&s, n, 0, &e, &err), 0);
 	cr_expect_str_eq(e.resource, "nvidia.com/gpu");
 	cr_expect_eq(sharing_node_ready(&e, n, NULL), 1);
 	cJSON_Delete(n);

@@ -569,7 +569,8 @@ Test(slice_cmd, lines_for_a_person)
 	cr_assert_eq(r.code, 0, "%s", r.err);
 	cr_expect(strstr(r.out, "configmap/nvidia-device-plugin-configs  configured  key any\n"), "%s", r.out);
 	cr_expect(strstr(r.out, "node/gpu-1  sliced    nvidia.com/gpu 2 -> 8 (time-slicing x4), config any\n"), "%s", r.out);
-	cr_expect(strstr(r.out, "node/gpu-2  sliced    nvidia.com/gpu 4 -> 16 (time-slicing x4), config any\n"), "%s", r.out);
+	cr_expect(strstr(r.out, "node/gpu-2  sliced    nvidia.com/gpu 4 -> 16 (time-slicing x4), config any, GFD labels not checked (no "
+			   "gpu-feature-discovery labels on the node)\n"), "%s", r.out);
 	cr_expect(strstr(r.err, "2 node(s): 2 sliced, 0 unchanged, 0 failed"), "%s", r.err);
 	cr_expect(strstr(r.err, "note: time-slicing gives no memory or fault isolation"), "%s", r.err);
 	run_free(&r);
