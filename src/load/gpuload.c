@@ -13,6 +13,11 @@
  * the binary gpuctl embeds runs in any glibc image. Nothing but that JSON
  * line goes to stdout (pod logs mix stdout and stderr; gpuctl parses them).
  */
+/* POSIX only, not the project's _GNU_SOURCE: on glibc 2.38+ that binds strtoull
+ * to __isoc23_strtoull@GLIBC_2.38, and the binary would not start in images
+ * with an older glibc (built on glibc 2.36 it needs GLIBC_2.34: Ubuntu 22.04+). */
+#undef _GNU_SOURCE
+#define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>

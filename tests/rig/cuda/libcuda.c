@@ -30,7 +30,9 @@
  * Log: $GPUCTL_CUDA_STANDIN_LOG, when set: the first call of each entry point
  * ("call <name>") and every error returned.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
