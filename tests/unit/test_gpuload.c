@@ -285,6 +285,7 @@ typedef int (*fn_pi)(int *);
 typedef int (*fn_ctx)(void **, unsigned int, int);
 typedef int (*fn_mod)(void **, const void *);
 typedef int (*fn_fn)(void **, void *, const char *);
+typedef int (*fn_p)(void *);
 
 /* The stand-in itself: only gpuload's entry points, real error codes. */
 Test(gpuload, standin_checks_ptx_and_exports_nothing_else)
@@ -313,6 +314,10 @@ Test(gpuload, standin_checks_ptx_and_exports_nothing_else)
 	cr_assert_eq(get(&fn, mod, "k1"), 0);
 	cr_assert_eq(get(&fn, mod, "k"), 500, "CUDA_ERROR_NOT_FOUND");
 	cr_assert_eq(get(&fn, mod, "k12"), 500);
+	fn_p destroy = (fn_p)dlsym(h, "cuCtxDestroy_v2");
+	cr_assert_not_null(destroy);
+	cr_assert_eq(destroy(ctx), 0);
+	cr_assert_eq(get(&fn, mod, "k1"), 400, "CUDA_ERROR_INVALID_HANDLE: the module died with its context");
 	dlclose(h);
 }
 

@@ -49,6 +49,8 @@
 #define EXPORT __attribute__((visibility("default")))
 #define MAX_GPUS 64
 #define MAX_ALLOCS 64
+#define MAX_CTXS 16
+#define MAX_MODS 32
 
 /* cuda.h's types and the codes used here (their real values). */
 typedef int CUresult;
@@ -110,8 +112,8 @@ struct CUfunc_st {
 };
 
 struct CUmod_st {
-	struct CUctx_st *ctx;
-	char *image;
+	struct CUctx_st *ctx;	/* NULL: a free slot */
+	char *image;		/* owned */
 	struct CUfunc_st fns[8];
 	unsigned int nfns;
 };
@@ -133,6 +135,9 @@ static struct {
 	struct gpu gpus[MAX_GPUS];
 	int ngpus;
 	CUdeviceptr next_ptr;
+	/* handles point into these tables, so a stale or foreign one is recognised */
+	struct CUctx_st ctxs[MAX_CTXS];
+	struct CUmod_st mods[MAX_MODS];
 	FILE *log;
 	char seen[32][48];
 	unsigned int nseen;
@@ -436,7 +441,20 @@ static void sleep_us(long long us)
 
 static struct CUctx_st *CTX(CUcontext c)
 {
-	return c && c->magic == CTX_MAGIC ? c : 0;
+	return c >= S.ctxs && c < S.ctxs + MAX_CTXS && c->magic == CTX_MAGIC ? c : 0;
+}
+
+static struct CUmod_st *MOD(CUmodule m)
+{
+	return m >= S.mods && m < S.mods + MAX_MODS && CTX(m->ctx) ? m : 0;
+}
+
+static struct CUfunc_st *FN(CUfunction f)
+{
+	for (int i = 0; i < MAX_MODS; i++)
+		if (MOD(&S.mods[i]) && f >= S.mods[i].fns && f < S.mods[i].fns + S.mods[i].nfns)
+			return f;
+	return 0;
 }
 
 EXPORT CUresult cuInit(unsigned int flags)
@@ -529,10 +547,17 @@ EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev
 		return err("cuCtxCreate_v2", CUDA_ERROR_INVALID_VALUE, "pctx is NULL");
 	if (dev < 0 || dev >= S.ngpus)
 		return err("cuCtxCreate_v2", CUDA_ERROR_INVALID_DEVICE, "no such device");
-	struct CUctx_st *c = calloc(1, sizeof(*c));
+	struct CUctx_st *c = 0;
+	pthread_mutex_lock(&S.mu);
+	for (int i = 0; i < MAX_CTXS && !c; i++)
+		if (S.ctxs[i].magic != CTX_MAGIC) {
+			c = &S.ctxs[i];
+			memset(c, 0, sizeof(*c));
+			c->magic = CTX_MAGIC;
+		}
+	pthread_mutex_unlock(&S.mu);
 	if (!c)
-		return err("cuCtxCreate_v2", CUDA_ERROR_OUT_OF_MEMORY, "calloc");
-	c->magic = CTX_MAGIC;
+		return err("cuCtxCreate_v2", CUDA_ERROR_OUT_OF_MEMORY, "too many contexts");
 	c->gpu = &S.gpus[dev];
 	c->active_fd = -1;
 	current = c;	/* the new context is made current, as by the real one */
@@ -548,10 +573,16 @@ EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx)
 	if (!c)
 		return err("cuCtxDestroy_v2", CUDA_ERROR_INVALID_CONTEXT, "not a context");
 	become_idle(c);
+	pthread_mutex_lock(&S.mu);
+	for (int i = 0; i < MAX_MODS; i++)
+		if (S.mods[i].ctx == c) {
+			free(S.mods[i].image);
+			memset(&S.mods[i], 0, sizeof(S.mods[i]));
+		}
 	c->magic = 0;
+	pthread_mutex_unlock(&S.mu);
 	if (current == c)
 		current = 0;
-	/* not freed (nor its modules): a handle to it may come again and must then be known as destroyed */
 	return CUDA_SUCCESS;
 }
 
@@ -573,12 +604,20 @@ EXPORT CUresult cuModuleLoadData(CUmodule *module, const void *image)
 	}
 	if (strncmp(p, ".version", 8) != 0 || !strstr(p, ".target"))
 		return err("cuModuleLoadData", CUDA_ERROR_INVALID_PTX, "image is not PTX (no .version / .target)");
-	struct CUmod_st *m = calloc(1, sizeof(*m));
-	if (!m || !(m->image = strdup(image))) {
-		free(m);
-		return err("cuModuleLoadData", CUDA_ERROR_OUT_OF_MEMORY, "calloc");
+	char *copy = strdup(image);
+	struct CUmod_st *m = 0;
+	pthread_mutex_lock(&S.mu);
+	for (int i = 0; i < MAX_MODS && copy && !m; i++)
+		if (!S.mods[i].ctx) {
+			m = &S.mods[i];
+			m->ctx = c;
+			m->image = copy;
+		}
+	pthread_mutex_unlock(&S.mu);
+	if (!m) {
+		free(copy);
+		return err("cuModuleLoadData", CUDA_ERROR_OUT_OF_MEMORY, "too many modules");
 	}
-	m->ctx = c;
 	*module = m;
 	return CUDA_SUCCESS;
 }
@@ -605,8 +644,8 @@ EXPORT CUresult cuModuleGetFunction(CUfunction *hfunc, CUmodule hmod, const char
 	NEED_INIT("cuModuleGetFunction");
 	if (!hfunc || !hmod || !name || !*name)
 		return err("cuModuleGetFunction", CUDA_ERROR_INVALID_VALUE, "NULL argument");
-	if (!CTX(hmod->ctx))
-		return err("cuModuleGetFunction", CUDA_ERROR_INVALID_HANDLE, "module's context destroyed");
+	if (!MOD(hmod))
+		return err("cuModuleGetFunction", CUDA_ERROR_INVALID_HANDLE, "not a module, or its context is destroyed");
 	if (!has_entry(hmod->image, name) || strlen(name) >= sizeof(hmod->fns[0].name))
 		return err("cuModuleGetFunction", CUDA_ERROR_NOT_FOUND, name);
 	for (unsigned int i = 0; i < hmod->nfns; i++)
@@ -666,7 +705,7 @@ EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, u
 	(void)shared_bytes;
 	if (!c)
 		return err("cuLaunchKernel", CUDA_ERROR_INVALID_CONTEXT, "no current context");
-	if (!f || f->mod->ctx != c)
+	if (!FN(f) || f->mod->ctx != c)
 		return err("cuLaunchKernel", CUDA_ERROR_INVALID_HANDLE, "function not of the current context");
 	if (stream)
 		return err("cuLaunchKernel", CUDA_ERROR_INVALID_HANDLE, "streams are not simulated");
