@@ -175,6 +175,11 @@ EOF
 		cp "$RIG_CONTAINERD2_DIR/containerd" "$RIG_CONTAINERD2_DIR/containerd-shim-runc-v2" "$RIG_CONTAINERD2_DIR/ctr" \
 			"$U/share/gpuctl-rig/containerd2/"
 	fi
+	# the CUDA driver stand-in where a driver root keeps it; the runtime stand-in mounts it into GPU containers
+	if [ "$N_FAULT" != broken-driver ] && [ -n "${RIG_CUDA_DIR:-}" ]; then
+		mkdir -p "$U/nvidia/lib64"
+		cp "$RIG_CUDA_DIR/libcuda.so.1" "$U/nvidia/lib64/libcuda.so.1"
+	fi
 	: >"$U/bin/crictl"
 	chmod 755 "$U/bin/"* "$U/sbin/"* 2>/dev/null || true
 	local gen=(--node "$name" --gpus "$N_GPUS")
