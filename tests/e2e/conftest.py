@@ -137,9 +137,11 @@ FAULTS = ["fault-broken-driver", "fault-old-driver", "fault-unknown-hostkey", "f
           "fault-bad-config", "fault-restart-fails"]
 
 
-def rig_up(reset=None):
+def rig_up(reset=None, kubelet=False):
+    """The rig with every optional node; with kubelet=True also the real-kubelet
+    nodes (test_kubelet.py), which a later rig_up() without it removes again."""
     env = dict(os.environ, GPUCTL_RIG_FAULTS="1", GPUCTL_RIG_K3S="1", GPUCTL_RIG_CTK="1",
-               GPUCTL_RIG_CONTAINERD2="1")
+               GPUCTL_RIG_CONTAINERD2="1", GPUCTL_RIG_KUBELET="1" if kubelet else "0")
     if reset:
         env["GPUCTL_RIG_RESET"] = " ".join(reset)
     p = subprocess.run([os.path.join(ROOT, "tests/rig/up")], capture_output=True, text=True, env=env)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builds the rig's two container images as one OCI image-layout tarball.
+"""Builds the rig's container images as one OCI image-layout tarball.
 
     build-images.py BUSYBOX OUT.tar [--nvidia-plugin DIR VERSION]
     build-images.py --plugin-rootfs BUSYBOX DIR VERSION OUTDIR   (the plugin image's files, unpacked)
@@ -11,6 +11,7 @@ registry; the names are local ones that no registry serves:
     localhost/gpuctl-rig/busybox:1   Cmd ["sh"]               test containers
     localhost/gpuctl-rig/pause:1     Entrypoint ["/bin/sleep", "2147483647"]
                                                               CRI sandbox image
+    nvcr.io/nvidia/cuda:12.8.1-base-ubuntu24.04  (see CUDA_BASE_IMAGE below)
 
 With --nvidia-plugin, a third image under the real name the device plugin's
 manifests use, nvcr.io/nvidia/k8s-device-plugin:VERSION (one image for the
@@ -40,6 +41,12 @@ PAUSE_IMAGE = "localhost/gpuctl-rig/pause:1"
 
 
 PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:"
+# The image gpuctl smoke-test runs by default (templates/versions.yaml.tmpl),
+# under its real name: the busybox layer plus the host's glibc (for
+# gpuctl-gpuload) and the CUDA base image's environment. As in the real one
+# there is no driver library in it: the nvidia runtime mounts nvidia-smi,
+# libnvidia-ml.so.1 and libcuda.so.1 (the node's stand-ins) into GPU pods.
+CUDA_BASE_IMAGE = "nvcr.io/nvidia/cuda:12.8.1-base-ubuntu24.04"
 PLUGIN_CMDS = ["nvidia-device-plugin", "gpu-feature-discovery", "config-manager", "mps-control-daemon"]
 GLIBC = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]
 
@@ -73,6 +80,27 @@ def plugin_layer_tar(plugin_dir):
                 data = f.read()
             tf.addfile(tinfo(dst, size=len(data), mode=mode), io.BytesIO(data))
     return buf.getvalue()
+
+
+def glibc_layer_tar():
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for d in ("lib", "lib/x86_64-linux-gnu", "lib64", "usr/local", "usr/local/nvidia"):
+            tf.addfile(tinfo(d, type=tarfile.DIRTYPE, mode=0o755))
+        for g in GLIBC:
+            with open(os.path.realpath(g), "rb") as f:
+                data = f.read()
+            tf.addfile(tinfo(g.lstrip("/"), size=len(data), mode=0o755), io.BytesIO(data))
+    return buf.getvalue()
+
+
+def cuda_base_config():
+    return {"Env": ["PATH=/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "CUDA_VERSION=12.8.1", "NVIDIA_REQUIRE_CUDA=cuda>=12.8",
+                    "LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64",
+                    "NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"],
+            "Cmd": ["sh"],
+            "Labels": {"summary": "stand-in for the CUDA base image (busybox and glibc; built by gpuctl tests/rig)"}}
 
 
 def plugin_config(version, layers):
@@ -147,7 +175,8 @@ def main():
     path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     manifests = []
     images = [(BUSYBOX_IMAGE, {"Env": [path], "Cmd": ["sh"]}, [ldesc]),
-              (PAUSE_IMAGE, {"Env": [path], "Entrypoint": ["/bin/sleep", "2147483647"]}, [ldesc])]
+              (PAUSE_IMAGE, {"Env": [path], "Entrypoint": ["/bin/sleep", "2147483647"]}, [ldesc]),
+              (CUDA_BASE_IMAGE, cuda_base_config(), [ldesc, blob(blobs, glibc_layer_tar())])]
     if len(sys.argv) > 3 and sys.argv[3] == "--nvidia-plugin":
         plugin_dir, version = sys.argv[4], sys.argv[5]
         pdesc = blob(blobs, plugin_layer_tar(plugin_dir))
@@ -159,7 +188,8 @@ def main():
                   "history": [{"created": "1970-01-01T00:00:00Z",
                                "created_by": "gpuctl tests/rig: Debian busybox-static rootfs"}]
                   + [{"created": "1970-01-01T00:00:00Z",
-                      "created_by": "gpuctl tests/rig: NVIDIA device plugin binaries and glibc"}] * (len(layers) - 1)}
+                      "created_by": "gpuctl tests/rig: glibc" + (" and the NVIDIA device plugin binaries"
+                                                                  if name.startswith(PLUGIN_IMAGE) else "")}] * (len(layers) - 1)}
         cdesc = blob(blobs, jbytes(config))
         manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     "config": dict(mediaType="application/vnd.oci.image.config.v1+json", **cdesc),

@@ -160,6 +160,12 @@ rig_kubelet_start() { # NAME
 	if rig_node_pidfile_alive "$name" /run/gpuctl-rig/kubelet.pid >/dev/null; then
 		return 0
 	fi
+	# a node made afresh joins as a new Node: the Node object of an earlier
+	# node of that name (its labels, taints, capacity) is removed first
+	if [ ! -f "$st/node.crt" ]; then
+		"$KUBECTL" --kubeconfig="$KUBECONFIG" delete node "$name" --ignore-not-found --wait=true >/dev/null ||
+			{ rig_log "$name: could not delete the Node of an earlier $name"; return 1; }
+	fi
 	# credentials: a client certificate for system:node:<name>
 	if [ ! -f "$st/node.crt" ] || ! openssl verify -CAfile "$pki/ca.crt" "$st/node.crt" >/dev/null 2>&1; then
 		openssl genrsa -traditional -out "$st/node.key" 2048 2>/dev/null

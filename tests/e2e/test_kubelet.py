@@ -1,0 +1,219 @@
+"""gpuctl on nodes that really run pods: the rig's kubelet-gpu-node-1 (1 GPU) and
+kubelet-gpu-node-2 (2 GPUs) run a real kubelet of the cluster's release on
+their own containerd and runc (tests/rig/lib/kubelet.sh).  The device plugin is
+the real one (built from its Go module, its image imported under its real
+name), talking to the NVML stand-in; only the GPU is simulated.
+
+The flow a user runs: label, taint, deploy (node phase over SSH, then the
+plugin DaemonSet), pods that ask for a GPU see exactly theirs, slice 4 -> 8 ->
+2 -> none with the capacity the plugin advertises checked after each,
+per-node configs on two node groups, shared pods on one GPU, cleanup."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, rig_up
+
+NODES = ["kubelet-gpu-node-1", "kubelet-gpu-node-2"]
+GPUS = {"kubelet-gpu-node-1": 1, "kubelet-gpu-node-2": 2}
+NS = "nvidia-device-plugin"
+TEST_NS = "gpuctl-e2e-kubelet"
+
+
+@pytest.fixture(scope="module")
+def kr(cluster, gpuctl_bin, tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("the rig needs root (network and mount namespaces)")
+    env = rig_up(reset=NODES, kubelet=True)
+    k = Kubelets(env, gpuctl_bin, str(tmp_path_factory.mktemp("kubelet")))
+    k.kubectl("delete", "namespace", NS, TEST_NS, "--ignore-not-found", "--wait=true", "--timeout=90s", check=False)
+    k.kubectl("create", "namespace", TEST_NS)
+    yield k
+    k.kubectl("delete", "namespace", NS, TEST_NS, "--ignore-not-found", "--wait=false", check=False)
+    subprocess.run([os.path.join(ROOT, "tests/rig/down")], capture_output=True, text=True)
+
+
+class Kubelets:
+    def __init__(self, env, gpuctl_bin, tmp):
+        self.env, self.bin, self.tmp = env, gpuctl_bin, tmp
+
+    def gpuctl(self, *args, check=0, timeout=300):
+        e = dict(os.environ, KUBECONFIG=self.env["KUBECONFIG"], NO_COLOR="1", HOME=self.tmp)
+        e.pop("SSH_AUTH_SOCK", None)
+        p = subprocess.run([self.bin, *args], capture_output=True, text=True, env=e, timeout=timeout)
+        if check is not None:
+            assert p.returncode == check, f"gpuctl {' '.join(args)} exited {p.returncode}\n{p.stdout}\n{p.stderr}"
+        return p
+
+    def kubectl(self, *args, check=True, input=None):
+        p = subprocess.run([self.env["KUBECTL"], "--kubeconfig", self.env["KUBECONFIG"], *args],
+                           capture_output=True, text=True, input=input, timeout=120)
+        if check:
+            assert p.returncode == 0, f"kubectl {' '.join(args)}: {p.stderr}"
+        return p
+
+    def exec(self, node, *cmd):
+        p = subprocess.run([os.path.join(ROOT, "tests/rig/exec"), node, "--", *cmd], capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 0, f"rig exec {node} {cmd}: {p.stderr}"
+        return p.stdout
+
+    def node(self, name):
+        return json.loads(self.kubectl("get", "node", name, "-o", "json").stdout)
+
+    def gpus(self, name, field="allocatable"):
+        return int(self.node(name)["status"].get(field, {}).get("nvidia.com/gpu", "0"))
+
+    def wait(self, what, fn, timeout=90):
+        deadline = time.time() + timeout
+        while True:
+            v = fn()
+            if v:
+                return v
+            assert time.time() < deadline, f"timed out after {timeout}s waiting for {what}"
+            time.sleep(0.5)
+
+    def pod(self, name, node, gpus=1, command="nvidia-smi -L", image="localhost/gpuctl-rig/busybox:1",
+            runtime="nvidia"):
+        spec = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": TEST_NS},
+                "spec": {"restartPolicy": "Never", "nodeSelector": {"kubernetes.io/hostname": node},
+                         "terminationGracePeriodSeconds": 0,
+                         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                         "containers": [{"name": "c", "image": image, "imagePullPolicy": "Never",
+                                         "command": ["sh", "-c", command]}]}}
+        if runtime:
+            spec["spec"]["runtimeClassName"] = runtime
+        if gpus:
+            spec["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": gpus}}
+        self.kubectl("apply", "-f", "-", input=json.dumps(spec))
+
+    def phase(self, name):
+        p = self.kubectl("get", "pod", "-n", TEST_NS, name, "-o", "jsonpath={.status.phase}", check=False)
+        return p.stdout if p.returncode == 0 else ""
+
+    def logs(self, name):
+        return self.kubectl("logs", "-n", TEST_NS, name).stdout
+
+    def delete_pods(self):
+        self.kubectl("delete", "pods", "-n", TEST_NS, "--all", "--grace-period=0", "--force", "--wait=true",
+                     "--timeout=60s", check=False)
+
+
+def uuids(text):
+    return [l.split("UUID: ")[1].rstrip(")") for l in text.splitlines() if "(UUID: GPU-" in l]
+
+
+def test_the_kubelet_nodes_are_real_and_run_pods(kr):
+    for n in NODES:
+        node = kr.node(n)
+        assert "kwok.x-k8s.io/node" not in node["metadata"].get("annotations", {})
+        assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.36.3"
+        assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+        addr = [a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"]
+        assert addr and addr[0].startswith("10.77.0.")
+    kr.pod("hello", NODES[0], gpus=0, runtime=None, command="echo hello from $(hostname)")
+    kr.wait("the pod to complete", lambda: kr.phase("hello") == "Succeeded")
+    assert kr.logs("hello").strip() == "hello from hello"
+    # a real container on the node's containerd (the CRI's k8s.io namespace)
+    assert "hello" in kr.exec(NODES[0], "crictl", "ps", "-a", "--name", "c", "-o", "json")
+    kr.delete_pods()
+
+
+def test_label_taint_deploy_from_nothing_then_nothing_changes(kr):
+    p = kr.gpuctl("label", *NODES)
+    assert "2 labeled" in p.stderr or "2 node(s): 2 labeled" in p.stdout + p.stderr
+    kr.gpuctl("taint", *NODES)
+    inv = kr.env["GPUCTL_RIG_INVENTORY"]
+    p = kr.gpuctl("deploy", *NODES, "--inventory", inv, "-o", "json", "--timeout", "3m")
+    doc = json.loads(p.stdout)
+    nodes = {n["name"]: n for n in doc["nodes"]}
+    assert all(nodes[n]["result"] == "changed" for n in NODES), nodes
+    objs = {(o["kind"], o["name"]): o for o in doc["objects"]}
+    assert objs[("DaemonSet", "nvidia-device-plugin")]["result"] == "created"
+    assert objs[("DaemonSet", "nvidia-device-plugin")]["ready"] is True
+    # the real plugin registered with each real kubelet: one nvidia.com/gpu per GPU
+    for n in NODES:
+        kr.wait(f"{n} to advertise its GPUs", lambda n=n: kr.gpus(n) == GPUS[n])
+        ps = kr.exec(n, "crictl", "ps", "--name", "nvidia-device-plugin-ctr", "-q").split()
+        assert len(ps) == 1, f"{n}: the plugin container is not running: {ps}"
+        assert "Registered device plugin for 'nvidia.com/gpu' with Kubelet" in kr.exec(
+            n, "sh", "-c", "cat /var/log/pods/nvidia-device-plugin_*/nvidia-device-plugin-ctr/*.log")
+    # the second run changes nothing and says so
+    p = kr.gpuctl("deploy", *NODES, "--inventory", inv, "-o", "json", "--timeout", "3m")
+    doc = json.loads(p.stdout)
+    assert {n["result"] for n in doc["nodes"]} == {"unchanged"}, doc["nodes"]
+    assert {o["result"] for o in doc["objects"]} == {"unchanged"}, doc["objects"]
+
+
+def test_a_gpu_pod_sees_exactly_its_gpu(kr):
+    node = NODES[1]
+    have = uuids(kr.exec(node, "nvidia-smi", "-L"))
+    assert len(have) == 2
+    kr.pod("gpu-a", node)
+    kr.pod("gpu-b", node)
+    kr.wait("both GPU pods to complete", lambda: kr.phase("gpu-a") == kr.phase("gpu-b") == "Succeeded")
+    a, b = uuids(kr.logs("gpu-a")), uuids(kr.logs("gpu-b"))
+    assert len(a) == 1 and len(b) == 1, (a, b)
+    assert a[0] in have and b[0] in have and a != b, (a, b, have)
+    kr.delete_pods()
+
+
+@pytest.mark.parametrize("replicas", [4, 8, 2, None])
+def test_slice_changes_what_the_real_plugin_advertises(kr, replicas):
+    args = ["slice", "none"] if replicas is None else ["slice", "--replicas", str(replicas)]
+    p = kr.gpuctl(*args, *NODES, "-o", "json", "--timeout", "2m")
+    doc = json.loads(p.stdout)
+    r = replicas or 1
+    for item in doc["nodes"]:
+        assert item["result"] in ("changed", "sliced"), item
+    for n in NODES:
+        assert kr.gpus(n, "capacity") == GPUS[n] * r
+        assert kr.gpus(n) == GPUS[n] * r
+    # a second run: nothing to do
+    p = kr.gpuctl(*args, *NODES, "-o", "json", "--timeout", "2m")
+    assert {i["result"] for i in json.loads(p.stdout)["nodes"]} == {"unchanged"}
+
+
+def test_per_node_configs_on_two_node_groups(kr):
+    kr.gpuctl("slice", "--replicas", "4", NODES[0], "--timeout", "2m")
+    kr.gpuctl("slice", "--replicas", "2", NODES[1], "--timeout", "2m")
+    assert kr.gpus(NODES[0]) == 4
+    assert kr.gpus(NODES[1]) == 4  # 2 GPUs x 2
+    labels = {n: kr.node(n)["metadata"]["labels"].get("nvidia.com/device-plugin.config") for n in NODES}
+    assert labels[NODES[0]] != labels[NODES[1]], labels
+
+
+def test_time_sliced_pods_share_one_gpu_and_one_more_stays_pending(kr):
+    node = NODES[0]
+    kr.gpuctl("slice", "--replicas", "4", node, "--timeout", "2m")
+    assert kr.gpus(node) == 4
+    for i in range(4):
+        kr.pod(f"share-{i}", node, command="nvidia-smi -L; sleep 300")
+    kr.wait("4 pods Running at once", lambda: all(kr.phase(f"share-{i}") == "Running" for i in range(4)), 120)
+    seen = {tuple(uuids(kr.logs(f"share-{i}"))) for i in range(4)}
+    assert len(seen) == 1 and len(next(iter(seen))) == 1, seen
+    kr.pod("share-extra", node, command="nvidia-smi -L")
+
+    def pending_for_gpu():
+        pod = json.loads(kr.kubectl("get", "pod", "-n", TEST_NS, "share-extra", "-o", "json").stdout)
+        for c in pod["status"].get("conditions", []):
+            if c["type"] == "PodScheduled" and c["status"] == "False":
+                return "nvidia.com/gpu" in c.get("message", "")
+        return False
+    kr.wait("the 5th pod to be unschedulable for nvidia.com/gpu", pending_for_gpu, 60)
+    assert kr.phase("share-extra") == "Pending"
+    kr.delete_pods()
+
+
+def test_cleanup_puts_the_nodes_back(kr):
+    before = {n: kr.exec(n, "cat", "/usr/local/share/gpuctl-rig/original/config.toml") for n in NODES}
+    kr.gpuctl("cleanup", *NODES, "--inventory", kr.env["GPUCTL_RIG_INVENTORY"], "--timeout", "3m")
+    for n in NODES:
+        assert kr.exec(n, "cat", "/etc/containerd/config.toml") == before[n]
+        labels = kr.node(n)["metadata"]["labels"]
+        assert "accelerator" not in labels and "nvidia.com/device-plugin.config" not in labels
+        assert not [t for t in kr.node(n)["spec"].get("taints", []) if t["key"] == "nvidia.com/gpu"]
+    assert kr.kubectl("get", "daemonset", "-n", NS, "nvidia-device-plugin", check=False).returncode != 0
