@@ -84,7 +84,8 @@ char *smoke_script(const struct smoke_script_opts *o);
  * containers and the largest init container, limits over requests. */
 long smoke_pod_gpus(const cJSON *pod, const char *resource);
 /* The GPUs in use per node from a list of non-terminated pods: a new
- * object {node: {resource: n}} (pods without spec.nodeName are not counted). */
+ * object {node: {resource: n}} for every nvidia.com/ resource the pods ask
+ * for (pods without spec.nodeName, and finished pods, are not counted). */
 cJSON *smoke_usage(const cJSON *pods);
 
 struct smoke_plan_opts {
@@ -106,7 +107,8 @@ void smoke_verdict_release(struct smoke_verdict *v);
 struct smoke_plan {
 	char *node;
 	char *hostname;           /* its kubernetes.io/hostname label (the nodeSelector), else its name */
-	const char *resource;     /* nvidia.com/gpu, or nvidia.com/gpu.shared for a renamed shared GPU */
+	char *resource;           /* nvidia.com/gpu; nvidia.com/gpu.shared for a renamed shared GPU; the first
+				     allocatable nvidia.com/mig-<profile> on a node that advertises only those */
 	long allocatable, used, free;
 	char *product;            /* nvidia.com/gpu.product, or NULL */
 	/* check 1 */

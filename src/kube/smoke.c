@@ -197,29 +197,50 @@ long smoke_pod_gpus(const cJSON *pod, const char *resource)
 	return sum > init ? sum : init;
 }
 
+/* Add the nvidia.com/ resources a container names to the strv. */
+static char **resource_names(char **names, const cJSON *c)
+{
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(c, "resources");
+	static const char *const kinds[] = { "limits", "requests" };
+	for (size_t k = 0; k < 2; k++) {
+		const cJSON *r;
+		cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(res, kinds[k]))
+			if (r->string && !strncmp(r->string, "nvidia.com/", 11) && !strv_has(names, r->string))
+				names = strv_add(names, r->string);
+	}
+	return names;
+}
+
 cJSON *smoke_usage(const cJSON *pods)
 {
-	static const char *const resources[] = { SMOKE_RESOURCE, SMOKE_SHARED_RESOURCE };
 	cJSON *u = cJSON_CreateObject();
 	const cJSON *p;
 	cJSON_ArrayForEach(p, pods) {
-		const char *node = json_str(cJSON_GetObjectItemCaseSensitive(p, "spec"), "nodeName");
+		const cJSON *spec = cJSON_GetObjectItemCaseSensitive(p, "spec");
+		const char *node = json_str(spec, "nodeName");
 		const char *phase = json_str(cJSON_GetObjectItemCaseSensitive(p, "status"), "phase");
 		if (!node || !*node || (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"))))
 			continue;
-		for (size_t i = 0; i < 2; i++) {
-			long g = smoke_pod_gpus(p, resources[i]);
+		char **names = NULL;
+		const cJSON *c;
+		cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(spec, "containers"))
+			names = resource_names(names, c);
+		cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(spec, "initContainers"))
+			names = resource_names(names, c);
+		for (size_t i = 0; names && names[i]; i++) {
+			long g = smoke_pod_gpus(p, names[i]);
 			if (!g)
 				continue;
 			cJSON *n = cJSON_GetObjectItemCaseSensitive(u, node);
 			if (!n)
 				n = cJSON_AddObjectToObject(u, node);
-			cJSON *have = cJSON_GetObjectItemCaseSensitive(n, resources[i]);
+			cJSON *have = cJSON_GetObjectItemCaseSensitive(n, names[i]);
 			if (have)
 				cJSON_SetNumberValue(have, have->valuedouble + (double)g);
 			else
-				cJSON_AddNumberToObject(n, resources[i], (double)g);
+				cJSON_AddNumberToObject(n, names[i], (double)g);
 		}
+		strv_free(names);
 	}
 	return u;
 }
@@ -277,11 +298,22 @@ void smoke_plan_node(const cJSON *node, const cJSON *usage, const struct smoke_p
 	p->hostname = xstrdup(host && *host ? host : name);
 	const char *product = node_gpu_product(node);
 	p->product = product ? xstrdup(product) : NULL;
-	/* a shared GPU renamed (--rename) is advertised as nvidia.com/gpu.shared */
-	p->resource = SMOKE_RESOURCE;
-	if (node_resource(node, "allocatable", SMOKE_RESOURCE) <= 0 &&
-	    node_resource(node, "allocatable", SMOKE_SHARED_RESOURCE) > 0)
-		p->resource = SMOKE_SHARED_RESOURCE;
+	/* a shared GPU renamed (--rename) is advertised as nvidia.com/gpu.shared;
+	 * with the mixed MIG strategy only nvidia.com/mig-<profile> may be there */
+	const char *res = SMOKE_RESOURCE;
+	if (node_resource(node, "allocatable", SMOKE_RESOURCE) <= 0) {
+		const cJSON *r;
+		if (node_resource(node, "allocatable", SMOKE_SHARED_RESOURCE) > 0)
+			res = SMOKE_SHARED_RESOURCE;
+		else
+			cJSON_ArrayForEach(r, json_get2(node, "status", "allocatable"))
+				if (r->string && !strncmp(r->string, "nvidia.com/mig-", 15) &&
+				    node_resource(node, "allocatable", r->string) > 0) {
+					res = r->string;
+					break;
+				}
+	}
+	p->resource = xstrdup(res);
 	long alloc = node_resource(node, "allocatable", p->resource);
 	p->allocatable = alloc < 0 ? 0 : alloc;
 	const cJSON *used = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(usage, name), p->resource);
@@ -302,7 +334,8 @@ void smoke_plan_node(const cJSON *node, const cJSON *usage, const struct smoke_p
 	if (p->allocatable <= 0) {
 		smoke_verdict_set(&p->gpu, REPORT_FAIL,
 				  "deploy the NVIDIA device plugin: gpuctl deploy (then check the node with gpuctl validate)",
-				  "the node advertises no allocatable %s", SMOKE_RESOURCE);
+				  "the node advertises no allocatable %s (nor %s or nvidia.com/mig-*)", SMOKE_RESOURCE,
+				  SMOKE_SHARED_RESOURCE);
 	} else if (p->free <= 0) {
 		smoke_verdict_set(&p->gpu, REPORT_SKIP, "run the smoke test when the node has a free GPU",
 				  "skipped: every %s of the node is in use (%ld of %ld)", p->resource, p->used,
@@ -346,6 +379,7 @@ void smoke_plan_release(struct smoke_plan *p)
 {
 	free(p->node);
 	free(p->hostname);
+	free(p->resource);
 	free(p->product);
 	free(p->strategy);
 	smoke_verdict_release(&p->gpu);

@@ -753,8 +753,7 @@ int smoke_run(struct kube_client *kc, const cJSON *nodes, const struct smoke_run
 	/* everything that can stop the run happens before a pod exists */
 	int exists = ns_exists(&r, err);
 	cJSON *usage = NULL;
-	if (exists < 0 || preflight(&r, !exists, err) < 0 || usage_of(&r, &usage, err) < 0 ||
-	    (!exists && ns_create(&r, err) < 0)) {
+	if (exists < 0 || preflight(&r, !exists, err) < 0 || usage_of(&r, &usage, err) < 0) {
 		cJSON_Delete(usage);
 		run_release(&r);
 		return -1;
@@ -783,6 +782,11 @@ int smoke_run(struct kube_client *kc, const cJSON *nodes, const struct smoke_run
 		i++;
 	}
 	cJSON_Delete(usage);
+	/* the namespace only when a pod will run in it */
+	if (r.np && !exists && ns_create(&r, err) < 0) {
+		run_release(&r);
+		return -1;
+	}
 	progress(&r, "run %s: %zu pod(s) on %zu node(s) in namespace %s", r.id, r.np, r.n, o->ns);
 	create_pods(&r, 0, r.np);
 

@@ -570,3 +570,37 @@ Test(smoke, versions_pin_the_image)
 	cr_assert_str_eq(json_str(cJSON_GetObjectItem(v, "smokeTest"), "image"), "nvcr.io/nvidia/cuda:12.8.1-base-ubuntu24.04");
 	cJSON_Delete(v);
 }
+
+Test(smoke, plan_mixed_mig_node_asks_for_a_mig_device)
+{
+	cJSON *node = yaml("metadata: {name: m, labels: {nvidia.com/mig.strategy: mixed, nvidia.com/mig.config.state: success}}\n"
+			   "status: {capacity: {nvidia.com/mig-1g.10gb: '7'}, allocatable: {nvidia.com/gpu: '0', nvidia.com/mig-1g.10gb: '7'}}\n");
+	cJSON *u = usage_with("- spec: {nodeName: m, containers: [{resources: {limits: {nvidia.com/mig-1g.10gb: '2'}}}]}\n"
+			      "  status: {phase: Running}\n");
+	struct smoke_plan_opts o = { 0 };
+	struct smoke_plan p;
+	smoke_plan_node(node, u, &o, &p);
+	cr_assert_str_eq(p.resource, "nvidia.com/mig-1g.10gb");
+	cr_assert(p.gpu_run, "%s", p.gpu.message ? p.gpu.message : "");
+	cr_assert_eq(p.used, 2);
+	cr_assert_eq(p.free, 5);
+	cr_assert(p.mig);
+	cr_assert_eq(p.mig_v.status, REPORT_PASS, "%s", p.mig_v.message);
+	smoke_plan_release(&p);
+	cJSON_Delete(u);
+	cJSON_Delete(node);
+}
+
+Test(smoke, plan_renamed_shared_gpu)
+{
+	cJSON *node = yaml("metadata: {name: s, labels: {nvidia.com/gpu.replicas: '2', nvidia.com/gpu.count: '1'}}\n"
+			   "status: {allocatable: {nvidia.com/gpu.shared: '2'}}\n");
+	struct smoke_plan_opts o = { 0 };
+	struct smoke_plan p;
+	smoke_plan_node(node, NULL, &o, &p);
+	cr_assert_str_eq(p.resource, SMOKE_SHARED_RESOURCE);
+	cr_assert_eq(p.n, 2);
+	cr_assert_eq(p.allocatable_v.status, REPORT_PASS, "%s", p.allocatable_v.message);
+	smoke_plan_release(&p);
+	cJSON_Delete(node);
+}
