@@ -364,7 +364,7 @@ static void step(struct run *r)
 	for (size_t i = 0; i < r->n; i++)
 		step_node(r, i, now);
 	size_t first = r->np;
-	for (size_t i = 0; i < r->n; i++) {
+	for (size_t i = 0; i < r->n && !sig_interrupted(); i++) {
 		struct snode *s = &r->v[i];
 		if (s->want_share) {
 			s->want_share = 0;
@@ -788,7 +788,8 @@ int smoke_run(struct kube_client *kc, const cJSON *nodes, const struct smoke_run
 		return -1;
 	}
 	progress(&r, "run %s: %zu pod(s) on %zu node(s) in namespace %s", r.id, r.np, r.n, o->ns);
-	create_pods(&r, 0, r.np);
+	if (!sig_interrupted())
+		create_pods(&r, 0, r.np);
 
 	const char *stopped = NULL;
 	struct gerr werr = GERR_INIT;

@@ -33,6 +33,8 @@ struct fake {
 	int free_slots;         /* slots of the node (sharing pods beyond them stay Pending) */
 	int running;
 	const char *uuid2;      /* a second GPU UUID the second sharing pod sees, or NULL */
+	int delete_fails;       /* DELETE answers 500 */
+	int interrupts;         /* interrupts that arrive while the first pod is created */
 };
 
 static cJSON *yaml(const char *text)
@@ -158,6 +160,8 @@ static void route(void *ud, const struct ts_request *req, struct ts_reply *out)
 	} else if (!strcmp(req->method, "POST") && !strncmp(p, NS_PODS "?", strlen(NS_PODS) + 1)) {
 		cJSON *pod = cJSON_Parse(req->body);
 		f->creates++;
+		for (; f->interrupts > 0; f->interrupts--)
+			raise(SIGINT);
 		decide(f, pod);
 		set_rv(f, pod);
 		reply_json(out, 201, pod);
@@ -188,7 +192,10 @@ static void route(void *ud, const struct ts_request *req, struct ts_reply *out)
 		cJSON *pod = find_pod(f, name, len);
 		if (!pod)
 			return not_found(out);
-		if (!strcmp(req->method, "DELETE")) {
+		if (!strcmp(req->method, "DELETE") && f->delete_fails) {
+			ts_reply_set(out, 500, "Content-Type: application/json",
+				     "{\"kind\":\"Status\",\"status\":\"Failure\",\"code\":500,\"message\":\"etcd is down\"}");
+		} else if (!strcmp(req->method, "DELETE")) {
 			cr_assert(strstr(req->body, "\"gracePeriodSeconds\":0"), "%s", req->body);
 			f->deletes++;
 			reply_json(out, 200, pod);
@@ -473,13 +480,15 @@ Test(smoke_cmd, interrupt_deletes_the_pods)
 	f.pull_backoff = 1;
 	struct tls_server *ts = ts_start();
 	ts_set_route(ts, route, &f);
-	sig_raise_for_test(SIGINT);
+	sig_install();
+	f.interrupts = 1;
 	static const char *const args[] = { "--timeout", "30s", NULL };
 	struct run r = run_smoke(ts, args);
 	sig_raise_for_test(0);
 	cr_assert_eq(r.code, 1, "stderr: %s", r.err);
 	cr_assert(strstr(json_str(check(&r, "smoke.gpu", "gpu-1"), "message"), "interrupted"));
-	cr_assert_eq(f.deletes, f.creates);
+	cr_assert_eq(f.creates, 1);
+	cr_assert_eq(f.deletes, 1);
 	run_free(&r);
 	ts_stop(ts);
 	fake_release(&f);
@@ -529,6 +538,52 @@ Test(smoke_cmd, table_and_junit)
 	cr_assert(strstr(x.s, "smoke.overcommit"), "%s", x.s);
 	buf_release(&x);
 	unlink(junit);
+	run_free(&r);
+	ts_stop(ts);
+	fake_release(&f);
+}
+
+Test(smoke_cmd, failed_removal_names_what_is_left)
+{
+	struct fake f;
+	fake_init(&f, shared_node);
+	f.delete_fails = 1;
+	struct tls_server *ts = ts_start();
+	ts_set_route(ts, route, &f);
+	static const char *const args[] = { "--no-sharing", NULL };
+	struct run r = run_smoke(ts, args);
+	cr_assert_eq(r.code, 1, "checks passed, but pods are left; stderr: %s", r.err);
+	cr_assert_str_eq(status_of(&r, "smoke.gpu", "gpu-1"), "pass");
+	cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(r.doc, "deleted")));
+	cr_assert(strstr(r.err, "etcd is down"), "%s", r.err);
+	const char *pod = json_str(cJSON_GetObjectItem(cJSON_GetArrayItem(f.pods, 0), "metadata"), "name");
+	char want[256];
+	snprintf(want, sizeof(want), "left in namespace gpuctl-smoke-test: pod/%s\n", pod);
+	cr_assert(strstr(r.err, want), "%s", r.err);
+	snprintf(want, sizeof(want), "kubectl delete pods -n gpuctl-smoke-test -l gpuctl.io/smoke-run=%s",
+		 json_str(r.doc, "runId"));
+	cr_assert(strstr(r.err, want), "%s", r.err);
+	run_free(&r);
+	ts_stop(ts);
+	fake_release(&f);
+}
+
+Test(smoke_cmd, second_interrupt_leaves_the_pods_and_says_so)
+{
+	struct fake f;
+	fake_init(&f, shared_node);
+	f.pull_backoff = 1;
+	struct tls_server *ts = ts_start();
+	ts_set_route(ts, route, &f);
+	sig_install();
+	f.interrupts = 2;
+	static const char *const args[] = { "--timeout", "30s", NULL };
+	struct run r = run_smoke(ts, args);
+	sig_raise_for_test(0);
+	cr_assert_eq(r.code, 1, "stderr: %s", r.err);
+	cr_assert_eq(f.deletes, 0);
+	cr_assert_eq(f.creates, 1);
+	cr_assert(strstr(r.err, "kubectl delete pods -n gpuctl-smoke-test -l gpuctl.io/smoke-run="), "%s", r.err);
 	run_free(&r);
 	ts_stop(ts);
 	fake_release(&f);
