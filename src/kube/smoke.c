@@ -452,6 +452,12 @@ void smoke_pod_observe(struct smoke_pod *p, const cJSON *pod, double now)
 		const cJSON *w = cJSON_GetObjectItemCaseSensitive(state, "waiting");
 		const cJSON *t = cJSON_GetObjectItemCaseSensitive(state, "terminated");
 		const cJSON *s = w ? w : t;
+		if (!s && cJSON_GetObjectItemCaseSensitive(state, "running")) {
+			/* running: an earlier waiting reason (ContainerCreating) is over */
+			free(p->reason);
+			free(p->message);
+			p->reason = p->message = NULL;
+		}
 		if (s) {
 			set_str(&p->reason, json_str(s, "reason"));
 			const char *m = json_str(s, "message");

@@ -433,6 +433,12 @@ Test(smoke, observe_waiting_reason_in_state)
 	char *s = smoke_pod_state(&p);
 	cr_assert_str_eq(s, "Pending (ErrImageNeverPull: Container image \"x\" is not present)");
 	free(s);
+	o = yaml("status:\n  phase: Running\n  containerStatuses:\n  - state: {running: {startedAt: x}}\n");
+	smoke_pod_observe(&p, o, 1.5);
+	cJSON_Delete(o);
+	s = smoke_pod_state(&p);
+	cr_assert_str_eq(s, "Running", "the waiting reason is over");
+	free(s);
 	o = yaml("status:\n  phase: Failed\n  containerStatuses:\n  - state: {terminated: {reason: Error, exitCode: 127}}\n");
 	smoke_pod_observe(&p, o, 2.0);
 	cJSON_Delete(o);
