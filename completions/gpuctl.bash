@@ -40,6 +40,9 @@ _gpuctl_slice_opts="-l --selector --replicas --profile --rename --fail-requests-
 _gpuctl_slice_arg_opts="--replicas --profile --mig-strategy --mig-config --timeout"
 _gpuctl_slice_models=$'time-slicing\nmps\nmig\nnone'
 _gpuctl_slice_profiles=$'any\nhigh-memory\nhigh-density'
+# smoke-test: its options, and those of them that take a value.
+_gpuctl_smoke_opts="-l --selector --image --toleration --pods --no-sharing --keep --timeout --junit"
+_gpuctl_smoke_arg_opts="--image --toleration --pods --timeout --junit"
 # cleanup: its options, and those of them that take a value.
 _gpuctl_cleanup_opts="-l --selector --only --skip --force --inventory --ssh-user -i --identity --ssh-port
 	--ssh-timeout --ssh-accept-new -J --ssh-jump --known-hosts --parallel --min-driver --from-inventory
@@ -183,9 +186,10 @@ _gpuctl_value()
 	deploy) own=$_gpuctl_deploy_arg_opts ;;
 	validate) own=$_gpuctl_validate_arg_opts ;;
 	slice) own=$_gpuctl_slice_arg_opts ;;
+	smoke-test) own=$_gpuctl_smoke_arg_opts ;;
 	cleanup) own=$_gpuctl_cleanup_arg_opts ;;
 	esac
-	if _gpuctl_in "$opt" "$_gpuctl_deploy_arg_opts $_gpuctl_validate_arg_opts $_gpuctl_slice_arg_opts $_gpuctl_cleanup_arg_opts" &&
+	if _gpuctl_in "$opt" "$_gpuctl_deploy_arg_opts $_gpuctl_validate_arg_opts $_gpuctl_slice_arg_opts $_gpuctl_smoke_arg_opts $_gpuctl_cleanup_arg_opts" &&
 		! _gpuctl_in "$opt" "$own"; then
 		opt=
 	fi
@@ -266,6 +270,7 @@ _gpuctl()
 			[[ $cmd == deploy ]] && _gpuctl_argopts+=" $_gpuctl_deploy_arg_opts"
 			[[ $cmd == validate ]] && _gpuctl_argopts+=" $_gpuctl_validate_arg_opts"
 			[[ $cmd == slice ]] && _gpuctl_argopts+=" $_gpuctl_slice_arg_opts"
+			[[ $cmd == smoke-test ]] && _gpuctl_argopts+=" $_gpuctl_smoke_arg_opts"
 			[[ $cmd == cleanup ]] && _gpuctl_argopts+=" $_gpuctl_cleanup_arg_opts"
 		fi
 	done
@@ -304,6 +309,7 @@ _gpuctl()
 			deploy) opts+=" $_gpuctl_deploy_opts" ;;
 			validate) opts+=" $_gpuctl_validate_opts" ;;
 			slice) opts+=" $_gpuctl_slice_opts" ;;
+			smoke-test) opts+=" $_gpuctl_smoke_opts" ;;
 			cleanup) opts+=" $_gpuctl_cleanup_opts" ;;
 			esac
 			_gpuctl_reply "$cur" "$(printf '%s\n' $opts)"
@@ -323,7 +329,7 @@ _gpuctl()
 			return 0
 		fi
 		;&
-	slice | label | deploy | validate | cleanup)
+	slice | label | deploy | validate | cleanup | smoke-test)
 		# KEY=VALUE and KEY- are not completed; node names are.
 		[[ $cur == *=* || -n $all ]] && return 0
 		local nodes n seen list=

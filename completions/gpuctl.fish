@@ -21,6 +21,8 @@ set -g __gpuctl_validate_arg_opts --only --skip --junit --inventory --ssh-user -
     --ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver
 # slice's options that take a value in the next word.
 set -g __gpuctl_slice_arg_opts --replicas --profile --mig-strategy --mig-config --timeout
+# smoke-test's options that take a value in the next word.
+set -g __gpuctl_smoke_arg_opts --image --toleration --pods --timeout --junit
 # cleanup's options that take a value in the next word.
 set -g __gpuctl_cleanup_arg_opts --only --skip --force --inventory --ssh-user -i --identity --ssh-port \
     --ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver --restart-command --check-command --timeout
@@ -76,6 +78,7 @@ function __gpuctl_value_opts
     __gpuctl_using deploy && echo -- $__gpuctl_deploy_arg_opts
     __gpuctl_using validate && echo -- $__gpuctl_validate_arg_opts
     __gpuctl_using slice && echo -- $__gpuctl_slice_arg_opts
+    __gpuctl_using smoke-test && echo -- $__gpuctl_smoke_arg_opts
     __gpuctl_using cleanup && echo -- $__gpuctl_cleanup_arg_opts
 end
 
@@ -88,7 +91,7 @@ end
 # Whether the current word is a plain argument: no option, no KEY=VALUE,
 # no KEY:EFFECT, and the option before it takes no value.
 function __gpuctl_wants_node
-    __gpuctl_using label taint deploy validate slice cleanup || return 1
+    __gpuctl_using label taint deploy validate slice cleanup smoke-test || return 1
     set -l cur (commandline -ct)
     string match -q -- '-*' $cur && return 1
     string match -q -- '*[=:]*' $cur && return 1
@@ -169,7 +172,7 @@ complete -c gpuctl -n __gpuctl_needs_command -a label -d 'set or remove labels o
 complete -c gpuctl -n __gpuctl_needs_command -a taint -d 'add or remove taints on GPU nodes'
 complete -c gpuctl -n __gpuctl_needs_command -a deploy -d 'prepare GPU nodes over SSH (containerd + nvidia runtime) and the RuntimeClass'
 complete -c gpuctl -n __gpuctl_needs_command -a slice -d 'share GPUs (time-slicing, MPS), use MIG, or stop sharing'
-complete -c gpuctl -n __gpuctl_needs_command -a smoke-test -d 'run GPU workloads and check they work (not built yet)'
+complete -c gpuctl -n __gpuctl_needs_command -a smoke-test -d 'run pods on GPU nodes and prove their GPUs work'
 complete -c gpuctl -n __gpuctl_needs_command -a validate -d 'check the cluster and its GPU nodes; table, JSON or JUnit report'
 complete -c gpuctl -n __gpuctl_needs_command -a cleanup -d 'remove what gpuctl created: objects, labels, taints, containerd changes'
 complete -c gpuctl -n __gpuctl_needs_command -a help -d 'show the help of a command'
@@ -266,6 +269,17 @@ complete -c gpuctl -n $sl -l no-wait -d 'change the configuration and return wit
 complete -c gpuctl -n $sl -l dry-run -f -a 'none client server' -d 'show what would change; change nothing'
 complete -c gpuctl -n "$sl; and __gpuctl_wants_node" -a 'time-slicing\t"no memory or fault isolation" mps\t"memory limits, one fault domain" mig\t"hardware isolation" none\t"stop sharing"'
 
+# smoke-test
+set -l st '__gpuctl_using smoke-test'
+complete -c gpuctl -n $st -s l -l selector -x -d 'the GPU nodes matching this label selector'
+complete -c gpuctl -n $st -l image -x -d "the pods' image (default the pinned CUDA base image)"
+complete -c gpuctl -n $st -l toleration -x -d 'the pods also tolerate this taint (KEY[=VALUE]:EFFECT, repeatable)'
+complete -c gpuctl -n $st -l pods -x -d "pods sharing a node's GPUs at once (default: its free slots)"
+complete -c gpuctl -n $st -l no-sharing -d 'skip the sharing checks'
+complete -c gpuctl -n $st -l keep -d 'leave the pods (prints the command that removes them)'
+complete -c gpuctl -n $st -l timeout -x -d 'limit for the whole run (default 5m)'
+complete -c gpuctl -n $st -l junit -r -F -d 'also write the results as JUnit XML (- for stdout)'
+
 # cleanup
 set -l c '__gpuctl_using cleanup'
 complete -c gpuctl -n $c -s l -l selector -x -d 'the nodes matching this label selector'
@@ -288,6 +302,6 @@ complete -c gpuctl -n $c -l check-command -x -d 'how to check containerd runs'
 complete -c gpuctl -n $c -l timeout -x -d 'how long to wait for the objects to be gone (default 5m)'
 complete -c gpuctl -n $c -l dry-run -f -a 'none client server' -d 'list what would be removed; change nothing'
 
-# node names: label, taint, deploy, validate, slice, cleanup
+# node names: label, taint, deploy, validate, slice, cleanup, smoke-test
 complete -c gpuctl -n __gpuctl_wants_node -a '(__gpuctl_nodes)'
 complete -c gpuctl -n '__gpuctl_using taint' -a '(__gpuctl_effects)'

@@ -22,7 +22,7 @@ static const struct cmd_entry commands[] = {
 	{ "taint", cmd_taint, "add or remove taints on GPU nodes", 0 },
 	{ "deploy", cmd_deploy, "prepare GPU nodes over SSH (containerd + nvidia runtime) and the RuntimeClass", 0 },
 	{ "slice", cmd_slice, "share GPUs (time-slicing, MPS), use MIG devices, or stop sharing", 0 },
-	{ "smoke-test", cmd_smoke_test, "run GPU workloads and check they work (not built yet)", 0 },
+	{ "smoke-test", cmd_smoke_test, "run GPU workloads and check they work", 0 },
 	{ "validate", cmd_validate, "check the cluster and its GPU nodes; table, JSON or JUnit report", 0 },
 	{ "cleanup", cmd_cleanup, "remove what gpuctl created: objects, labels, taints, containerd changes", 0 },
 	{ "__complete", cmd_complete, "shell completion helper", 1 },

@@ -213,6 +213,7 @@ int kube_watch(struct kube_client *c, const char *path, const struct kube_watch_
  * namespaces; name NULL for any.  allowed is the server's answer. */
 struct kube_access {
 	const char *verb, *group, *resource, *ns, *name;
+	const char *subresource; /* "log" for pods/log, or NULL */
 	int allowed; /* result */
 };
 int kube_can_i(struct kube_client *c, const char *verb, const char *group, const char *resource, const char *ns,

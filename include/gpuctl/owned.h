@@ -14,6 +14,18 @@
 /* fieldManager of every write (server-side apply owns fields by it). */
 #define GPUCTL_FIELD_MANAGER "gpuctl"
 
+/* The taint `gpuctl taint` puts on GPU nodes by default (nvidia.com/gpu=true:NoSchedule):
+ * gpuctl's own pods (smoke-test) tolerate it. */
+#define GPUCTL_GPU_TAINT_KEY "nvidia.com/gpu"
+#define GPUCTL_GPU_TAINT_EFFECT "NoSchedule"
+/* gpuctl smoke-test's pods: the run they belong to (8 hex characters), the
+ * node they test and their role (gpu, share, overcommit); the namespace they
+ * run in by default. */
+#define GPUCTL_SMOKE_RUN_KEY "gpuctl.io/smoke-run"
+#define GPUCTL_SMOKE_NODE_KEY "gpuctl.io/smoke-node"
+#define GPUCTL_SMOKE_ROLE_KEY "gpuctl.io/smoke-role"
+#define GPUCTL_SMOKE_NAMESPACE "gpuctl-smoke-test"
+
 /* The validation gate: `gpuctl taint --until-validated` puts this taint on
  * GPU nodes, `gpuctl validate --admit` removes it from each node that passed. */
 #define GPUCTL_UNVALIDATED_TAINT_KEY "gpuctl.io/unvalidated"

@@ -13,6 +13,8 @@
 void sig_install(void);
 /* The signal that interrupted the run (SIGINT, SIGTERM, SIGHUP), or 0. */
 int sig_interrupted(void);
+/* How many interrupts arrived (a second one asks to stop at once). */
+int sig_count(void);
 /* Its name: "SIGINT" ..., or "" when none. */
 const char *sig_name(int signo);
 /* For tests: behave as if signo had arrived (0 clears). */

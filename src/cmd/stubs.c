@@ -1,24 +1,10 @@
-/* Subcommands that are planned but not built yet, and the hidden completion helper. */
+/* The hidden completion helper. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cmd.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/out.h"
-
-static int not_built(struct gctx *g, const char *name)
-{
-	(void)g;
-	fprintf(stderr, "gpuctl %s: not built yet in this version (%s); see 'gpuctl help'\n", name, GPUCTL_VERSION);
-	return 2;
-}
-
-int cmd_smoke_test(struct gctx *g, int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	return not_built(g, "smoke-test");
-}
 
 /* gpuctl __complete nodes [global flags]: node names, one per line, for shell completion. */
 int cmd_complete(struct gctx *g, int argc, char **argv)

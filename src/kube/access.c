@@ -18,6 +18,8 @@ static char *ssar_body(const struct kube_access *a)
 	cJSON_AddStringToObject(ra, "verb", a->verb);
 	cJSON_AddStringToObject(ra, "group", a->group ? a->group : "");
 	cJSON_AddStringToObject(ra, "resource", a->resource);
+	if (a->subresource)
+		cJSON_AddStringToObject(ra, "subresource", a->subresource);
 	if (a->ns)
 		cJSON_AddStringToObject(ra, "namespace", a->ns);
 	if (a->name)

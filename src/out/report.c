@@ -101,6 +101,11 @@ static const struct shape shapes[] = {
 		.summary = edit_summary, .layout = LAYOUT_LINES, .pad = 1, .sep = " ", .summary_noun = "node(s)",
 	},
 	{
+		/* gpuctl-smoke-test(1): a row per node check and per pod, as validate's checks */
+		.kind = "SmokeTestReport", .items = "checks", .summary = checks_summary, .ok = 1,
+		.layout = LAYOUT_TABLE,
+	},
+	{
 		.kind = NULL, .items = "results", .summary = generic_summary, .ok = 1, .layout = LAYOUT_TABLE,
 	},
 };

@@ -48,6 +48,11 @@ int sig_interrupted(void)
 	return got_signal;
 }
 
+int sig_count(void)
+{
+	return count;
+}
+
 const char *sig_name(int signo)
 {
 	switch (signo) {
