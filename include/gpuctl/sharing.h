@@ -126,6 +126,8 @@ int sharing_expect_node(const struct sharing_spec *s, const cJSON *node, long re
  * slice passes this for the config a node uses now as sharing_expect_node's
  * replicas_hint, for nodes without GFD's nvidia.com/gpu.replicas label. */
 int sharing_config_replicas(const char *config, long *replicas);
+/* The same, and *mps (may be NULL) set when the sharing is MPS. */
+int sharing_config_model(const char *config, long *replicas, int *mps);
 
 /* Does node advertise what e says?  1 yes, 0 not yet (*why, new string,
  * says what is still different: "nvidia.com/gpu 4, want 16"). */

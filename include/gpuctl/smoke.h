@@ -91,6 +91,14 @@ cJSON *smoke_usage(const cJSON *pods);
 struct smoke_plan_opts {
 	int pods;        /* --pods N; 0: the free slots */
 	int no_sharing;  /* --no-sharing */
+	/* The device plugin's config files (the data of gpuctl's ConfigMap, key
+	 * -> YAML) and the key a node without the nvidia.com/device-plugin.config
+	 * label uses: a node gpu-feature-discovery does not label (no
+	 * nvidia.com/gpu.replicas) shares as the config it uses says.  NULL: not
+	 * known.  smoke_run fills configs from the cluster when plugin_ns is set. */
+	const cJSON *configs;
+	const char *default_key;
+	const char *plugin_ns, *configs_name;
 };
 
 /* A verdict decided before anything runs (or after): status, one-line

@@ -312,6 +312,10 @@ struct cluster {
 	cJSON *objects;           /* the document's objects[] */
 	struct report *rep;
 	size_t failed;
+	char **plugin_nodes;      /* GPU nodes the device plugin's DaemonSet selects (preflight), NULL-ended */
+	size_t unregistered;      /* of those, not advertising a GPU resource yet (the wait) */
+	char *registered;         /* per plugin_nodes entry: 1 once it advertises */
+	long deadline;            /* mono_ms() when --timeout runs out for the waits */
 };
 
 /* Which of --with's names: gfd, dcgm-exporter (repeatable, comma-separated). */
@@ -497,6 +501,8 @@ static int preflight_nodes(struct cluster *c, int *advertised, struct gerr *err)
 		gpus++;
 		if (!node_selected(n))
 			buf_addf(&unlabelled, " %s", node_name(n));
+		else
+			c->plugin_nodes = strv_add(c->plugin_nodes, node_name(n));
 		if (!node_tainted(n))
 			buf_addf(&untainted, " %s", node_name(n));
 	}
@@ -725,7 +731,7 @@ static void wait_daemonsets(struct cluster *c)
 	struct report_progress p;
 	report_progress_init(&p, stderr, !c->g->output, "deploy", "DaemonSets ready", total);
 	const struct kube_kind *ds = NULL;
-	long deadline = mono_ms() + c->timeout_ms;
+	long deadline = c->deadline = mono_ms() + c->timeout_ms;
 	size_t failed = 0;
 	cJSON_ArrayForEach(d, c->docs) {
 		const char *k = json_str(d, "kind");
@@ -765,6 +771,66 @@ static void wait_daemonsets(struct cluster *c)
 		gerr_clear(&e);
 		report_progress_step(&p, doc_name(d), failed);
 	}
+}
+
+/* A node advertises a GPU resource from the device plugin (nvidia.com/gpu,
+ * the renamed nvidia.com/gpu.shared, or a MIG profile). */
+static int advertises_gpus(const cJSON *node)
+{
+	const cJSON *r;
+	cJSON_ArrayForEach(r, json_get2(node, "status", "capacity"))
+		if (r->string && !strncmp(r->string, "nvidia.com/", 11) && node_resource(node, "capacity", r->string) > 0 &&
+		    (!strcmp(r->string, "nvidia.com/gpu") || !strcmp(r->string, "nvidia.com/gpu.shared") ||
+		     !strncmp(r->string, "nvidia.com/mig-", 15)))
+			return 1;
+	return 0;
+}
+
+static int registered_event(void *ud, const char *type, const cJSON *node, struct gerr *err)
+{
+	(void)err;
+	struct cluster *c = ud;
+	if (strcmp(type, "ADDED") && strcmp(type, "MODIFIED"))
+		return 0;
+	for (size_t i = 0; c->plugin_nodes[i]; i++)
+		if (!c->registered[i] && !strcmp(c->plugin_nodes[i], node_name(node)) && advertises_gpus(node)) {
+			c->registered[i] = 1;
+			c->unregistered--;
+		}
+	return c->unregistered == 0;
+}
+
+/* A plugin pod Running is not yet a plugin registered with its kubelet: wait
+ * (by one watch, within what --timeout leaves) until every node the
+ * DaemonSet selects advertises its GPUs, so that GPU pods can be scheduled
+ * as soon as deploy returns.  A node that does not is a failed row. */
+static void wait_registered(struct cluster *c)
+{
+	size_t n = strv_len(c->plugin_nodes);
+	if (!n)
+		return;
+	c->registered = xcalloc(n, 1);
+	c->unregistered = n;
+	long left = c->deadline - mono_ms();
+	struct gerr e = GERR_INIT;
+	int rc = left > 0 ? nodes_watch(c->kc, NULL, registered_event, c, left, &e) : 0;
+	if (c->unregistered) {
+		for (size_t i = 0; i < n; i++) {
+			if (c->registered[i])
+				continue;
+			c->failed++;
+			struct report_row *row = report_add(
+				c->rep, c->plugin_nodes[i], "wait", REPORT_FAILED,
+				"see the plugin's log on that node: kubectl -n " DEPLOY_NAMESPACE " logs -l app.kubernetes.io/name="
+				DEPLOY_PLUGIN_NAME " --all-containers --tail 30 (and gpuctl validate)",
+				"the device plugin runs but the node advertises no GPU (nvidia.com/gpu) %s",
+				rc < 0 && !(e.code == GERR_TIMEOUT && !e.http_status) ? e.msg : "before --timeout ran out");
+			row->object = xasprintf("node/%s", c->plugin_nodes[i]);
+			if (!c->g->output)
+				report_print_row(stdout, c->rep, row, c->g->color);
+		}
+	}
+	gerr_clear(&e);
 }
 
 /* GPU Operator mode: the ClusterPolicy's devicePlugin.config {name, default}
@@ -1005,8 +1071,12 @@ int cmd_deploy(struct gctx *g, int argc, char **argv)
 			operator_configure(&c);
 		if (!c.operator_mode)
 			apply_cluster_objects(&c);
-		if (dry == DRY_NONE && !c.failed && !sig_interrupted())
+		if (dry == DRY_NONE && !c.failed && !sig_interrupted()) {
+			c.deadline = mono_ms() + c.timeout_ms;
 			wait_daemonsets(&c);
+			if (c.run_plugin && !c.operator_mode && !c.failed && !sig_interrupted())
+				wait_registered(&c);
+		}
 		report_set(&d.rep, "objects", cJSON_Duplicate(c.objects, 1));
 	}
 done:
@@ -1051,6 +1121,8 @@ out:
 	cJSON_Delete(c.docs);
 	cJSON_Delete(c.policy);
 	cJSON_Delete(c.objects);
+	strv_free(c.plugin_nodes);
+	free(c.registered);
 	gerr_clear(&err);
 	return code;
 }

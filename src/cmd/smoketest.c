@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "deployset.h"
 #include "gpuctl/json.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/labels.h"
@@ -180,7 +181,8 @@ int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 	struct render_ctx rc = { .dir = g->templates_dir };
 	struct smoke_run_opts o = {
 		.rc = &rc, .ns = ns, .image = image, .tolerations = tops, .ntolerations = ntops,
-		.plan = { .pods = pods, .no_sharing = no_sharing }, .keep = keep, .timeout_ms = timeout_ms,
+		.plan = { .pods = pods, .no_sharing = no_sharing, .plugin_ns = DEPLOY_NAMESPACE,
+			  .configs_name = DEPLOY_CONFIG_NAME, .default_key = DEPLOY_CONFIG_DEFAULT }, .keep = keep, .timeout_ms = timeout_ms,
 		.progress = !g->output && isatty(STDERR_FILENO) ? progress_line : NULL,
 	};
 	if (smoke_run(kc, nodes, &o, &rep, &left, &stop) < 0) {

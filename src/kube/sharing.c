@@ -589,7 +589,14 @@ static long replicas_now(const cJSON *node, long hint)
 
 int sharing_config_replicas(const char *config, long *replicas)
 {
+	return sharing_config_model(config, replicas, NULL);
+}
+
+int sharing_config_model(const char *config, long *replicas, int *mps)
+{
 	*replicas = 1;
+	if (mps)
+		*mps = 0;
 	if (!config)
 		return -1;
 	cJSON *doc = NULL;
@@ -605,8 +612,12 @@ int sharing_config_replicas(const char *config, long *replicas)
 		cJSON_ArrayForEach(r, json_get2(sh, models[m], "resources")) {
 			const cJSON *n = cJSON_GetObjectItemCaseSensitive(r, "replicas");
 			const char *name = json_str(r, "name");
-			if (cJSON_IsNumber(n) && n->valuedouble >= 1 && name && !strcmp(name, "nvidia.com/gpu"))
+			if (cJSON_IsNumber(n) && n->valuedouble >= 1 && name &&
+			    (!strcmp(name, "nvidia.com/gpu") || !strcmp(name, "nvidia.com/gpu.shared"))) {
 				*replicas = (long)n->valuedouble;
+				if (mps)
+					*mps = m == 1;
+			}
 		}
 	}
 	cJSON_Delete(doc);

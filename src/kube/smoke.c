@@ -323,6 +323,20 @@ void smoke_plan_node(const cJSON *node, const cJSON *usage, const struct smoke_p
 	p->strategy = json_str(labels, SHARING_STRATEGY_LABEL) ? xstrdup(json_str(labels, SHARING_STRATEGY_LABEL)) : NULL;
 	p->physical = label_long(labels, SHARING_COUNT_LABEL);
 	p->replicas = label_long(labels, SHARING_REPLICAS_LABEL);
+	if (!p->replicas && o->configs) {
+		/* no GFD: the config the plugin uses on this node says */
+		const char *key = json_str(labels, SHARING_CONFIG_LABEL);
+		long r = 0;
+		int mps = 0;
+		if (sharing_config_model(json_str(o->configs, key ? key : o->default_key ? o->default_key : ""), &r,
+					 &mps) == 0) {
+			p->replicas = r;
+			if (r > 1 && !p->strategy)
+				p->strategy = xstrdup(mps ? "mps" : "time-slicing");
+			if (!p->physical && r > 0 && p->allocatable > 0)
+				p->physical = p->allocatable / r;
+		}
+	}
 	int shared = p->replicas > 1 ||
 		     (p->strategy && (!strcmp(p->strategy, "time-slicing") || !strcmp(p->strategy, "mps")));
 	p->sharing = shared && !o->no_sharing;

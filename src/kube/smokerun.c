@@ -758,13 +758,25 @@ int smoke_run(struct kube_client *kc, const cJSON *nodes, const struct smoke_run
 		run_release(&r);
 		return -1;
 	}
+	/* the device plugin's config files, for nodes GFD does not label: one GET,
+	 * and none is no error (another plugin, or the operator's) */
+	struct smoke_plan_opts plan = o->plan;
+	cJSON *cm = NULL;
+	if (plan.plugin_ns && plan.configs_name && !plan.configs) {
+		char *path = kube_path("v1", plan.plugin_ns, "configmaps", plan.configs_name);
+		struct gerr ce = GERR_INIT;
+		if (kube_get(kc, path, &cm, &ce) == 0)
+			plan.configs = cJSON_GetObjectItemCaseSensitive(cm, "data");
+		gerr_clear(&ce);
+		free(path);
+	}
 	r.n = (size_t)cJSON_GetArraySize(nodes);
 	r.v = xcalloc(r.n ? r.n : 1, sizeof(*r.v));
 	size_t i = 0;
 	const cJSON *node;
 	cJSON_ArrayForEach(node, nodes) {
 		struct snode *s = &r.v[i];
-		smoke_plan_node(node, usage, &o->plan, &s->plan);
+		smoke_plan_node(node, usage, &plan, &s->plan);
 		s->gpu = s->over = NONE;
 		if (s->plan.gpu_run)
 			s->gpu = pod_add(&r, i, SMOKE_ROLE_GPU, "gpu");
@@ -782,6 +794,7 @@ int smoke_run(struct kube_client *kc, const cJSON *nodes, const struct smoke_run
 		i++;
 	}
 	cJSON_Delete(usage);
+	cJSON_Delete(cm);
 	/* the namespace only when a pod will run in it */
 	if (r.np && !exists && ns_create(&r, err) < 0) {
 		run_release(&r);
