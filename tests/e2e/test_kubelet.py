@@ -208,6 +208,47 @@ def test_time_sliced_pods_share_one_gpu_and_one_more_stays_pending(kr):
     kr.delete_pods()
 
 
+def _checks(doc):
+    return {(c["target"], c["id"]): c for c in doc["checks"]} if "checks" in doc else {}
+
+
+def test_smoke_test_proves_gpus_and_sharing_and_removes_its_pods(kr):
+    kr.gpuctl("slice", "--replicas", "4", NODES[0], "--timeout", "2m")
+    kr.gpuctl("slice", "none", NODES[1], "--timeout", "2m")
+    p = kr.gpuctl("smoke-test", *NODES, "-o", "json", "--timeout", "3m", "--junit", os.path.join(kr.tmp, "s.xml"))
+    doc = json.loads(p.stdout)
+    assert doc["kind"] == "SmokeTestReport", doc
+    rows = {(r.get("target"), r.get("id", r.get("check"))): r for r in doc.get("checks", [])}
+    text = json.dumps(doc)
+    want_pass = [(NODES[0], i) for i in ("smoke.gpu", "smoke.allocatable", "smoke.concurrent", "smoke.same-gpu",
+                                          "smoke.overcommit")] + [(NODES[1], "smoke.gpu")]
+    for key in want_pass:
+        assert key in rows, (key, sorted(rows))
+        assert rows[key]["status"] == "pass", rows[key]
+    # node 2 does not share: its sharing rows are skipped, never failed
+    assert rows[(NODES[1], "smoke.concurrent")]["status"] == "skip"
+    # the GPU the single pod saw is one of the node's
+    have = uuids(kr.exec(NODES[0], "nvidia-smi", "-L"))
+    assert have[0] in rows[(NODES[0], "smoke.gpu")]["message"], text
+    # nothing left behind
+    left = kr.kubectl("get", "pods", "-n", "gpuctl-smoke-test", "-l", "gpuctl.io/smoke-run=" + doc["runId"],
+                      "-o", "name").stdout
+    assert left.strip() == "", left
+    assert "<testsuite" in open(os.path.join(kr.tmp, "s.xml")).read()
+
+
+def test_smoke_test_fails_clearly_when_pods_cannot_run_and_cleans_up(kr):
+    p = kr.gpuctl("smoke-test", NODES[1], "--image", "localhost/gpuctl-rig/no-such-image:1", "-o", "json",
+                  "--timeout", "30s", check=1)
+    doc = json.loads(p.stdout)
+    gpu = [r for r in doc["checks"] if r.get("id", r.get("check")) == "smoke.gpu"][0]
+    assert gpu["status"] == "fail", gpu
+    assert any(w in json.dumps(gpu) for w in ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull")), gpu
+    left = kr.kubectl("get", "pods", "-n", "gpuctl-smoke-test", "-l", "gpuctl.io/smoke-run=" + doc["runId"],
+                      "-o", "name").stdout
+    assert left.strip() == "", left
+
+
 def test_cleanup_puts_the_nodes_back(kr):
     before = {n: kr.exec(n, "cat", "/usr/local/share/gpuctl-rig/original/config.toml") for n in NODES}
     kr.gpuctl("cleanup", *NODES, "--inventory", kr.env["GPUCTL_RIG_INVENTORY"], "--timeout", "3m")

@@ -222,6 +222,45 @@ Test(smoke, plan_fails_a_node_without_allocatable_gpus)
 	cJSON_Delete(node);
 }
 
+Test(smoke, plan_sharing_from_the_plugin_config_without_gfd)
+{
+	/* the device plugin alone (no gpu-feature-discovery): no replicas label;
+	 * the config the node uses (its nvidia.com/device-plugin.config label,
+	 * else the default key) says it shares 2 GPUs 4 ways */
+	cJSON *node = yaml("metadata: {name: k-1, labels: {nvidia.com/gpu.present: 'true', "
+			   "nvidia.com/device-plugin.config: ts-4}}\n"
+			   "status: {allocatable: {nvidia.com/gpu: '8'}, capacity: {nvidia.com/gpu: '8'}}\n");
+	cJSON *cfg = yaml("any: |\n  version: v1\n"
+			  "ts-4: |\n  version: v1\n  sharing:\n    timeSlicing:\n      resources:\n"
+			  "      - name: nvidia.com/gpu\n        replicas: 4\n"
+			  "mps-2: |\n  version: v1\n  sharing:\n    mps:\n      resources:\n"
+			  "      - name: nvidia.com/gpu\n        replicas: 2\n");
+	struct smoke_plan_opts o = { .configs = cfg, .default_key = "any" };
+	struct smoke_plan p;
+	smoke_plan_node(node, NULL, &o, &p);
+	cr_assert(p.sharing);
+	cr_assert_eq(p.replicas, 4);
+	cr_assert_eq(p.physical, 2);
+	cr_assert_eq(p.n, 8);
+	cr_assert_eq(p.allocatable_v.status, REPORT_PASS, "%s", p.allocatable_v.message);
+	cr_assert_not(p.mps);
+	smoke_plan_release(&p);
+	/* MPS by its config */
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(node, "metadata"), "labels",
+				  cJSON_Parse("{\"nvidia.com/gpu.present\": \"true\", \"nvidia.com/device-plugin.config\": \"mps-2\"}"));
+	smoke_plan_node(node, NULL, &o, &p);
+	cr_assert(p.mps);
+	smoke_plan_release(&p);
+	/* the default key shares nothing: no sharing checks */
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(node, "metadata"), "labels",
+				  cJSON_Parse("{\"nvidia.com/gpu.present\": \"true\"}"));
+	smoke_plan_node(node, NULL, &o, &p);
+	cr_assert_not(p.sharing);
+	smoke_plan_release(&p);
+	cJSON_Delete(cfg);
+	cJSON_Delete(node);
+}
+
 Test(smoke, plan_sharing_n_from_free_slots)
 {
 	cJSON *node = yaml(shared_node);
