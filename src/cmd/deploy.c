@@ -481,6 +481,26 @@ static int node_tainted(const cJSON *node)
 	return 0;
 }
 
+/* The plugin's DaemonSet tolerates the node's taints (those of its template:
+ * nvidia.com/gpu, the validation gate, CriticalAddonsOnly); a node with
+ * another NoSchedule/NoExecute taint gets no plugin pod, so deploy does not
+ * wait for its GPUs. */
+static int plugin_tolerates(const cJSON *node)
+{
+	const cJSON *t;
+	cJSON_ArrayForEach(t, json_get2(node, "spec", "taints")) {
+		const char *k = json_str(t, "key"), *e = json_str(t, "effect");
+		if (!e || !strcmp(e, "PreferNoSchedule"))
+			continue;
+		if (k && (!strcmp(k, "nvidia.com/gpu") || !strcmp(k, GPUCTL_UNVALIDATED_TAINT_KEY) ||
+			  !strcmp(k, "CriticalAddonsOnly")) &&
+		    (strcmp(k, "nvidia.com/gpu") || !strcmp(e, "NoSchedule")))
+			continue;
+		return 0;
+	}
+	return 1;
+}
+
 /* Warnings about the GPU nodes: none found, not selected by the DaemonSets,
  * not tainted; each with the command that fixes it.  Sets *advertised when a
  * node already advertises nvidia.com/gpu. */
@@ -501,7 +521,7 @@ static int preflight_nodes(struct cluster *c, int *advertised, struct gerr *err)
 		gpus++;
 		if (!node_selected(n))
 			buf_addf(&unlabelled, " %s", node_name(n));
-		else
+		else if (plugin_tolerates(n))
 			c->plugin_nodes = strv_add(c->plugin_nodes, node_name(n));
 		if (!node_tainted(n))
 			buf_addf(&untainted, " %s", node_name(n));

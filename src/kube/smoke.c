@@ -730,6 +730,9 @@ int smoke_pod_render(const struct render_ctx *rc, const struct smoke_pod_spec *s
 	cJSON *tol = cJSON_AddArrayToObject(v, "tolerations");
 	/* gpuctl taint's default: nvidia.com/gpu=true:NoSchedule */
 	cJSON_AddItemToArray(tol, toleration(GPUCTL_GPU_TAINT_KEY, NULL, GPUCTL_GPU_TAINT_EFFECT));
+	/* the validation gate's taint (taint --until-validated): the smoke test is
+	 * part of validating a node, so it runs before the node is admitted */
+	cJSON_AddItemToArray(tol, toleration(GPUCTL_UNVALIDATED_TAINT_KEY, NULL, "NoSchedule"));
 	for (size_t i = 0; i < s->ntolerations; i++)
 		cJSON_AddItemToArray(tol, toleration(s->tolerations[i].key, s->tolerations[i].value,
 						     s->tolerations[i].effect));

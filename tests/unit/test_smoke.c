@@ -583,13 +583,16 @@ Test(smoke, render_pod)
 	cr_assert_str_eq(json_str(cJSON_GetObjectItem(spec, "nodeSelector"), "kubernetes.io/hostname"), "gpu-1.example");
 	cr_assert_eq(cJSON_GetObjectItem(spec, "terminationGracePeriodSeconds")->valueint, 1);
 	const cJSON *tols = cJSON_GetObjectItem(spec, "tolerations");
-	cr_assert_eq(cJSON_GetArraySize(tols), 2);
+	cr_assert_eq(cJSON_GetArraySize(tols), 3);
 	cr_assert_str_eq(json_str(cJSON_GetArrayItem(tols, 0), "key"), "nvidia.com/gpu");
 	cr_assert_str_eq(json_str(cJSON_GetArrayItem(tols, 0), "operator"), "Exists");
 	cr_assert_str_eq(json_str(cJSON_GetArrayItem(tols, 0), "effect"), "NoSchedule");
-	cr_assert_str_eq(json_str(cJSON_GetArrayItem(tols, 1), "key"), "dedicated");
-	cr_assert_str_eq(json_str(cJSON_GetArrayItem(tols, 1), "value"), "ml");
-	cr_assert_str_eq(json_str(cJSON_GetArrayItem(tols, 1), "effect"), "NoExecute");
+	/* the validation gate's taint: smoke-test runs before a node is admitted */
+	cr_assert_str_eq(json_str(cJSON_GetArrayItem(tols, 1), "key"), "gpuctl.io/unvalidated");
+	cr_assert_str_eq(json_str(cJSON_GetArrayItem(tols, 1), "effect"), "NoSchedule");
+	cr_assert_str_eq(json_str(cJSON_GetArrayItem(tols, 2), "key"), "dedicated");
+	cr_assert_str_eq(json_str(cJSON_GetArrayItem(tols, 2), "value"), "ml");
+	cr_assert_str_eq(json_str(cJSON_GetArrayItem(tols, 2), "effect"), "NoExecute");
 	const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(spec, "containers"), 0);
 	cr_assert_str_eq(json_str(c, "image"), "nvcr.io/nvidia/cuda:12.8.1-base-ubuntu24.04");
 	const cJSON *lim = json_get2(cJSON_GetObjectItem(c, "resources"), "limits", "nvidia.com/gpu");
