@@ -25,6 +25,11 @@ const char *node_name(const cJSON *node);
 int node_is_gpu(const cJSON *node);
 /* The GPU product the node reports (nvidia.com/gpu.product), or NULL. */
 const char *node_gpu_product(const cJSON *node);
+/* The GPU resource the device plugin advertises in the node's status field
+ * ("capacity" or "allocatable"), a count above 0: nvidia.com/gpu, else the
+ * renamed shared one nvidia.com/gpu.shared, else the first nvidia.com/mig-*
+ * (mixed MIG strategy).  NULL when none (a string of the node, not a copy). */
+const char *node_gpu_resource(const cJSON *node, const char *field);
 
 /* A Kubernetes quantity that must be a whole number (extended resources such
  * as nvidia.com/gpu): "8", "1k", "2Ki", "1e3".  0 and *out set when s is

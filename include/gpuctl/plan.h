@@ -56,6 +56,14 @@ int taint_plan_node(void *ud, const cJSON *node, struct edit_result *r);
  * {"labels": {...}, "taints": [...]} after the edit. */
 int cleanup_plan_node(void *ud, const cJSON *node, struct edit_result *r);
 
+/* A pod with these tolerations (a JSON array, as in a PodSpec) may be placed
+ * on a node with these taints (spec.taints): every NoSchedule and NoExecute
+ * taint is tolerated, by the Kubernetes rules (an empty key with Exists
+ * tolerates every taint; Exists ignores the value, Equal, the default,
+ * compares it; an empty effect matches every effect).  PreferNoSchedule
+ * never keeps a pod off. */
+int taints_tolerated(const cJSON *taints, const cJSON *tolerations);
+
 /* list (a JSON array) holds the string s. */
 int plan_record_has(const cJSON *list, const char *s);
 

@@ -121,12 +121,12 @@ struct sharing_expect {
 int sharing_expect_node(const struct sharing_spec *s, const cJSON *node, long replicas_hint, struct sharing_expect *e,
 			struct gerr *err);
 
-/* The replicas of nvidia.com/gpu in a device plugin config (YAML text, as in
- * the ConfigMap): 1 when it shares nothing.  -1 when it cannot be read.
- * slice passes this for the config a node uses now as sharing_expect_node's
- * replicas_hint, for nodes without GFD's nvidia.com/gpu.replicas label. */
-int sharing_config_replicas(const char *config, long *replicas);
-/* The same, and *mps (may be NULL) set when the sharing is MPS. */
+/* The replicas of nvidia.com/gpu (or .shared) in a device plugin config (YAML
+ * text, as in the ConfigMap): 1 when it shares nothing; *mps (may be NULL)
+ * set when the sharing is MPS.  -1 when it cannot be read.  slice passes the
+ * replicas of the config a node uses now as sharing_expect_node's
+ * replicas_hint, and smoke-test reads sharing from it, for nodes without
+ * GFD's nvidia.com/gpu.replicas label. */
 int sharing_config_model(const char *config, long *replicas, int *mps);
 
 /* Does node advertise what e says?  1 yes, 0 not yet (*why, new string,

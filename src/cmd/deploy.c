@@ -11,6 +11,7 @@
 #include "cmd.h"
 #include "deployset.h"
 #include "gpuctl/owned.h"
+#include "gpuctl/plan.h"
 #include "gpuctl/util.h"
 #include "gpuctl/json.h"
 #include "gpuctl/buf.h"
@@ -313,6 +314,7 @@ struct cluster {
 	struct report *rep;
 	size_t failed;
 	char **plugin_nodes;      /* GPU nodes the device plugin's DaemonSet selects (preflight), NULL-ended */
+	const cJSON *plugin_tolerations; /* of the DaemonSet applied (in docs) */
 	size_t unregistered;      /* of those, not advertising a GPU resource yet (the wait) */
 	char *registered;         /* per plugin_nodes entry: 1 once it advertises */
 	long deadline;            /* mono_ms() when --timeout runs out for the waits */
@@ -481,26 +483,6 @@ static int node_tainted(const cJSON *node)
 	return 0;
 }
 
-/* The plugin's DaemonSet tolerates the node's taints (those of its template:
- * nvidia.com/gpu, the validation gate, CriticalAddonsOnly); a node with
- * another NoSchedule/NoExecute taint gets no plugin pod, so deploy does not
- * wait for its GPUs. */
-static int plugin_tolerates(const cJSON *node)
-{
-	const cJSON *t;
-	cJSON_ArrayForEach(t, json_get2(node, "spec", "taints")) {
-		const char *k = json_str(t, "key"), *e = json_str(t, "effect");
-		if (!e || !strcmp(e, "PreferNoSchedule"))
-			continue;
-		if (k && (!strcmp(k, "nvidia.com/gpu") || !strcmp(k, GPUCTL_UNVALIDATED_TAINT_KEY) ||
-			  !strcmp(k, "CriticalAddonsOnly")) &&
-		    (strcmp(k, "nvidia.com/gpu") || !strcmp(e, "NoSchedule")))
-			continue;
-		return 0;
-	}
-	return 1;
-}
-
 /* Warnings about the GPU nodes: none found, not selected by the DaemonSets,
  * not tainted; each with the command that fixes it.  Sets *advertised when a
  * node already advertises nvidia.com/gpu. */
@@ -521,7 +503,7 @@ static int preflight_nodes(struct cluster *c, int *advertised, struct gerr *err)
 		gpus++;
 		if (!node_selected(n))
 			buf_addf(&unlabelled, " %s", node_name(n));
-		else if (plugin_tolerates(n))
+		else
 			c->plugin_nodes = strv_add(c->plugin_nodes, node_name(n));
 		if (!node_tainted(n))
 			buf_addf(&untainted, " %s", node_name(n));
@@ -793,27 +775,18 @@ static void wait_daemonsets(struct cluster *c)
 	}
 }
 
-/* A node advertises a GPU resource from the device plugin (nvidia.com/gpu,
- * the renamed nvidia.com/gpu.shared, or a MIG profile). */
-static int advertises_gpus(const cJSON *node)
-{
-	const cJSON *r;
-	cJSON_ArrayForEach(r, json_get2(node, "status", "capacity"))
-		if (r->string && !strncmp(r->string, "nvidia.com/", 11) && node_resource(node, "capacity", r->string) > 0 &&
-		    (!strcmp(r->string, "nvidia.com/gpu") || !strcmp(r->string, "nvidia.com/gpu.shared") ||
-		     !strncmp(r->string, "nvidia.com/mig-", 15)))
-			return 1;
-	return 0;
-}
-
 static int registered_event(void *ud, const char *type, const cJSON *node, struct gerr *err)
 {
 	(void)err;
 	struct cluster *c = ud;
 	if (strcmp(type, "ADDED") && strcmp(type, "MODIFIED"))
 		return 0;
+	/* a node whose taints the DaemonSet does not tolerate gets no plugin pod:
+	 * nothing to wait for there */
 	for (size_t i = 0; c->plugin_nodes[i]; i++)
-		if (!c->registered[i] && !strcmp(c->plugin_nodes[i], node_name(node)) && advertises_gpus(node)) {
+		if (!c->registered[i] && !strcmp(c->plugin_nodes[i], node_name(node)) &&
+		    (node_gpu_resource(node, "capacity") ||
+		     !taints_tolerated(json_get2(node, "spec", "taints"), c->plugin_tolerations))) {
 			c->registered[i] = 1;
 			c->unregistered--;
 		}
@@ -827,8 +800,14 @@ static int registered_event(void *ud, const char *type, const cJSON *node, struc
 static void wait_registered(struct cluster *c)
 {
 	size_t n = strv_len(c->plugin_nodes);
-	if (!n)
+	const cJSON *ds = NULL, *d;
+	cJSON_ArrayForEach(d, c->docs)
+		if (!strcmp(json_str(d, "kind") ? json_str(d, "kind") : "", "DaemonSet") &&
+		    !strcmp(doc_name(d), DEPLOY_PLUGIN_NAME))
+			ds = d;
+	if (!n || !ds)
 		return;
+	c->plugin_tolerations = json_get2(json_get2(ds, "spec", "template"), "spec", "tolerations");
 	c->registered = xcalloc(n, 1);
 	c->unregistered = n;
 	long left = c->deadline - mono_ms();
@@ -840,12 +819,13 @@ static void wait_registered(struct cluster *c)
 				continue;
 			c->failed++;
 			struct report_row *row = report_add(
-				c->rep, c->plugin_nodes[i], "wait", REPORT_FAILED,
-				"see the plugin's log on that node: kubectl -n " DEPLOY_NAMESPACE " logs -l app.kubernetes.io/name="
-				DEPLOY_PLUGIN_NAME " --all-containers --tail 30 (and gpuctl validate)",
+				c->rep, c->plugin_nodes[i], "wait", REPORT_FAILED, NULL,
 				"the device plugin runs but the node advertises no GPU (nvidia.com/gpu) %s",
 				rc < 0 && !(e.code == GERR_TIMEOUT && !e.http_status) ? e.msg : "before --timeout ran out");
 			row->object = xasprintf("node/%s", c->plugin_nodes[i]);
+			row->hint = xasprintf("see the plugin's log on that node: kubectl -n %s logs -l app.kubernetes.io/name="
+					      DEPLOY_PLUGIN_NAME " --all-containers --tail 30 (and gpuctl validate)",
+					      doc_ns(ds));
 			if (!c->g->output)
 				report_print_row(stdout, c->rep, row, c->g->color);
 		}

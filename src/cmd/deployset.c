@@ -45,9 +45,9 @@ char *deploy_image_rewrite(const char *image, const char *registry)
 	return xasprintf("%s/%s", registry, rest);
 }
 
-static int read_versions(const struct deploy_set_opts *o, cJSON **out, struct gerr *err)
+int deploy_versions(const char *templates_dir, cJSON **out, struct gerr *err)
 {
-	struct render_ctx rc = { .dir = o->templates_dir };
+	struct render_ctx rc = { .dir = templates_dir };
 	struct buf text = BUF_INIT;
 	cJSON *empty = cJSON_CreateObject();
 	int r = render_template(&rc, VERSIONS_TMPL, empty, &text, err);
@@ -66,7 +66,7 @@ static const char *skip_v(const char *v)
 int deploy_values(const struct deploy_set_opts *o, cJSON **values, struct gerr *err)
 {
 	cJSON *ver = NULL;
-	if (read_versions(o, &ver, err) < 0)
+	if (deploy_versions(o->templates_dir, &ver, err) < 0)
 		return -1;
 	const cJSON *list = json_get2(ver, "devicePlugin", "versions");
 	const cJSON *pick = NULL, *it;

@@ -36,6 +36,10 @@ int deploy_registry_check(const char *registry, struct gerr *err);
  * in front.  registry NULL or "": a copy. */
 char *deploy_image_rewrite(const char *image, const char *registry);
 
+/* templates/versions.yaml.tmpl (or the one in templates_dir), rendered and
+ * parsed: the one place images are pinned (deploy and smoke-test). */
+int deploy_versions(const char *templates_dir, cJSON **out, struct gerr *err);
+
 /* The values every deploy template is rendered with (see the templates'
  * comments): images from versions.yaml.tmpl (GERR_USAGE for an unknown
  * --plugin-version, listing the known ones), rewritten for --registry. */

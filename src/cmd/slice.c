@@ -145,7 +145,7 @@ static int plan_nodes(struct slice *s, const cJSON *nodes, struct report *rep)
 		long hint = 0;
 		const char *now = json_str(cJSON_GetObjectItemCaseSensitive(s->cm, "data"),
 					   sn->key_before ? sn->key_before : s->default_key);
-		if (sharing_config_replicas(now, &hint) < 0)
+		if (sharing_config_model(now, &hint, NULL) < 0)
 			hint = 0;
 		struct buf notes = BUF_INIT;
 		if (sharing_node_check(&s->spec, it, &notes, &sn->err) < 0 ||

@@ -17,7 +17,6 @@
 #include "gpuctl/report.h"
 #include "gpuctl/smoke.h"
 #include "gpuctl/util.h"
-#include "gpuctl/yaml.h"
 
 static const char usage[] =
 	"gpuctl smoke-test [NODE...] [-l SELECTOR] [--image IMAGE] [--namespace NS] [--toleration KEY[=VALUE]:EFFECT]... "
@@ -35,15 +34,8 @@ static const char summary[] =
 /* The pinned image: smokeTest.image of versions.yaml.tmpl (--templates may replace it). */
 static int default_image(const struct gctx *g, char **image, struct gerr *err)
 {
-	struct render_ctx rc = { .dir = g->templates_dir };
-	struct buf text = BUF_INIT;
-	cJSON *empty = cJSON_CreateObject(), *ver = NULL;
-	int r = render_template(&rc, "versions.yaml.tmpl", empty, &text, err);
-	cJSON_Delete(empty);
-	if (r == 0)
-		r = yaml_parse(text.s, text.len, "versions.yaml.tmpl", &ver, err);
-	buf_release(&text);
-	if (r < 0)
+	cJSON *ver = NULL;
+	if (deploy_versions(g->templates_dir, &ver, err) < 0)
 		return -1;
 	const char *img = json_str(cJSON_GetObjectItemCaseSensitive(ver, "smokeTest"), "image");
 	if (!img || !*img) {
@@ -81,12 +73,11 @@ static void print_left(const struct gctx *g, const char *ns, const struct smoke_
 	free(cmd);
 }
 
-/* -l selects among the GPU nodes; named nodes stay whatever they are (a
+/* -l selects among the GPU nodes (nodes_resolve keeps only GPU nodes when
+ * neither names nor -l are given); named nodes stay whatever they are (a
  * node without GPUs then fails smoke.gpu, with the hint to deploy). */
-static cJSON *gpu_nodes(cJSON *nodes, int named)
+static cJSON *gpu_nodes(cJSON *nodes)
 {
-	if (named)
-		return nodes;
 	cJSON *out = cJSON_CreateArray();
 	cJSON *it;
 	cJSON_ArrayForEach(it, nodes)
@@ -116,7 +107,7 @@ int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 	static const char *const formats[] = { "json", "yaml", NULL };
 	struct gerr err = GERR_INIT, stop = GERR_INIT;
 	char **rest;
-	int nrest, help, code = 0, started = 0;
+	int nrest, help, code = 0;
 	struct taint_op *tops = NULL;
 	size_t ntops = 0;
 	char *img = NULL;
@@ -172,7 +163,8 @@ int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 	struct kube_client *kc;
 	if (gctx_kube(g, &kc, &err) < 0 || nodes_resolve(kc, &t, &nodes, &err) < 0)
 		goto fail;
-	nodes = gpu_nodes(nodes, nrest > 0);
+	if (selector && !nrest)
+		nodes = gpu_nodes(nodes);
 	if (!cJSON_GetArraySize(nodes)) {
 		gerr_set(&err, GERR_NOTFOUND, "no GPU node matches %s", selector ? selector : "");
 		gerr_hint(&err, "list the nodes with: kubectl get nodes -l %s --show-labels", selector ? selector : "");
@@ -190,7 +182,6 @@ int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 		code = report_exit_status(NULL, &stop);
 		goto out;
 	}
-	started = 1;
 	code = report_exit_status(&rep, NULL);
 	if (junit && report_write_junit(junit, &rep, &err) < 0) {
 		gctx_print_error(g, &err);
@@ -218,7 +209,6 @@ fail:
 	gctx_print_error(g, &err);
 	code = report_exit_status(NULL, &err);
 out:
-	(void)started;
 	for (size_t i = 0; i < ntops; i++)
 		taint_op_release(&tops[i]);
 	free(tops);

@@ -96,6 +96,19 @@ int node_is_gpu(const cJSON *node)
 	return (nfd && !strcmp(nfd, "true")) || (present && !strcmp(present, "true"));
 }
 
+const char *node_gpu_resource(const cJSON *node, const char *field)
+{
+	if (node_resource(node, field, "nvidia.com/gpu") > 0)
+		return "nvidia.com/gpu";
+	if (node_resource(node, field, "nvidia.com/gpu.shared") > 0)
+		return "nvidia.com/gpu.shared";
+	const cJSON *r;
+	cJSON_ArrayForEach(r, json_get2(node, "status", field))
+		if (r->string && !strncmp(r->string, "nvidia.com/mig-", 15) && node_resource(node, field, r->string) > 0)
+			return r->string;
+	return NULL;
+}
+
 const char *node_gpu_product(const cJSON *node)
 {
 	const char *p = json_str(json_get2(node, "metadata", "labels"), "nvidia.com/gpu.product");

@@ -38,6 +38,39 @@ static cJSON *record_read(const cJSON *node, const char *key, int object)
 	return out;
 }
 
+static int toleration_matches(const cJSON *tol, const char *key, const char *value, const char *effect)
+{
+	const char *tk = json_str(tol, "key"), *op = json_str(tol, "operator"), *te = json_str(tol, "effect");
+	int exists = op && !strcmp(op, "Exists");
+	if (te && *te && strcmp(te, effect))
+		return 0;
+	if (!tk || !*tk)
+		return exists;
+	if (strcmp(tk, key))
+		return 0;
+	if (exists)
+		return 1;
+	const char *tv = json_str(tol, "value");
+	return !strcmp(tv ? tv : "", value ? value : "");
+}
+
+int taints_tolerated(const cJSON *taints, const cJSON *tolerations)
+{
+	const cJSON *t;
+	cJSON_ArrayForEach(t, taints) {
+		const char *k = json_str(t, "key"), *e = json_str(t, "effect");
+		if (!k || !e || (strcmp(e, "NoSchedule") && strcmp(e, "NoExecute")))
+			continue;
+		int ok = 0;
+		const cJSON *tol;
+		cJSON_ArrayForEach(tol, tolerations)
+			ok |= toleration_matches(tol, k, json_str(t, "value"), e);
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
 int plan_record_has(const cJSON *list, const char *s)
 {
 	const cJSON *it;

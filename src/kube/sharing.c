@@ -587,11 +587,6 @@ static long replicas_now(const cJSON *node, long hint)
 	return r;
 }
 
-int sharing_config_replicas(const char *config, long *replicas)
-{
-	return sharing_config_model(config, replicas, NULL);
-}
-
 int sharing_config_model(const char *config, long *replicas, int *mps)
 {
 	*replicas = 1;

@@ -300,20 +300,8 @@ void smoke_plan_node(const cJSON *node, const cJSON *usage, const struct smoke_p
 	p->product = product ? xstrdup(product) : NULL;
 	/* a shared GPU renamed (--rename) is advertised as nvidia.com/gpu.shared;
 	 * with the mixed MIG strategy only nvidia.com/mig-<profile> may be there */
-	const char *res = SMOKE_RESOURCE;
-	if (node_resource(node, "allocatable", SMOKE_RESOURCE) <= 0) {
-		const cJSON *r;
-		if (node_resource(node, "allocatable", SMOKE_SHARED_RESOURCE) > 0)
-			res = SMOKE_SHARED_RESOURCE;
-		else
-			cJSON_ArrayForEach(r, json_get2(node, "status", "allocatable"))
-				if (r->string && !strncmp(r->string, "nvidia.com/mig-", 15) &&
-				    node_resource(node, "allocatable", r->string) > 0) {
-					res = r->string;
-					break;
-				}
-	}
-	p->resource = xstrdup(res);
+	const char *res = node_gpu_resource(node, "allocatable");
+	p->resource = xstrdup(res ? res : SMOKE_RESOURCE);
 	long alloc = node_resource(node, "allocatable", p->resource);
 	p->allocatable = alloc < 0 ? 0 : alloc;
 	const cJSON *used = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(usage, name), p->resource);

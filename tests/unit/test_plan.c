@@ -255,3 +255,60 @@ Test(quantity, gpu_nodes_by_capacity_or_labels)
 		cJSON_Delete(n);
 	}
 }
+
+Test(quantity, the_gpu_resource_a_node_advertises)
+{
+	static const struct { const char *node; const char *want; } cases[] = {
+		{ "{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"8\",\"nvidia.com/gpu.shared\":\"4\"}}}", "nvidia.com/gpu" },
+		{ "{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"0\",\"nvidia.com/gpu.shared\":\"4\"}}}", "nvidia.com/gpu.shared" },
+		{ "{\"status\":{\"capacity\":{\"cpu\":\"8\",\"nvidia.com/mig-1g.10gb\":\"0\",\"nvidia.com/mig-3g.40gb\":\"2\"}}}",
+		  "nvidia.com/mig-3g.40gb" },
+		{ "{\"status\":{\"capacity\":{\"cpu\":\"8\"},\"allocatable\":{\"nvidia.com/gpu\":\"1\"}}}", NULL },
+		{ "{}", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cJSON *n = cJSON_Parse(cases[i].node);
+		const char *got = node_gpu_resource(n, "capacity");
+		if (cases[i].want)
+			cr_assert(got && !strcmp(got, cases[i].want), "%s: %s", cases[i].node, got ? got : "(none)");
+		else
+			cr_assert_null(got, "%s: %s", cases[i].node, got);
+		cJSON_Delete(n);
+	}
+}
+
+/* Where a DaemonSet's pods may go (deploy waits only on those nodes). */
+Test(plan, taints_tolerated_by_the_kubernetes_rules)
+{
+	const char *plugin = "[{\"key\":\"CriticalAddonsOnly\",\"operator\":\"Exists\"},"
+			     "{\"key\":\"nvidia.com/gpu\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"},"
+			     "{\"key\":\"gpuctl.io/unvalidated\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"},"
+			     "{\"key\":\"team\",\"value\":\"ml\"}]";
+	static const struct { const char *taints; int ok; } cases[] = {
+		{ "null", 1 },
+		{ "[]", 1 },
+		{ "[{\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]", 1 },
+		{ "[{\"key\":\"nvidia.com/gpu\",\"effect\":\"NoExecute\"}]", 0 },          /* effect differs */
+		{ "[{\"key\":\"gpuctl.io/unvalidated\",\"value\":\"true\",\"effect\":\"NoSchedule\"},"
+		  "{\"key\":\"nvidia.com/gpu\",\"effect\":\"NoSchedule\"}]", 1 },
+		{ "[{\"key\":\"dedicated\",\"value\":\"x\",\"effect\":\"NoSchedule\"}]", 0 },
+		{ "[{\"key\":\"dedicated\",\"value\":\"x\",\"effect\":\"PreferNoSchedule\"}]", 1 }, /* never blocks */
+		{ "[{\"key\":\"CriticalAddonsOnly\",\"value\":\"y\",\"effect\":\"NoExecute\"}]", 1 }, /* any effect */
+		{ "[{\"key\":\"team\",\"value\":\"ml\",\"effect\":\"NoSchedule\"}]", 1 },  /* Equal, same value */
+		{ "[{\"key\":\"team\",\"value\":\"ops\",\"effect\":\"NoSchedule\"}]", 0 }, /* Equal, other value */
+	};
+	cJSON *tols = cJSON_Parse(plugin);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cJSON *t = cJSON_Parse(cases[i].taints);
+		cr_assert_eq(taints_tolerated(t, tols), cases[i].ok, "%s", cases[i].taints);
+		cJSON_Delete(t);
+	}
+	/* an empty key with Exists tolerates everything */
+	cJSON *all = cJSON_Parse("[{\"operator\":\"Exists\"}]");
+	cJSON *t = cJSON_Parse("[{\"key\":\"dedicated\",\"value\":\"x\",\"effect\":\"NoExecute\"}]");
+	cr_assert_eq(taints_tolerated(t, all), 1);
+	cr_assert_eq(taints_tolerated(t, NULL), 0);
+	cJSON_Delete(t);
+	cJSON_Delete(all);
+	cJSON_Delete(tols);
+}

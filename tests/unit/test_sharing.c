@@ -382,12 +382,12 @@ Test(sharing, expect_replicas_from_the_config_in_use)
 {
 	/* no GFD: 8 advertised under a config of 4 replicas are 2 GPUs */
 	long r = 0;
-	cr_expect_eq(sharing_config_replicas("version: v1\nsharing:\n  timeSlicing:\n    resources:\n"
-					     "    - name: nvidia.com/gpu\n      replicas: 4\n", &r), 0);
+	cr_expect_eq(sharing_config_model("version: v1\nsharing:\n  timeSlicing:\n    resources:\n"
+					     "    - name: nvidia.com/gpu\n      replicas: 4\n", &r, NULL), 0);
 	cr_expect_eq(r, 4);
-	cr_expect_eq(sharing_config_replicas("version: v1\nflags: {migStrategy: none}\n", &r), 0);
+	cr_expect_eq(sharing_config_model("version: v1\nflags: {migStrategy: none}\n", &r, NULL), 0);
 	cr_expect_eq(r, 1);
-	cr_expect_eq(sharing_config_replicas("version: [", &r), -1);
+	cr_expect_eq(sharing_config_model("version: [", &r, NULL), -1);
 	struct sharing_spec s = { .model = SHARING_TIME_SLICING, .replicas = 8 };
 	cJSON *n = node("nvidia.com/gpu.present: 'true'\n", "nvidia.com/gpu: '8'\n");
 	struct sharing_expect e;
