@@ -39,6 +39,15 @@ struct kube_client;
 #define SMOKE_READY_MARKER "gpuctl-smoke: ready"
 #define SMOKE_PRODUCT_LABEL "nvidia.com/gpu.product"
 #define SMOKE_MIG_STRATEGY_LABEL "nvidia.com/mig.strategy"
+/* --measure: the ConfigMap that carries gpuctl-gpuload (binaryData, one key
+ * of that name), mounted read-only and executable at SMOKE_LOAD_DIR. */
+#define SMOKE_LOAD_CONFIGMAP "gpuctl-gpuload"
+#define SMOKE_LOAD_DIR "/opt/gpuctl"
+/* The sharing pods start their load this long after they are created, all at
+ * the same moment, so that they run at once. */
+#define SMOKE_LOAD_DELAY_S 20
+#define SMOKE_MEASURE_DEFAULT_S 10
+#define SMOKE_MEASURE_MAX_S 600
 
 /* ---- a pod's log ---- */
 
@@ -53,11 +62,16 @@ struct smoke_log {
 	size_t ngpus;
 	char **migs;             /* UUIDs of "  MIG 1g.10gb Device 0: (UUID: MIG-...)" lines (strv), or NULL */
 	int ready;               /* the marker line was printed */
+	/* the first {"gpuload":1,...} line (--measure) */
+	int measured;            /* it was printed (a result or an error) */
+	char *load_error;        /* its "error", or NULL */
+	double gflops, seconds;  /* its "gflops" and "seconds" */
+	long launches;
 };
 
 /* Read the output of the pod script (nvidia-smi -L, then the CSV
- * uuid,compute_mode lines, then the marker); lines it does not know are
- * ignored.  Never fails; out is filled from zero. */
+ * uuid,compute_mode lines, then the marker, then with --measure the JSON line
+ * of gpuctl-gpuload); lines it does not know are ignored.  Never fails; out is filled from zero. */
 void smoke_log_parse(const char *text, size_t len, struct smoke_log *out);
 void smoke_log_release(struct smoke_log *l);
 /* The UUIDs the pod saw (the GPUs', else the MIG devices'), ", "-joined,
@@ -74,8 +88,12 @@ int smoke_product_matches(const char *gpu_name, const char *product);
 /* What a pod does; new fields (a measurement) go here. */
 struct smoke_script_opts {
 	long sleep_s;   /* > 0: sleep this long after the marker (a sharing pod, deleted by gpuctl); 0: exit */
+	long measure_s; /* > 0: after the marker, run SMOKE_LOAD_DIR/gpuctl-gpuload this long (--measure) */
+	double start_at; /* the load's --start-at (Unix time); 0: at once */
 };
-/* The sh -c script (new string): nvidia-smi -L, the CSV query, the marker, the sleep. */
+/* The sh -c script (new string): nvidia-smi -L, the CSV query, the marker,
+ * the load (its JSON line, or one with "error" when it exits without
+ * success), the sleep. */
 char *smoke_script(const struct smoke_script_opts *o);
 
 /* ---- planning a node ---- */
@@ -202,6 +220,13 @@ void smoke_judge_same_gpu(struct smoke_pod *const *pods, size_t n, long physical
 int smoke_judge_overcommit(const struct smoke_pod *p, const char *resource, struct smoke_verdict *v);
 /* smoke.mps: every GPU of every pod in compute mode Exclusive_Process. */
 void smoke_judge_mps(struct smoke_pod *const *pods, size_t n, struct smoke_verdict *v);
+/* smoke.measure over the sharing pods (logs read) that ran the load at once;
+ * solo (may be NULL) is the single-GPU pod that ran it alone (the baseline).
+ * Fails when a pod printed an error or no line, warns when the fairness
+ * (slowest / fastest) is below 0.5.  details (may be NULL) gets pods {pod:
+ * {gflops, share}}, gflops (the aggregate), solo, fairness. */
+void smoke_judge_measure(struct smoke_pod *const *pods, size_t n, const struct smoke_pod *solo, cJSON *details,
+			 struct smoke_verdict *v);
 /* smoke.mig from the Node: not MIG (skip), or the MIG manager's state is
  * success and every nvidia.com/mig-* resource (mixed) or nvidia.com/gpu
  * (single) is allocatable. */
@@ -238,6 +263,7 @@ struct smoke_run_opts {
 	size_t ntolerations;
 	struct smoke_plan_opts plan;
 	int keep;                       /* leave the pods */
+	long measure_s;                 /* --measure: seconds of load per pod; 0: no measurement */
 	long timeout_ms;                /* overall */
 	/* progress (may be NULL): one line per step, for a terminal */
 	void (*progress)(void *ud, const char *line);

@@ -20,14 +20,15 @@
 
 static const char usage[] =
 	"gpuctl smoke-test [NODE...] [-l SELECTOR] [--image IMAGE] [--namespace NS] [--toleration KEY[=VALUE]:EFFECT]... "
-	"[--pods N] [--no-sharing] [--keep] [--timeout DURATION] [-o json|yaml] [--junit FILE]";
+	"[--pods N] [--no-sharing] [--measure [--measure-seconds N]] [--keep] [--timeout DURATION] [-o json|yaml] [--junit FILE]";
 static const char summary[] =
 	"Run pods that ask for a GPU on each GPU node and check that they work: one pod per node gets a\n"
 	"GPU and nvidia-smi names it (smoke.gpu). Where a node shares its GPUs (time-slicing, MPS), N pods\n"
 	"run at once on the node's free slots (smoke.concurrent) on at most its physical GPUs\n"
 	"(smoke.same-gpu), one pod more stays Pending (smoke.overcommit), MPS GPUs are in Exclusive_Process\n"
 	"(smoke.mps), and the node advertises GPUs x replicas (smoke.allocatable); MIG nodes have their MIG\n"
-	"devices (smoke.mig). The pods run in the namespace " GPUCTL_SMOKE_NAMESPACE " (-n changes it) and are\n"
+	"devices (smoke.mig). --measure runs gpuctl's own compute load in each pod, the sharing pods at the\n"
+	"same moment, and reports each pod's GFLOP/s, its share, the sum and the fairness (smoke.measure). The pods run in the namespace " GPUCTL_SMOKE_NAMESPACE " (-n changes it) and are\n"
 	"deleted at the end. Exit status: 0 every check passed (skips allowed), 1 a check failed or timed\n"
 	"out, 2 usage error, 3 the cluster cannot be reached or refuses the credentials.";
 
@@ -91,7 +92,7 @@ int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 {
 	const char *selector = NULL, *image = NULL, *junit = NULL;
 	struct strlist tol = { 0 };
-	int pods = 0, no_sharing = 0, keep = 0;
+	int pods = 0, no_sharing = 0, keep = 0, measure = 0, measure_s = SMOKE_MEASURE_DEFAULT_S;
 	long timeout_ms = 5 * 60 * 1000;
 	struct opt opts[] = {
 		{ "selector", 'l', OPT_STRING, &selector, "SELECTOR", "the GPU nodes matching this label selector", NULL },
@@ -99,6 +100,8 @@ int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 		{ "toleration", 0, OPT_LIST, &tol, "KEY[=VALUE]:EFFECT", "the pods also tolerate this taint (repeatable)", NULL },
 		{ "pods", 0, OPT_INT, &pods, "N", "pods sharing a node's GPUs at once (default: its free slots)", NULL },
 		{ "no-sharing", 0, OPT_BOOL, &no_sharing, NULL, "skip the sharing checks", NULL },
+		{ "measure", 0, OPT_BOOL, &measure, NULL, "run a compute load in each pod at once and report the throughput", NULL },
+		{ "measure-seconds", 0, OPT_INT, &measure_s, "N", "seconds of load per pod with --measure (default 10, at most 600)", NULL },
 		{ "keep", 0, OPT_BOOL, &keep, NULL, "leave the pods (prints the command that removes them)", NULL },
 		{ "timeout", 0, OPT_DURATION, &timeout_ms, "DURATION", "limit for the whole run (default 5m)", NULL },
 		{ "junit", 0, OPT_STRING, &junit, "FILE", "also write the results as JUnit XML to FILE (- for stdout)", NULL },
@@ -127,6 +130,10 @@ int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 	}
 	if (pods < 0) {
 		gerr_set(&err, GERR_USAGE, "--pods %d: give 1 or more", pods);
+		goto usage_error;
+	}
+	if (measure_s < 1 || measure_s > SMOKE_MEASURE_MAX_S) {
+		gerr_set(&err, GERR_USAGE, "--measure-seconds %d: give 1 to %d", measure_s, SMOKE_MEASURE_MAX_S);
 		goto usage_error;
 	}
 	if (junit && !strcmp(junit, "-") && g->output) {
@@ -175,6 +182,7 @@ int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 		.rc = &rc, .ns = ns, .image = image, .tolerations = tops, .ntolerations = ntops,
 		.plan = { .pods = pods, .no_sharing = no_sharing, .plugin_ns = DEPLOY_NAMESPACE,
 			  .configs_name = DEPLOY_CONFIG_NAME, .default_key = DEPLOY_CONFIG_DEFAULT }, .keep = keep, .timeout_ms = timeout_ms,
+		.measure_s = measure ? measure_s : 0,
 		.progress = !g->output && isatty(STDERR_FILENO) ? progress_line : NULL,
 	};
 	if (smoke_run(kc, nodes, &o, &rep, &left, &stop) < 0) {

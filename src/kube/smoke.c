@@ -52,6 +52,31 @@ static const char *uuid_in(const char *s, size_t len, size_t *ulen)
 	return NULL;
 }
 
+/* {"gpuload":1,...}: the load's result or error; only the first counts (the
+ * script's own error line may follow the program's). */
+static void parse_load(struct smoke_log *l, const char *s, size_t len)
+{
+	cJSON *o = cJSON_ParseWithLength(s, len);
+	const cJSON *mark = cJSON_GetObjectItemCaseSensitive(o, "gpuload");
+	if (l->measured || !cJSON_IsObject(o) || !cJSON_IsNumber(mark) || mark->valuedouble != 1) {
+		cJSON_Delete(o);
+		return;
+	}
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+	const cJSON *g = cJSON_GetObjectItemCaseSensitive(o, "gflops");
+	l->measured = 1;
+	if (e || !cJSON_IsNumber(g)) {
+		l->load_error = xstrdup(cJSON_IsString(e) && *e->valuestring ? e->valuestring : "no gflops in its line");
+	} else {
+		const cJSON *sec = cJSON_GetObjectItemCaseSensitive(o, "seconds");
+		const cJSON *la = cJSON_GetObjectItemCaseSensitive(o, "launches");
+		l->gflops = g->valuedouble;
+		l->seconds = cJSON_IsNumber(sec) ? sec->valuedouble : 0;
+		l->launches = cJSON_IsNumber(la) ? (long)la->valuedouble : 0;
+	}
+	cJSON_Delete(o);
+}
+
 static void parse_line(struct smoke_log *l, const char *s, size_t len)
 {
 	while (len && (s[len - 1] == '\r' || s[len - 1] == ' '))
@@ -60,6 +85,8 @@ static void parse_line(struct smoke_log *l, const char *s, size_t len)
 	const char *uuid;
 	if (len == strlen(SMOKE_READY_MARKER) && !memcmp(s, SMOKE_READY_MARKER, len)) {
 		l->ready = 1;
+	} else if (starts(s, len, "{\"gpuload\"")) {
+		parse_load(l, s, len);
 	} else if (starts(s, len, "GPU ") && (uuid = uuid_in(s, len, &ulen))) {
 		/* GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-f3c1c444-...) */
 		const char *colon = memchr(s, ':', len);
@@ -118,6 +145,7 @@ void smoke_log_release(struct smoke_log *l)
 	}
 	free(l->gpus);
 	strv_free(l->migs);
+	free(l->load_error);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -157,6 +185,14 @@ char *smoke_script(const struct smoke_script_opts *o)
 		     "nvidia-smi -L\n"
 		     "nvidia-smi --query-gpu=uuid,compute_mode --format=csv,noheader\n"
 		     "echo '" SMOKE_READY_MARKER "'\n");
+	if (o && o->measure_s > 0) {
+		/* the program prints its JSON line; when it cannot (not started, killed)
+		 * the script says so in one, and goes on to its sleep */
+		buf_addf(&b, SMOKE_LOAD_DIR "/gpuctl-gpuload --seconds %ld", o->measure_s);
+		if (o->start_at > 0)
+			buf_addf(&b, " --start-at %.3f", o->start_at);
+		buf_adds(&b, " || echo \"{\\\"gpuload\\\":1,\\\"error\\\":\\\"gpuctl-gpuload exited with status $?\\\"}\"\n");
+	}
 	if (o && o->sleep_s > 0)
 		buf_addf(&b, "exec sleep %ld\n", o->sleep_s);
 	return buf_detach(&b);
@@ -683,6 +719,77 @@ void smoke_judge_mig(const cJSON *node, struct smoke_verdict *v)
 	buf_release(&zero);
 }
 
+/* ---- smoke.measure ---- */
+
+void smoke_judge_measure(struct smoke_pod *const *pods, size_t n, const struct smoke_pod *solo, cJSON *details,
+			 struct smoke_verdict *v)
+{
+	struct buf bad = BUF_INIT;
+	const struct smoke_pod *first_bad = NULL;
+	double sum = 0, lo = 0, hi = 0;
+	size_t ok = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct smoke_log *l = &pods[i]->log;
+		if (!l->measured || l->load_error) {
+			if (!first_bad)
+				first_bad = pods[i];
+			buf_addf(&bad, "%s%s: %s", bad.len ? "; " : "", pods[i]->name,
+				 l->measured ? l->load_error : "no gpuctl-gpuload line in its log");
+			continue;
+		}
+		sum += l->gflops;
+		lo = ok && lo < l->gflops ? lo : l->gflops;
+		hi = ok && hi > l->gflops ? hi : l->gflops;
+		ok++;
+	}
+	double solo_g = solo && solo->log.measured && !solo->log.load_error ? solo->log.gflops : 0;
+	double fair = hi > 0 ? lo / hi : 0;
+	if (details) {
+		cJSON *pd = cJSON_AddObjectToObject(details, "pods");
+		for (size_t i = 0; i < n; i++) {
+			const struct smoke_log *l = &pods[i]->log;
+			cJSON *e = cJSON_AddObjectToObject(pd, pods[i]->name);
+			if (!l->measured || l->load_error) {
+				cJSON_AddStringToObject(e, "error", l->measured ? l->load_error : "no line");
+				continue;
+			}
+			cJSON_AddNumberToObject(e, "gflops", l->gflops);
+			cJSON_AddNumberToObject(e, "share", sum > 0 ? l->gflops / sum : 0);
+		}
+		cJSON_AddNumberToObject(details, "gflops", sum);
+		if (solo_g > 0)
+			cJSON_AddNumberToObject(details, "solo", solo_g);
+		if (ok == n && n)
+			cJSON_AddNumberToObject(details, "fairness", fair);
+	}
+	if (first_bad) {
+		smoke_verdict_set(v, REPORT_FAIL, bad.s, "%zu of %zu pods measured nothing (%s)", n - ok, n,
+				  first_bad->log.measured ? "gpuctl-gpuload failed" : "no result in time");
+		buf_release(&bad);
+		return;
+	}
+	buf_release(&bad);
+	if (!n) {
+		smoke_verdict_set(v, REPORT_SKIP, NULL, "skipped: no pods measured");
+		return;
+	}
+	struct buf m = BUF_INIT;
+	buf_addf(&m, "%zu pods at once: %.1f GFLOP/s in all", n, sum);
+	if (solo_g > 0)
+		buf_addf(&m, " (%.0f%% of one pod alone)", 100 * sum / solo_g);
+	buf_addf(&m, ", each %.1f-%.1f GFLOP/s (share %.0f-%.0f%%), fairness %.2f", lo, hi, sum > 0 ? 100 * lo / sum : 0,
+		 sum > 0 ? 100 * hi / sum : 0, fair);
+	if (fair < 0.5)
+		smoke_verdict_set(v, REPORT_WARN,
+				  "time-slicing gives no fairness guarantee: the GPU runs one pod's kernels at a time and "
+				  "a pod that launches longer kernels gets more of it; MPS with a thread percentage per "
+				  "client bounds each pod's share",
+				  "%s", m.s);
+	else
+		smoke_verdict_set(v, REPORT_PASS, NULL, "%s", m.s);
+	buf_release(&m);
+}
+
 /* ---- rendering ---- */
 
 static cJSON *toleration(const char *key, const char *value, const char *effect)
@@ -715,6 +822,9 @@ int smoke_pod_render(const struct render_ctx *rc, const struct smoke_pod_spec *s
 	cJSON_AddStringToObject(v, "resource", s->resource ? s->resource : SMOKE_RESOURCE);
 	cJSON_AddStringToObject(v, "runtimeClassName", SMOKE_RUNTIME_CLASS);
 	cJSON_AddStringToObject(v, "script", script);
+	cJSON_AddBoolToObject(v, "measure", s->script.measure_s > 0);
+	cJSON_AddStringToObject(v, "loadConfigMap", SMOKE_LOAD_CONFIGMAP);
+	cJSON_AddStringToObject(v, "loadDir", SMOKE_LOAD_DIR);
 	cJSON *tol = cJSON_AddArrayToObject(v, "tolerations");
 	/* gpuctl taint's default: nvidia.com/gpu=true:NoSchedule */
 	cJSON_AddItemToArray(tol, toleration(GPUCTL_GPU_TAINT_KEY, NULL, GPUCTL_GPU_TAINT_EFFECT));

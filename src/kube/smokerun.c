@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gpuctl/buf.h"
+#include "gpuctl/gpuload.h"
 #include "gpuctl/json.h"
 #include "gpuctl/kube.h"
 #include "gpuctl/nodes.h"
@@ -24,9 +26,10 @@
 #define LOG_RETRY_S 1.0
 #define LOG_TAIL_LINES 20
 
-enum check { C_GPU, C_ALLOC, C_CONC, C_SAME, C_OVER, C_MPS, C_MIG, C_COUNT };
+enum check { C_GPU, C_ALLOC, C_CONC, C_SAME, C_OVER, C_MPS, C_MIG, C_MEAS, C_COUNT };
 static const char *const check_ids[C_COUNT] = {
 	"smoke.gpu", "smoke.allocatable", "smoke.concurrent", "smoke.same-gpu", "smoke.overcommit", "smoke.mps", "smoke.mig",
+	"smoke.measure",
 };
 
 #define NONE ((size_t)-1)
@@ -43,6 +46,7 @@ struct snode {
 	double share_t0;
 	long most;                  /* most share pods Running at once */
 	cJSON *uuids;               /* same-gpu details {pod: [uuids]} */
+	cJSON *measure;             /* smoke.measure details */
 };
 
 struct run {
@@ -113,11 +117,21 @@ static struct smoke_pod *pod_by_name(struct run *r, const char *name)
 	return NULL;
 }
 
+/* The Unix time (the load's --start-at is read on the node's clock). */
+static double wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Create the pods first .. first+n concurrently. */
 static void create_pods(struct run *r, size_t first, size_t n)
 {
 	if (!n)
 		return;
+	/* every sharing pod created now starts its load at the same moment */
+	double start_at = wall_s() + SMOKE_LOAD_DELAY_S;
 	struct kube_call *calls = xcalloc(n, sizeof(*calls));
 	char **bodies = xcalloc(n, sizeof(char *));
 	char *base = kube_path("v1", r->o->ns, "pods", NULL);
@@ -135,6 +149,11 @@ static void create_pods(struct run *r, size_t first, size_t n)
 			.tolerations = r->o->tolerations, .ntolerations = r->o->ntolerations,
 			.script = { .sleep_s = p->role == SMOKE_ROLE_SHARE ? (left_s > 0 ? left_s : 1) : 0 },
 		};
+		/* the single-GPU pod measures alone, at once (the baseline) */
+		if (r->o->measure_s > 0 && p->role != SMOKE_ROLE_OVER) {
+			spec.script.measure_s = r->o->measure_s;
+			spec.script.start_at = p->role == SMOKE_ROLE_SHARE ? start_at : 0;
+		}
 		cJSON *obj = NULL;
 		if (smoke_pod_render(r->o->rc, &spec, &obj, &p->create_err) < 0)
 			continue;
@@ -231,6 +250,18 @@ static const struct smoke_pod *share_ended(const struct run *r, const struct sno
 	return NULL;
 }
 
+/* A sharing pod whose load line may still come: not printed, and the pod
+ * not finished with its log read after that. */
+static int measure_pending(const struct smoke_pod *p)
+{
+	return !p->log.measured && !(smoke_pod_done(p) && p->t_done > 0 && p->t_log >= p->t_done);
+}
+
+static int measure_due(const struct smoke_pod *p, double now)
+{
+	return measure_pending(p) && (!p->t_log || now - p->t_log >= LOG_RETRY_S);
+}
+
 static int node_done(const struct snode *s)
 {
 	for (int c = 0; c < C_COUNT; c++)
@@ -259,6 +290,10 @@ static int work_due(struct run *r, double now)
 				if (!p->log_fetched && (!p->t_log || now - p->t_log >= LOG_RETRY_S))
 					return 1;
 			}
+		if (s->done[C_CONC] && !s->done[C_MEAS] && s->v[C_CONC].status == REPORT_PASS)
+			for (size_t k = 0; k < s->nshare; k++)
+				if (measure_due(&r->pods[s->share_first + k], now))
+					return 1;
 		if (s->over != NONE && !s->done[C_OVER]) {
 			struct smoke_verdict v = { 0 };
 			int j = smoke_judge_overcommit(&r->pods[s->over], s->plan.resource, &v);
@@ -272,10 +307,24 @@ static int work_due(struct run *r, double now)
 
 static void skip_sharing(struct snode *s, const char *why)
 {
-	static const enum check cs[] = { C_CONC, C_SAME, C_OVER, C_MPS };
+	static const enum check cs[] = { C_CONC, C_SAME, C_OVER, C_MPS, C_MEAS };
 	for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++)
 		if (!s->done[cs[i]])
 			finish(s, cs[i], REPORT_SKIP, NULL, why);
+}
+
+/* smoke.measure from what the logs hold now. */
+static void judge_measure(struct run *r, struct snode *s)
+{
+	struct smoke_pod **pp = xcalloc(s->nshare ? s->nshare : 1, sizeof(*pp));
+	for (size_t k = 0; k < s->nshare; k++)
+		pp[k] = &r->pods[s->share_first + k];
+	struct smoke_verdict v = { 0 };
+	cJSON_Delete(s->measure);
+	s->measure = cJSON_CreateObject();
+	smoke_judge_measure(pp, s->nshare, s->gpu != NONE ? &r->pods[s->gpu] : NULL, s->measure, &v);
+	finish_verdict(s, C_MEAS, &v);
+	free(pp);
 }
 
 static void step_node(struct run *r, size_t i, double now)
@@ -344,6 +393,20 @@ static void step_node(struct run *r, size_t i, double now)
 				finish_verdict(s, C_MPS, &v);
 			}
 			free(pp);
+		}
+	}
+	/* the loads end some seconds after the pods run: their lines are read until every one printed */
+	if (s->done[C_CONC] && s->v[C_CONC].status == REPORT_PASS && !s->done[C_MEAS]) {
+		size_t pending = 0;
+		for (size_t k = 0; k < s->nshare; k++) {
+			struct smoke_pod *p = &r->pods[s->share_first + k];
+			if (measure_due(p, now))
+				fetch_log(r, p);
+			pending += measure_pending(p);
+		}
+		if (!pending) {
+			judge_measure(r, s);
+			progress(r, "node/%s: %s %s", s->plan.node, check_ids[C_MEAS], s->v[C_MEAS].message);
 		}
 	}
 	if (s->over != NONE && !s->done[C_OVER]) {
@@ -482,6 +545,14 @@ static void pod_row(struct run *r, const struct smoke_pod *p, struct report *rep
 	if (p->log.ngpus && p->log.gpus[0].name)
 		cJSON_AddStringToObject(d, "gpu", p->log.gpus[0].name);
 	cJSON_AddNumberToObject(d, "seconds", (double)(long)(secs * 10 + 0.5) / 10);
+	/* --measure: "seconds" is taken (the pod's start), the load's is loadSeconds */
+	if (p->log.measured && p->log.load_error) {
+		cJSON_AddStringToObject(d, "loadError", p->log.load_error);
+	} else if (p->log.measured) {
+		cJSON_AddNumberToObject(d, "gflops", p->log.gflops);
+		cJSON_AddNumberToObject(d, "launches", (double)p->log.launches);
+		cJSON_AddNumberToObject(d, "loadSeconds", p->log.seconds);
+	}
 	if (p->create_err.code)
 		cJSON_AddItemToObject(d, "error", report_error_json(&p->create_err));
 	report_row_details(row, d);
@@ -518,6 +589,11 @@ static void node_rows(struct run *r, size_t i, struct report *rep)
 			cJSON_AddItemToObject(d, "pods", s->uuids);
 			s->uuids = NULL;
 		}
+		if (c == C_MEAS && s->measure) {
+			cJSON *m;
+			while ((m = s->measure->child)) /* its fields move into d */
+				cJSON_AddItemToObject(d, m->string, cJSON_DetachItemViaPointer(s->measure, m));
+		}
 		if (s->plan.strategy && (c == C_CONC || c == C_MPS))
 			cJSON_AddStringToObject(d, "strategy", s->plan.strategy);
 		report_row_details(row, d);
@@ -532,6 +608,9 @@ static void close_open(struct run *r, const char *why)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		struct snode *s = &r->v[i];
+		/* the pods that ran their load are judged; those without a line fail */
+		if (!s->done[C_MEAS] && s->done[C_CONC] && s->v[C_CONC].status == REPORT_PASS)
+			judge_measure(r, s);
 		for (int c = 0; c < C_COUNT; c++) {
 			if (s->done[c])
 				continue;
@@ -585,9 +664,17 @@ static int preflight(struct run *r, int ns_missing, struct gerr *err)
 		{ .verb = "watch", .resource = "pods", .ns = ns },
 		{ .verb = "get", .resource = "pods", .subresource = "log", .ns = ns },
 		{ .verb = "list", .resource = "pods" }, /* the GPUs in use, across namespaces */
+		/* --measure: the ConfigMap of gpuctl-gpuload, server-side applied */
+		{ .verb = "create", .resource = "configmaps", .ns = ns },
+		{ .verb = "patch", .resource = "configmaps", .ns = ns },
 		{ .verb = "create", .resource = "namespaces" },
 	};
-	size_t n = sizeof(a) / sizeof(a[0]) - (ns_missing ? 0 : 1);
+	struct kube_access *last = &a[sizeof(a) / sizeof(a[0]) - 1];
+	size_t n = sizeof(a) / sizeof(a[0]) - 1;
+	if (!r->o->measure_s)
+		n -= 2;
+	if (ns_missing)
+		a[n++] = *last;
 	for (size_t i = 0; i < n; i++)
 		a[i].group = "";
 	if (kube_can_i_many(r->kc, a, n, err) < 0)
@@ -649,6 +736,35 @@ static int ns_create(struct run *r, struct gerr *err)
 	} else if (rc < 0) {
 		gerr_prefix(err, "namespace %s", r->o->ns);
 	}
+	free(p);
+	cJSON_Delete(o);
+	return rc;
+}
+
+/* --measure: gpuctl-gpuload into the ConfigMap the pods mount.  One
+ * server-side apply creates it, replaces other bytes (another gpuctl's), or
+ * changes nothing. */
+static int load_apply(struct run *r, struct gerr *err)
+{
+	size_t len = 0;
+	const unsigned char *bin = gpuload_binary(&len);
+	struct buf b64 = BUF_INIT;
+	base64_encode(bin, len, 1, &b64);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "apiVersion", "v1");
+	cJSON_AddStringToObject(o, "kind", "ConfigMap");
+	cJSON *md = cJSON_AddObjectToObject(o, "metadata");
+	cJSON_AddStringToObject(md, "name", SMOKE_LOAD_CONFIGMAP);
+	cJSON_AddStringToObject(md, "namespace", r->o->ns);
+	cJSON *l = cJSON_AddObjectToObject(md, "labels");
+	cJSON_AddStringToObject(l, GPUCTL_MANAGED_BY_KEY, GPUCTL_MANAGED_BY_VALUE);
+	cJSON_AddStringToObject(l, GPUCTL_COMPONENT_KEY, "smoke-test");
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "binaryData"), "gpuctl-gpuload", b64.s ? b64.s : "");
+	buf_release(&b64);
+	char *p = kube_path("v1", r->o->ns, "configmaps", SMOKE_LOAD_CONFIGMAP);
+	int rc = kube_apply(r->kc, p, o, 0, 1, NULL, err);
+	if (rc < 0)
+		gerr_prefix(err, "configmap %s/%s (gpuctl-gpuload for --measure)", r->o->ns, SMOKE_LOAD_CONFIGMAP);
 	free(p);
 	cJSON_Delete(o);
 	return rc;
@@ -729,6 +845,7 @@ static void run_release(struct run *r)
 		for (int c = 0; c < C_COUNT; c++)
 			smoke_verdict_release(&r->v[i].v[c]);
 		cJSON_Delete(r->v[i].uuids);
+		cJSON_Delete(r->v[i].measure);
 	}
 	free(r->v);
 	for (size_t i = 0; i < r->np; i++)
@@ -778,6 +895,8 @@ int smoke_run(struct kube_client *kc, const cJSON *nodes, const struct smoke_run
 		struct snode *s = &r.v[i];
 		smoke_plan_node(node, usage, &plan, &s->plan);
 		s->gpu = s->over = NONE;
+		if (!o->measure_s)
+			finish(s, C_MEAS, REPORT_SKIP, NULL, "skipped: --measure not given");
 		if (s->plan.gpu_run)
 			s->gpu = pod_add(&r, i, SMOKE_ROLE_GPU, "gpu");
 		else
@@ -797,6 +916,10 @@ int smoke_run(struct kube_client *kc, const cJSON *nodes, const struct smoke_run
 	cJSON_Delete(cm);
 	/* the namespace only when a pod will run in it */
 	if (r.np && !exists && ns_create(&r, err) < 0) {
+		run_release(&r);
+		return -1;
+	}
+	if (r.np && o->measure_s > 0 && load_apply(&r, err) < 0) {
 		run_release(&r);
 		return -1;
 	}
