@@ -652,3 +652,189 @@ Test(smoke, plan_renamed_shared_gpu)
 	smoke_plan_release(&p);
 	cJSON_Delete(node);
 }
+
+/* ---- --measure ---- */
+
+Test(smoke, log_gpuload_result_line)
+{
+	static const char text[] = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)\ngpuctl-smoke: ready\n"
+				   "{\"gpuload\":1,\"device\":\"NVIDIA H100\",\"uuid\":\"GPU-1\",\"launches\":1200,"
+				   "\"seconds\":10.02,\"flops\":150000000000,\"gflops\":14.97}\r\n";
+	struct smoke_log l;
+	smoke_log_parse(text, strlen(text), &l);
+	cr_assert(l.ready);
+	cr_assert(l.measured);
+	cr_assert_null(l.load_error);
+	cr_assert_float_eq(l.gflops, 14.97, 1e-9);
+	cr_assert_float_eq(l.seconds, 10.02, 1e-9);
+	cr_assert_eq(l.launches, 1200);
+	smoke_log_release(&l);
+}
+
+Test(smoke, log_gpuload_error_line_first_one_counts)
+{
+	static const char text[] = "gpuctl-smoke: ready\n{\"gpuload\":1,\"error\":\"cuInit: CUDA_ERROR_NO_DEVICE\"}\n"
+				   "{\"gpuload\":1,\"error\":\"gpuctl-gpuload exited with status 1\"}\n";
+	struct smoke_log l;
+	smoke_log_parse(text, strlen(text), &l);
+	cr_assert(l.measured);
+	cr_assert_str_eq(l.load_error, "cuInit: CUDA_ERROR_NO_DEVICE");
+	smoke_log_release(&l);
+}
+
+Test(smoke, log_gpuload_garbage_is_ignored)
+{
+	static const char text[] = "gpuctl-smoke: ready\n{\"gpuload\":1,\"gflops\":\n{\"gpuload\":2,\"gflops\":3}\n"
+				   "{\"other\":1}\n{\"gpuload\"\n";
+	struct smoke_log l;
+	smoke_log_parse(text, strlen(text), &l);
+	cr_assert(l.ready);
+	cr_assert_not(l.measured, "a cut or foreign line is no result");
+	cr_assert_null(l.load_error);
+	smoke_log_release(&l);
+	/* a gpuload line without gflops nor error is an error */
+	static const char t2[] = "{\"gpuload\":1,\"device\":\"x\"}\n";
+	smoke_log_parse(t2, strlen(t2), &l);
+	cr_assert(l.measured);
+	cr_assert_not_null(l.load_error);
+	smoke_log_release(&l);
+}
+
+Test(smoke, script_measures)
+{
+	struct smoke_script_opts o = { .sleep_s = 60, .measure_s = 10, .start_at = 1764735600.5 };
+	char *s = smoke_script(&o);
+	const char *load = strstr(s, "/opt/gpuctl/gpuctl-gpuload --seconds 10 --start-at 1764735600.500 || echo ");
+	cr_assert_not_null(load, "%s", s);
+	cr_assert_lt(strstr(s, SMOKE_READY_MARKER) - s, load - s, "after the marker");
+	cr_assert_gt(strstr(s, "exec sleep 60") - s, load - s, "then the sleep");
+	free(s);
+	struct smoke_script_opts solo = { .measure_s = 5 };
+	s = smoke_script(&solo);
+	cr_assert_not_null(strstr(s, "gpuctl-gpuload --seconds 5 || "), "%s", s);
+	cr_assert_null(strstr(s, "--start-at"), "the single-GPU pod starts at once");
+	free(s);
+	struct smoke_script_opts none = { .sleep_s = 60 };
+	s = smoke_script(&none);
+	cr_assert_null(strstr(s, "gpuload"), "no load without --measure");
+	free(s);
+}
+
+static const cJSON *pod_volume(const cJSON *pod)
+{
+	return cJSON_GetArrayItem(json_get2(pod, "spec", "volumes"), 0);
+}
+
+Test(smoke, render_pod_mounts_the_load_when_measuring)
+{
+	struct smoke_pod_spec s = {
+		.name = "p", .ns = "gpuctl-smoke-test", .run_id = "ab12cd34", .node = "gpu-1", .hostname = "gpu-1",
+		.image = "img", .resource = SMOKE_RESOURCE, .role = SMOKE_ROLE_SHARE,
+		.script = { .sleep_s = 60, .measure_s = 10, .start_at = 100 },
+	};
+	struct render_ctx rc = { .dir = NULL };
+	cJSON *pod = NULL;
+	struct gerr e = GERR_INIT;
+	cr_assert_eq(smoke_pod_render(&rc, &s, &pod, &e), 0, "%s", e.msg);
+	const cJSON *v = pod_volume(pod);
+	cr_assert_str_eq(json_str(v, "name"), "gpuload");
+	cr_assert_str_eq(json_str(cJSON_GetObjectItem(v, "configMap"), "name"), SMOKE_LOAD_CONFIGMAP);
+	cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "configMap"), "defaultMode")->valueint, 0555);
+	const cJSON *c = cJSON_GetArrayItem(json_get2(pod, "spec", "containers"), 0);
+	const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(c, "volumeMounts"), 0);
+	cr_assert_str_eq(json_str(m, "name"), "gpuload");
+	cr_assert_str_eq(json_str(m, "mountPath"), SMOKE_LOAD_DIR);
+	cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(m, "readOnly")));
+	cr_assert_not_null(json_get2(c, "securityContext", "allowPrivilegeEscalation"));
+	cJSON_Delete(pod);
+	s.script.measure_s = 0;
+	cr_assert_eq(smoke_pod_render(&rc, &s, &pod, &e), 0, "%s", e.msg);
+	cr_assert_null(json_get2(pod, "spec", "volumes"), "no volume without --measure");
+	c = cJSON_GetArrayItem(json_get2(pod, "spec", "containers"), 0);
+	cr_assert_null(cJSON_GetObjectItem(c, "volumeMounts"));
+	cJSON_Delete(pod);
+}
+
+static struct smoke_pod measured(const char *name, const char *line)
+{
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "gpuctl-smoke: ready\n%s\n", line ? line : "");
+	struct smoke_pod p = { .name = xstrdup(name), .exit_code = -1 };
+	smoke_log_parse(b.s, b.len, &p.log);
+	buf_release(&b);
+	return p;
+}
+
+static struct smoke_pod gf(const char *name, double g)
+{
+	char line[128];
+	snprintf(line, sizeof(line), "{\"gpuload\":1,\"launches\":10,\"seconds\":10,\"gflops\":%g}", g);
+	return measured(name, line);
+}
+
+Test(smoke, judge_measure_pass_with_shares_aggregate_and_fairness)
+{
+	struct smoke_pod p[4] = { gf("a", 14.2), gf("b", 15.7), gf("c", 15.0), gf("d", 14.9) };
+	struct smoke_pod solo = gf("solo", 62.3);
+	struct smoke_pod *pp[4] = { &p[0], &p[1], &p[2], &p[3] };
+	struct smoke_verdict v = { 0 };
+	cJSON *d = cJSON_CreateObject();
+	smoke_judge_measure(pp, 4, &solo, d, &v);
+	cr_assert_eq(v.status, REPORT_PASS, "%s", v.message);
+	cr_assert_str_eq(v.message, "4 pods at once: 59.8 GFLOP/s in all (96% of one pod alone), each 14.2-15.7 GFLOP/s "
+				    "(share 24-26%), fairness 0.90");
+	cr_assert_float_eq(cJSON_GetObjectItem(d, "gflops")->valuedouble, 59.8, 1e-9);
+	cr_assert_float_eq(cJSON_GetObjectItem(d, "solo")->valuedouble, 62.3, 1e-9);
+	cr_assert_float_eq(cJSON_GetObjectItem(d, "fairness")->valuedouble, 14.2 / 15.7, 1e-9);
+	const cJSON *b = json_get2(d, "pods", "b");
+	cr_assert_float_eq(cJSON_GetObjectItem(b, "gflops")->valuedouble, 15.7, 1e-9);
+	cr_assert_float_eq(cJSON_GetObjectItem(b, "share")->valuedouble, 15.7 / 59.8, 1e-9);
+	cJSON_Delete(d);
+	smoke_verdict_release(&v);
+	/* without the baseline: no percentage of one pod alone */
+	smoke_judge_measure(pp, 4, NULL, NULL, &v);
+	cr_assert_eq(v.status, REPORT_PASS);
+	cr_assert_null(strstr(v.message, "alone"), "%s", v.message);
+	smoke_verdict_release(&v);
+	for (int i = 0; i < 4; i++)
+		smoke_pod_release(&p[i]);
+	smoke_pod_release(&solo);
+}
+
+Test(smoke, judge_measure_warns_when_unfair)
+{
+	struct smoke_pod p[2] = { gf("a", 40), gf("b", 10) };
+	struct smoke_pod *pp[2] = { &p[0], &p[1] };
+	struct smoke_verdict v = { 0 };
+	smoke_judge_measure(pp, 2, NULL, NULL, &v);
+	cr_assert_eq(v.status, REPORT_WARN, "%s", v.message);
+	cr_assert_not_null(strstr(v.message, "fairness 0.25"), "%s", v.message);
+	cr_assert_not_null(strstr(v.message, "share 20-80%"), "%s", v.message);
+	cr_assert_not_null(strstr(v.hint, "no fairness guarantee"), "%s", v.hint);
+	smoke_verdict_release(&v);
+	for (int i = 0; i < 2; i++)
+		smoke_pod_release(&p[i]);
+}
+
+Test(smoke, judge_measure_fails_on_error_or_missing_line)
+{
+	struct smoke_pod p[3] = { gf("a", 10), measured("b", "{\"gpuload\":1,\"error\":\"cuInit: CUDA_ERROR_NO_DEVICE\"}"),
+				  measured("c", NULL) };
+	struct smoke_pod *pp[3] = { &p[0], &p[1], &p[2] };
+	struct smoke_verdict v = { 0 };
+	cJSON *d = cJSON_CreateObject();
+	smoke_judge_measure(pp, 2, NULL, d, &v);
+	cr_assert_eq(v.status, REPORT_FAIL);
+	cr_assert_not_null(strstr(v.hint, "b: cuInit: CUDA_ERROR_NO_DEVICE"), "%s", v.hint);
+	cr_assert_str_eq(json_str(json_get2(d, "pods", "b"), "error"), "cuInit: CUDA_ERROR_NO_DEVICE");
+	cr_assert_null(cJSON_GetObjectItem(d, "fairness"));
+	cJSON_Delete(d);
+	smoke_verdict_release(&v);
+	smoke_judge_measure(pp + 2, 1, NULL, NULL, &v);
+	cr_assert_eq(v.status, REPORT_FAIL);
+	cr_assert_not_null(strstr(v.message, "no result in time"), "%s", v.message);
+	cr_assert_not_null(strstr(v.hint, "c: no gpuctl-gpuload line"), "%s", v.hint);
+	smoke_verdict_release(&v);
+	for (int i = 0; i < 3; i++)
+		smoke_pod_release(&p[i]);
+}
