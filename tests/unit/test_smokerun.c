@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "gpuctl/gpuload.h"
 #include "gpuctl/json.h"
 #include "gpuctl/sig.h"
+#include "gpuctl/util.h"
 #include "gpuctl/yaml.h"
 #include "tls_server.h"
 
@@ -35,6 +37,8 @@ struct fake {
 	const char *uuid2;      /* a second GPU UUID the second sharing pod sees, or NULL */
 	int delete_fails;       /* DELETE answers 500 */
 	int interrupts;         /* interrupts that arrive while the first pod is created */
+	char *cm_body;          /* the last ConfigMap applied (--measure) */
+	int cm_applies;
 };
 
 static cJSON *yaml(const char *text)
@@ -154,6 +158,13 @@ static void route(void *ud, const struct ts_request *req, struct ts_reply *out)
 	} else if (!strcmp(req->method, "POST") && !strncmp(p, "/api/v1/namespaces?", 19)) {
 		f->ns_exists = f->ns_created = 1;
 		ts_reply_set(out, 201, "Content-Type: application/json", req->body);
+	} else if (!strcmp(req->method, "PATCH") &&
+		   !strncmp(p, "/api/v1/namespaces/gpuctl-smoke-test/configmaps/gpuctl-gpuload?", 63)) {
+		cr_assert(strstr(p, "fieldManager=gpuctl"), "%s", p);
+		f->cm_applies++;
+		free(f->cm_body);
+		f->cm_body = xstrdup(req->body);
+		ts_reply_set(out, 200, "Content-Type: application/json", req->body);
 	} else if (!strcmp(req->method, "GET") && !strncmp(p, "/api/v1/pods?", 13)) {
 		cr_assert(strstr(p, "fieldSelector=status.phase"), "%s", p);
 		reply_list(out, cJSON_Duplicate(f->busy, 1), f->rv);
@@ -204,9 +215,17 @@ static void route(void *ud, const struct ts_request *req, struct ts_reply *out)
 			const char *role = json_str(json_get2(pod, "metadata", "labels"), "gpuctl.io/smoke-role");
 			const char *uuid = f->uuid2 && strstr(json_str(cJSON_GetObjectItemCaseSensitive(pod, "metadata"), "name"),
 							      "share-1") ? f->uuid2 : "GPU-f3c1c444-0b96-889d-5c44-d5150de13261";
-			char text[512];
-			snprintf(text, sizeof(text), "GPU 0: NVIDIA H100 80GB HBM3 (UUID: %s)\n%s, %s\ngpuctl-smoke: ready\n", uuid,
-				 uuid, strcmp(role, "gpu") ? "Default" : "Default");
+			char text[768];
+			int n = snprintf(text, sizeof(text), "GPU 0: NVIDIA H100 80GB HBM3 (UUID: %s)\n%s, %s\ngpuctl-smoke: ready\n",
+					 uuid, uuid, strcmp(role, "gpu") ? "Default" : "Default");
+			/* --measure: the load's line, from the script the pod runs */
+			const cJSON *c0 = cJSON_GetArrayItem(json_get2(pod, "spec", "containers"), 0);
+			const char *script = cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(c0, "command"), 2));
+			if (script && strstr(script, "gpuctl-gpuload --seconds"))
+				snprintf(text + n, sizeof(text) - (size_t)n,
+					 "{\"gpuload\":1,\"device\":\"NVIDIA H100 80GB HBM3\",\"uuid\":\"%s\",\"launches\":100,"
+					 "\"seconds\":2.0,\"flops\":1,\"gflops\":%s}\n",
+					 uuid, !strcmp(role, "gpu") ? "60.0" : "15.0");
 			ts_reply_set(out, 200, "Content-Type: text/plain", text);
 		} else {
 			reply_json(out, 200, pod);
@@ -228,6 +247,7 @@ static void fake_release(struct fake *f)
 	cJSON_Delete(f->nodes);
 	cJSON_Delete(f->pods);
 	cJSON_Delete(f->busy);
+	free(f->cm_body);
 }
 
 struct run {
@@ -584,6 +604,101 @@ Test(smoke_cmd, second_interrupt_leaves_the_pods_and_says_so)
 	cr_assert_eq(f.deletes, 0);
 	cr_assert_eq(f.creates, 1);
 	cr_assert(strstr(r.err, "kubectl delete pods -n gpuctl-smoke-test -l gpuctl.io/smoke-run="), "%s", r.err);
+	run_free(&r);
+	ts_stop(ts);
+	fake_release(&f);
+}
+
+Test(smoke_cmd, measure_ships_the_load_and_reports_the_throughput)
+{
+	struct fake f;
+	fake_init(&f, shared_node);
+	f.free_slots = 4;
+	struct tls_server *ts = ts_start();
+	ts_set_route(ts, route, &f);
+	static const char *const args[] = { "--timeout", "20s", "--measure", "--measure-seconds", "2", NULL };
+	struct run r = run_smoke(ts, args);
+	cr_assert_not_null(r.doc, "stderr: %s", r.err);
+	cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+	/* the ConfigMap holds gpuctl-gpuload's bytes */
+	cr_assert_eq(f.cm_applies, 1);
+	cJSON *cm = cJSON_Parse(f.cm_body);
+	cr_assert_str_eq(json_str(cm, "kind"), "ConfigMap");
+	cr_assert_str_eq(json_str(json_get2(cm, "metadata", "labels"), "app.kubernetes.io/managed-by"), "gpuctl");
+	struct buf bin = BUF_INIT;
+	cr_assert_eq(base64_decode(json_str(cJSON_GetObjectItem(cm, "binaryData"), "gpuctl-gpuload"), &bin), 0);
+	size_t len = 0;
+	const unsigned char *want = gpuload_binary(&len);
+	cr_assert_gt(len, 0);
+	cr_assert_eq(bin.len, len);
+	cr_assert(!memcmp(bin.s, want, len), "the ConfigMap carries gpuload_binary()");
+	buf_release(&bin);
+	cJSON_Delete(cm);
+	/* every pod but the extra one mounts it and runs the load; the sharing pods at one moment */
+	const cJSON *p;
+	const char *start = NULL;
+	cJSON_ArrayForEach(p, f.pods) {
+		const char *role = json_str(json_get2(p, "metadata", "labels"), "gpuctl.io/smoke-role");
+		const cJSON *c = cJSON_GetArrayItem(json_get2(p, "spec", "containers"), 0);
+		const char *script = cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(c, "command"), 2));
+		if (!strcmp(role, "overcommit"))
+			continue;
+		const cJSON *vol = cJSON_GetArrayItem(json_get2(p, "spec", "volumes"), 0);
+		cr_assert_str_eq(json_str(cJSON_GetObjectItem(vol, "configMap"), "name"), "gpuctl-gpuload");
+		cr_assert_not_null(strstr(script, "/opt/gpuctl/gpuctl-gpuload --seconds 2"), "%s", script);
+		const char *at = strstr(script, "--start-at ");
+		if (!strcmp(role, "gpu")) {
+			cr_assert_null(at, "the single-GPU pod measures alone at once");
+			continue;
+		}
+		cr_assert_not_null(at, "%s", script);
+		if (!start)
+			start = at;
+		cr_assert_eq(strcspn(at, " |"), strcspn(start, " |"));
+		cr_assert(!strncmp(at, start, strcspn(at + 11, " |") + 11), "the same moment: %s / %s", at, start);
+	}
+	const cJSON *m = check(&r, "smoke.measure", "gpu-1");
+	cr_assert_str_eq(json_str(m, "status"), "pass", "%s", json_str(m, "message"));
+	cr_assert_str_eq(json_str(m, "message"), "4 pods at once: 60.0 GFLOP/s in all (100% of one pod alone), each "
+						 "15.0-15.0 GFLOP/s (share 25-25%), fairness 1.00");
+	cr_assert_float_eq(cJSON_GetObjectItem(m, "fairness")->valuedouble, 1.0, 1e-9);
+	cr_assert_float_eq(cJSON_GetObjectItem(m, "solo")->valuedouble, 60.0, 1e-9);
+	cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(m, "pods")), 4);
+	const cJSON *c;
+	size_t rows = 0;
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(r.doc, "checks"))
+		if (!strcmp(json_str(c, "id"), "pod") && !strcmp(json_str(c, "role"), "share")) {
+			cr_assert_float_eq(cJSON_GetObjectItem(c, "gflops")->valuedouble, 15.0, 1e-9);
+			cr_assert_eq(cJSON_GetObjectItem(c, "launches")->valueint, 100);
+			rows++;
+		}
+	cr_assert_eq(rows, 4);
+	run_free(&r);
+	ts_stop(ts);
+	fake_release(&f);
+}
+
+Test(smoke_cmd, measure_is_skipped_without_the_flag_and_seconds_are_bounded)
+{
+	struct fake f;
+	fake_init(&f, shared_node);
+	f.free_slots = 4;
+	struct tls_server *ts = ts_start();
+	ts_set_route(ts, route, &f);
+	static const char *const args[] = { "--timeout", "20s", NULL };
+	struct run r = run_smoke(ts, args);
+	cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+	cr_assert_str_eq(status_of(&r, "smoke.measure", "gpu-1"), "skip");
+	cr_assert_eq(f.cm_applies, 0, "no ConfigMap without --measure");
+	run_free(&r);
+	static const char *const a0[] = { "--measure", "--measure-seconds", "0", NULL };
+	r = run_smoke(ts, a0);
+	cr_assert_eq(r.code, 2, "stderr: %s", r.err);
+	cr_assert_not_null(strstr(r.err, "--measure-seconds"), "%s", r.err);
+	run_free(&r);
+	static const char *const a1[] = { "--measure", "--measure-seconds", "601", NULL };
+	r = run_smoke(ts, a1);
+	cr_assert_eq(r.code, 2, "stderr: %s", r.err);
 	run_free(&r);
 	ts_stop(ts);
 	fake_release(&f);
