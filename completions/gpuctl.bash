@@ -41,7 +41,7 @@ _gpuctl_slice_arg_opts="--replicas --profile --mig-strategy --mig-config --timeo
 _gpuctl_slice_models=$'time-slicing\nmps\nmig\nnone'
 _gpuctl_slice_profiles=$'any\nhigh-memory\nhigh-density'
 # smoke-test: its options, and those of them that take a value.
-_gpuctl_smoke_opts="-l --selector --image --toleration --pods --no-sharing --keep --timeout --junit"
+_gpuctl_smoke_opts="-l --selector --image --toleration --pods --no-sharing --measure --measure-seconds --keep --timeout --junit"
 _gpuctl_smoke_arg_opts="--image --toleration --pods --timeout --junit"
 # cleanup: its options, and those of them that take a value.
 _gpuctl_cleanup_opts="-l --selector --only --skip --force --inventory --ssh-user -i --identity --ssh-port

@@ -276,6 +276,8 @@ complete -c gpuctl -n $st -l image -x -d "the pods' image (default the pinned CU
 complete -c gpuctl -n $st -l toleration -x -d 'the pods also tolerate this taint (KEY[=VALUE]:EFFECT, repeatable)'
 complete -c gpuctl -n $st -l pods -x -d "pods sharing a node's GPUs at once (default: its free slots)"
 complete -c gpuctl -n $st -l no-sharing -d 'skip the sharing checks'
+complete -c gpuctl -n $st -l measure -d 'run a compute load in each pod at once and report the throughput'
+complete -c gpuctl -n $st -l measure-seconds -x -d 'seconds of load per pod with --measure (default 10, at most 600)'
 complete -c gpuctl -n $st -l keep -d 'leave the pods (prints the command that removes them)'
 complete -c gpuctl -n $st -l timeout -x -d 'limit for the whole run (default 5m)'
 complete -c gpuctl -n $st -l junit -r -F -d 'also write the results as JUnit XML (- for stdout)'
