@@ -525,6 +525,8 @@ static void pod_row(struct run *r, const struct smoke_pod *p, struct report *rep
 		secs = end > 0 && p->t_created > 0 ? end - p->t_created : 0;
 		if (secs > 0)
 			buf_addf(&msg, " after %.1f s", secs);
+		if (p->log.measured && !p->log.load_error)
+			buf_addf(&msg, ", %.1f GFLOP/s%s", p->log.gflops, p->role == SMOKE_ROLE_GPU ? " alone" : "");
 		if (st == REPORT_FAIL && p->log_tail && *p->log_tail)
 			hint = p->log_tail;
 	}

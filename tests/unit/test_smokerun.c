@@ -670,6 +670,7 @@ Test(smoke_cmd, measure_ships_the_load_and_reports_the_throughput)
 		if (!strcmp(json_str(c, "id"), "pod") && !strcmp(json_str(c, "role"), "share")) {
 			cr_assert_float_eq(cJSON_GetObjectItem(c, "gflops")->valuedouble, 15.0, 1e-9);
 			cr_assert_eq(cJSON_GetObjectItem(c, "launches")->valueint, 100);
+			cr_assert_not_null(strstr(json_str(c, "message"), ", 15.0 GFLOP/s"), "%s", json_str(c, "message"));
 			rows++;
 		}
 	cr_assert_eq(rows, 4);
