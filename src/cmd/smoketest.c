@@ -1,6 +1,7 @@
 /* gpuctl smoke-test: prove that GPUs work in pods, node by node, and that
  * shared GPUs are shared as advertised.  The engine is src/kube/smokerun.c
  * (the pure logic src/kube/smoke.c). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,7 @@ int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 {
 	const char *selector = NULL, *image = NULL, *junit = NULL;
 	struct strlist tol = { 0 };
-	int pods = 0, no_sharing = 0, keep = 0, measure = 0, measure_s = SMOKE_MEASURE_DEFAULT_S;
+	int pods = 0, no_sharing = 0, keep = 0, measure = 0, measure_s = INT_MIN; /* INT_MIN: not given */
 	long timeout_ms = 5 * 60 * 1000;
 	struct opt opts[] = {
 		{ "selector", 'l', OPT_STRING, &selector, "SELECTOR", "the GPU nodes matching this label selector", NULL },
@@ -132,7 +133,13 @@ int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 		gerr_set(&err, GERR_USAGE, "--pods %d: give 1 or more", pods);
 		goto usage_error;
 	}
-	if (measure_s < 1 || measure_s > SMOKE_MEASURE_MAX_S) {
+	if (measure_s != INT_MIN && !measure) {
+		gerr_set(&err, GERR_USAGE, "--measure-seconds goes with --measure");
+		goto usage_error;
+	}
+	if (measure_s == INT_MIN)
+		measure_s = SMOKE_MEASURE_DEFAULT_S;
+	if (measure && (measure_s < 1 || measure_s > SMOKE_MEASURE_MAX_S)) {
 		gerr_set(&err, GERR_USAGE, "--measure-seconds %d: give 1 to %d", measure_s, SMOKE_MEASURE_MAX_S);
 		goto usage_error;
 	}

@@ -701,6 +701,12 @@ Test(smoke_cmd, measure_is_skipped_without_the_flag_and_seconds_are_bounded)
 	r = run_smoke(ts, a1);
 	cr_assert_eq(r.code, 2, "stderr: %s", r.err);
 	run_free(&r);
+	/* the seconds without --measure: a usage error, not silently ignored */
+	static const char *const a2[] = { "--measure-seconds", "5", NULL };
+	r = run_smoke(ts, a2);
+	cr_assert_eq(r.code, 2, "stderr: %s", r.err);
+	cr_assert_not_null(strstr(r.err, "--measure-seconds goes with --measure"), "%s", r.err);
+	run_free(&r);
 	ts_stop(ts);
 	fake_release(&f);
 }
