@@ -21,8 +21,12 @@ CLUSTER_OBJECTS = [("clusterrole", "nvidia-device-plugin-role"),
 
 
 def _cleanup(k):
+    # pods left on nodes that are gone (an earlier module's rig nodes) would hold
+    # the namespaces in Terminating: remove them first
+    for ns in (NS, "gpu-operator", "foreign-dp"):
+        k.kubectl("delete", "pods", "-n", ns, "--all", "--force", "--grace-period=0", check=False)
     k.kubectl("delete", "namespace", NS, "gpu-operator", "foreign-dp", "--ignore-not-found", "--wait=true",
-              "--timeout=60s", check=False)
+              "--timeout=120s", check=False)
     for kind, name in CLUSTER_OBJECTS:
         k.kubectl("delete", kind, name, "--ignore-not-found", check=False)
     k.kubectl("delete", "clusterpolicies.nvidia.com", "--all", "--ignore-not-found", check=False)

@@ -29,7 +29,9 @@ def kr(cluster, gpuctl_bin, tmp_path_factory):
         pytest.skip("the rig needs root (network and mount namespaces)")
     env = rig_up(reset=NODES, kubelet=True)
     k = Kubelets(env, gpuctl_bin, str(tmp_path_factory.mktemp("kubelet")))
-    k.kubectl("delete", "namespace", NS, TEST_NS, "--ignore-not-found", "--wait=true", "--timeout=90s", check=False)
+    for ns in (NS, TEST_NS, "gpuctl-smoke-test"):
+        k.kubectl("delete", "pods", "-n", ns, "--all", "--force", "--grace-period=0", check=False)
+    k.kubectl("delete", "namespace", NS, TEST_NS, "--ignore-not-found", "--wait=true", "--timeout=120s", check=False)
     k.kubectl("create", "namespace", TEST_NS)
     yield k
     k.kubectl("delete", "namespace", NS, TEST_NS, "--ignore-not-found", "--wait=false", check=False)
@@ -235,6 +237,22 @@ def test_smoke_test_proves_gpus_and_sharing_and_removes_its_pods(kr):
                       "-o", "name").stdout
     assert left.strip() == "", left
     assert "<testsuite" in open(os.path.join(kr.tmp, "s.xml")).read()
+
+
+def test_smoke_test_measure_runs_the_load_in_every_shared_pod_at_once(kr):
+    """gpuctl's own load (gpuctl-gpuload, shipped in a ConfigMap) in each pod; on the
+    rig the libcuda stand-in time-slices a simulated GPU, so 4 pods share it."""
+    kr.gpuctl("slice", "--replicas", "4", NODES[0], "--timeout", "2m")
+    p = kr.gpuctl("smoke-test", NODES[0], "--measure", "--measure-seconds", "3", "-o", "json", "--timeout", "3m")
+    doc = json.loads(p.stdout)
+    m = [r for r in doc["checks"] if r["id"] == "smoke.measure"][0]
+    assert m["status"] in ("pass", "warn"), m
+    pods = m["pods"] if "pods" in m else m.get("details", {}).get("pods")
+    assert pods and len(pods) == 4, m
+    assert all(v.get("gflops", 0) > 0 for v in pods.values()), m
+    assert "fairness" in json.dumps(m) and "in all" in m["message"], m
+    cm = kr.kubectl("get", "configmap", "-n", "gpuctl-smoke-test", "gpuctl-gpuload", "-o", "json").stdout
+    assert json.loads(cm)["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "gpuctl"
 
 
 def test_smoke_test_fails_clearly_when_pods_cannot_run_and_cleans_up(kr):

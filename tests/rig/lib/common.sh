@@ -44,6 +44,17 @@ rig_lock() {
 
 rig_netns() { echo "$RIG_NETNS_PREFIX$1"; }
 
+# rig_delete_cluster_node KUBECTL KUBECONFIG NAME: deletes the rig node's Node
+# and, when there was one, the pods bound to it (the node is gone for good, and
+# pod GC would take a minute, holding up the deletion of their namespaces).
+rig_delete_cluster_node() {
+	local out
+	out=$("$1" --kubeconfig="$2" --request-timeout=10s delete node "$3" --ignore-not-found --wait=false 2>/dev/null) || return 0
+	[ -n "$out" ] || return 0
+	"$1" --kubeconfig="$2" --request-timeout=20s delete pods --all-namespaces --field-selector "spec.nodeName=$3" \
+		--force --grace-period=0 >/dev/null 2>&1 || true
+}
+
 # Node facts, from the node's name: index, address, GPU count, flavour, fault.
 # gpu-node-K: index K, 10.77.0.(10+K), 1 GPU (K=1), 4 (K=2), else 8 — the same
 # GPU counts as tests/cluster's kwok nodes. fault-*: 10.77.0.201-206, 1 GPU.
