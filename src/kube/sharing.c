@@ -684,8 +684,19 @@ int sharing_node_ready(const struct sharing_expect *e, const cJSON *node, char *
 		long have = node_resource(node, "capacity", e->resource);
 		if (have < 0)
 			have = 0;
+		/* Capacity counts every device the plugin listed; allocatable only the
+		 * healthy ones. Right after a plugin restart the kubelet can show the new
+		 * capacity with the devices still marked unhealthy (allocatable 0), and
+		 * nothing can be scheduled until they are not: wait for both. */
+		long alloc = node_resource(node, "allocatable", e->resource);
+		if (alloc < 0)
+			alloc = 0;
 		if (e->at_least ? have < e->count : have != e->count)
 			buf_addf(&b, "%s %ld, want %s%ld", e->resource, have, e->at_least ? "at least " : "", e->count);
+		else if (alloc != have)
+			buf_addf(&b, "%s allocatable %ld of capacity %ld (devices the plugin reports unhealthy, or the kubelet "
+				     "has not taken the new list yet)",
+				 e->resource, alloc, have);
 	} else {
 		/* mixed MIG without a known layout: any MIG resource will do */
 		int any = 0;

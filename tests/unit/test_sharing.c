@@ -249,6 +249,8 @@ static cJSON *node(const char *labels_yaml, const char *capacity_yaml)
 	cJSON_AddItemToObject(md, "labels", labels_yaml ? yaml(labels_yaml) : cJSON_CreateObject());
 	cJSON *st = cJSON_AddObjectToObject(n, "status");
 	cJSON_AddItemToObject(st, "capacity", capacity_yaml ? yaml(capacity_yaml) : cJSON_CreateObject());
+	/* a healthy node: every device the plugin lists is allocatable */
+	cJSON_AddItemToObject(st, "allocatable", cJSON_Duplicate(cJSON_GetObjectItem(st, "capacity"), 1));
 	return n;
 }
 
@@ -343,6 +345,25 @@ Test(sharing, expect_from_gpu_count)
 		 "nvidia.com/gpu: '8'\n");
 	cr_expect_eq(sharing_node_ready(&e, n, &why), 1);
 	cr_expect_null(why);
+	cJSON_Delete(n);
+}
+
+Test(sharing, ready_needs_the_devices_allocatable_not_only_counted)
+{
+	/* after a plugin restart the kubelet may show the new capacity while
+	 * the devices are still unhealthy: nothing can be scheduled yet */
+	struct sharing_spec s = { .model = SHARING_NONE };
+	cJSON *n = node("nvidia.com/gpu.present: 'true'\n", "nvidia.com/gpu: '1'\n");
+	struct sharing_expect e;
+	struct gerr err = GERR_INIT;
+	cr_assert_eq(sharing_expect_node(&s, n, 0, &e, &err), 0);
+	cr_expect_eq(e.count, 1);
+	cr_expect_eq(sharing_node_ready(&e, n, NULL), 1);
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(n, "status"), "allocatable", yaml("nvidia.com/gpu: '0'\n"));
+	char *why = NULL;
+	cr_expect_eq(sharing_node_ready(&e, n, &why), 0);
+	cr_expect(why && strstr(why, "nvidia.com/gpu allocatable 0 of capacity 1"), "%s", why);
+	free(why);
 	cJSON_Delete(n);
 }
 

@@ -59,6 +59,14 @@ static void set_str(cJSON *obj, const char *key, const char *v)
 		cJSON_AddStringToObject(obj, key, v);
 }
 
+/* The kubelet's node status: every device the plugin lists is healthy. */
+static void healthy(cJSON *n)
+{
+	cJSON *st = cJSON_GetObjectItemCaseSensitive(n, "status");
+	cJSON_ReplaceItemInObjectCaseSensitive(st, "allocatable",
+					       cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(st, "capacity"), 1));
+}
+
 /* The device plugin and GFD, simulated: what each node advertises. */
 static void plugin_answer(struct fake *f)
 {
@@ -86,6 +94,7 @@ static void plugin_answer(struct fake *f)
 				char c[16];
 				snprintf(c, sizeof(c), "%d", 7 * cJSON_GetObjectItemCaseSensitive(n, "physical")->valueint);
 				set_str(cap, "nvidia.com/mig-1g.10gb", c);
+				healthy(n);
 			}
 			continue;
 		}
@@ -115,6 +124,7 @@ static void plugin_answer(struct fake *f)
 		set_str(cap, "nvidia.com/gpu.shared", rename ? count : NULL);
 		set_str(labels_of(n), "nvidia.com/gpu.replicas", rep);
 		set_str(labels_of(n), "nvidia.com/gpu.sharing-strategy", strategy);
+		healthy(n);
 		cJSON_Delete(cfg);
 	}
 }
