@@ -72,6 +72,37 @@ char *check_report_junit(const struct check_report *r);
 struct kube_client;
 void checks_cluster(struct kube_client *kc, const char *server_version, const cJSON *gpu_nodes, struct check_report *r);
 
+/* The GPU stack through the API (checks_stack.c): cluster.device-plugin,
+ * cluster.conflicts, cluster.dcgm-exporter and per GPU node node.labels,
+ * node.taints, node.device-plugin, node.gpu-health, node.sharing.  A constant
+ * number of requests: DaemonSets listed once in every namespace, the pods of
+ * each NVIDIA DaemonSet once, the plugin's ConfigMap and the DCGM exporter's
+ * metrics once.  config: gpuctl's config file (label/taint defaults), may be
+ * NULL. */
+void checks_stack(struct kube_client *kc, const cJSON *config, const cJSON *gpu_nodes, struct check_report *r);
+
+/* What checks_stack reads, and its judgement of it (split for tests). */
+enum stack_ds_kind { STACK_DS_OTHER, STACK_DS_PLUGIN, STACK_DS_GFD, STACK_DS_DCGM, STACK_DS_DRA, STACK_DS_DRIVER };
+struct stack_ds {
+	const cJSON *ds;          /* borrowed from stack_view.daemonsets */
+	enum stack_ds_kind kind;
+	cJSON *pods;              /* its pods, NULL when not listed */
+};
+struct stack_view {
+	cJSON *daemonsets;        /* every DaemonSet */
+	struct stack_ds *v;       /* the NVIDIA ones */
+	size_t n;
+	cJSON *cm;                /* the device plugin's configurations (ConfigMap) */
+	const cJSON *configs;     /* its data (in cm) */
+	char *cm_error;           /* why it could not be read */
+	char *metrics;            /* the DCGM exporter's /metrics text, or NULL */
+	char *metrics_error;
+};
+enum stack_ds_kind stack_ds_classify(const cJSON *ds);
+int stack_read(struct kube_client *kc, struct stack_view *sv, struct gerr *err);
+void stack_judge(const struct stack_view *sv, const cJSON *config, const cJSON *gpu_nodes, struct check_report *r);
+void stack_view_release(struct stack_view *sv);
+
 /* Node checks over SSH on a connected node: driver, GPUs, kernel modules,
  * containerd, the NVIDIA container toolkit, and the nvidia runtime in
  * containerd's effective configuration.  spec: the node's name and what the

@@ -35,6 +35,10 @@ struct label_plan {
 };
 
 int label_plan_node(void *ud, const cJSON *node, struct edit_result *r);
+/* The labels `gpuctl label` sets without arguments: the config file's
+ * label.defaults ({key: value}; config may be NULL) or accelerator=nvidia and
+ * gpu-type={product}.  *ops is new (label_op_release each, then free). */
+int label_default_ops(const cJSON *config, struct label_op **ops, size_t *nops, struct gerr *err);
 
 /* Taints to add (KEY[=VALUE]:EFFECT) or remove (KEY[:EFFECT]-).  Adding a
  * taint whose key and effect exist with another value needs overwrite.
@@ -47,6 +51,9 @@ struct taint_plan {
 };
 
 int taint_plan_node(void *ud, const cJSON *node, struct edit_result *r);
+/* The taints `gpuctl taint` adds without arguments: taint.defaults of the
+ * config file or nvidia.com/gpu=true:NoSchedule.  *ops is new. */
+int taint_default_ops(const cJSON *config, struct taint_op **ops, size_t *nops, struct gerr *err);
 
 /* gpuctl cleanup's planner (ud unused, may be NULL): undo what the record
  * says gpuctl did to the node: remove the recorded labels and taints that

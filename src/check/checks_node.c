@@ -2,6 +2,7 @@
  * containerd's effective configuration (two more). */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "gpuctl/buf.h"
@@ -16,7 +17,7 @@ static void timed(struct check_report *r, size_t from, double secs)
 }
 
 static const char *const node_probe_checks[] = {
-	"node.driver", "node.gpus", "node.kernel-modules", "node.containerd", "node.toolkit", "node.nvidia-runtime", NULL,
+	"node.driver", "node.gpus", "node.product", "node.compute-mode", "node.kernel-modules", "node.containerd", "node.toolkit", "node.nvidia-runtime", NULL,
 };
 
 void checks_node_unreachable(const char *name, const struct gerr *why, struct check_report *r)
@@ -51,6 +52,80 @@ static void gpu_phrase(struct buf *b, const struct probe_result *p)
 		buf_addf(b, "; MIG enabled on %zu", mig);
 	else
 		buf_adds(b, "; MIG off");
+}
+
+/* GFD's nvidia.com/gpu.product is nvidia-smi's name with spaces as dashes,
+ * plus -SHARED when sharing renames the resource, or -MIG-<profile>. */
+static int product_matches(const char *label, const char *smi)
+{
+	size_t i = 0;
+	for (; smi[i] && label[i]; i++)
+		if (label[i] != (smi[i] == ' ' ? '-' : smi[i]))
+			return 0;
+	if (smi[i])
+		return 0;
+	return !label[i] || !strcmp(label + i, "-SHARED") || !strncmp(label + i, "-MIG-", 5);
+}
+
+static void product_check(struct check_report *r, const char *name, const cJSON *node, const struct probe_result *p)
+{
+	const char *label = json_str(json_get2(node, "metadata", "labels"), "nvidia.com/gpu.product");
+	if (!p->gpus.n) {
+		check_add(r, "node.product", name, CHECK_SKIP, NULL, "skipped: nvidia-smi lists no GPUs");
+		return;
+	}
+	if (!label) {
+		check_add(r, "node.product", name, CHECK_SKIP, NULL,
+			  "skipped: the node has no nvidia.com/gpu.product label (gpu-feature-discovery labels it)");
+		return;
+	}
+	for (size_t i = 0; i < p->gpus.n; i++)
+		if (product_matches(label, p->gpus.gpus[i].name)) {
+			check_add(r, "node.product", name, CHECK_PASS, NULL, "%s (nvidia-smi: %s)", label, p->gpus.gpus[i].name);
+			return;
+		}
+	check_add(r, "node.product", name, CHECK_FAIL,
+		  "the label is stale or set by hand: let gpu-feature-discovery relabel the node (restart its pod), or correct it with kubectl label --overwrite",
+		  "the node's label nvidia.com/gpu.product=%s, but nvidia-smi reports %s", label, p->gpus.gpus[0].name);
+}
+
+static void compute_mode_check(struct check_report *r, const char *name, const cJSON *node, const struct probe_result *p)
+{
+	const char *strategy = json_str(json_get2(node, "metadata", "labels"), "nvidia.com/gpu.sharing-strategy");
+	int mps = (strategy && !strcmp(strategy, "mps")) || json_str(json_get2(node, "metadata", "annotations"), "gpuctl.io/mps");
+	struct buf excl = BUF_INIT, prohib = BUF_INIT, unknown = BUF_INIT;
+	size_t known = 0;
+	for (size_t i = 0; i < p->gpus.n; i++) {
+		const struct gpu_info *g = &p->gpus.gpus[i];
+		const char *m = g->compute_mode;
+		if (!m || !*m || !strcmp(m, "[N/A]")) {
+			buf_addf(&unknown, "%s%d", unknown.len ? ", " : "", g->index);
+			continue;
+		}
+		known++;
+		if (!strcasecmp(m, "Exclusive_Process"))
+			buf_addf(&excl, "%s%d", excl.len ? ", " : "", g->index);
+		else if (!strcasecmp(m, "Prohibited"))
+			buf_addf(&prohib, "%s%d", prohib.len ? ", " : "", g->index);
+	}
+	if (!p->gpus.n || !known)
+		check_add(r, "node.compute-mode", name, CHECK_SKIP, NULL, "skipped: %s",
+			  p->gpus.n ? "nvidia-smi does not report the compute mode" : "nvidia-smi lists no GPUs");
+	else if (prohib.len)
+		check_add(r, "node.compute-mode", name, CHECK_FAIL, "nvidia-smi -i INDEX -c DEFAULT on the node",
+			  "GPU %s in compute mode PROHIBITED: no process can use it", prohib.s);
+	else if (excl.len && !mps)
+		check_add(r, "node.compute-mode", name, CHECK_FAIL,
+			  "left behind by MPS: nvidia-smi -c DEFAULT on the node (gpuctl cleanup does it where gpuctl set up MPS)",
+			  "GPU %s in compute mode EXCLUSIVE_PROCESS without MPS: one process per GPU, time-slicing's pods fail", excl.s);
+	else if (mps && excl.len != 0)
+		check_add(r, "node.compute-mode", name, CHECK_PASS, NULL, "EXCLUSIVE_PROCESS under MPS (GPU %s)", excl.s);
+	else
+		check_add(r, "node.compute-mode", name, CHECK_PASS, NULL, "%s on %zu GPU%s", mps ? "DEFAULT (MPS sets EXCLUSIVE_PROCESS itself)" : "DEFAULT",
+			  known, known == 1 ? "" : "s");
+	buf_release(&excl);
+	buf_release(&prohib);
+	buf_release(&unknown);
 }
 
 void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *node, const char *min_driver,
@@ -114,6 +189,8 @@ void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *
 			check_add(r, "node.gpus", name, CHECK_PASS, NULL, "%s", b.s);
 		buf_release(&b);
 	}
+	product_check(r, name, node, &p);
+	compute_mode_check(r, name, node, &p);
 	/* kernel modules */
 	if (p.modules.nvidia && p.modules.nvidia_uvm)
 		check_add(r, "node.kernel-modules", name, CHECK_PASS, NULL, "nvidia, nvidia_uvm loaded%s",

@@ -17,50 +17,6 @@ static const char summary[] =
 	"KEY=VALUE or KEY-, sets the default labels accelerator=nvidia and gpu-type=<GPU product>\n"
 	"(changeable in the config file). Changing an existing value needs --overwrite.";
 
-/* Defaults from the config file (label.defaults: {key: value}) or built in. */
-static int default_ops(struct gctx *g, struct label_op **ops, size_t *nops, struct gerr *err)
-{
-	const cJSON *defs = NULL;
-	const char *path = NULL;
-	if (g->config) {
-		defs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g->config, "label"),
-							"defaults");
-		path = json_str(g->config, "__path");
-	}
-	if (!defs) {
-		*ops = xcalloc(2, sizeof(**ops));
-		(*ops)[0] = (struct label_op){ xstrdup("accelerator"), xstrdup("nvidia") };
-		(*ops)[1] = (struct label_op){ xstrdup("gpu-type"), xstrdup("{product}") };
-		*nops = 2;
-		return 0;
-	}
-	if (!cJSON_IsObject(defs))
-		return gerr_set(err, GERR_CONFIG, "%s: label.defaults must be a mapping of label keys to values",
-				path);
-	size_t n = (size_t)cJSON_GetArraySize(defs), k = 0;
-	*ops = xcalloc(n ? n : 1, sizeof(**ops));
-	const cJSON *it;
-	cJSON_ArrayForEach(it, defs) {
-		struct gerr e = GERR_INIT;
-		if (!cJSON_IsString(it) || label_key_valid(it->string, &e) < 0) {
-			gerr_set(err, GERR_CONFIG, "%s: label.defaults.%s: %s", path, it->string,
-				 e.msg ? e.msg : "the value must be a string");
-			gerr_clear(&e);
-			goto fail;
-		}
-		(*ops)[k].key = xstrdup(it->string);
-		(*ops)[k].value = xstrdup(it->valuestring);
-		k++;
-	}
-	*nops = k;
-	return 0;
-fail:
-	for (size_t i = 0; i < k; i++)
-		label_op_release(&(*ops)[i]);
-	free(*ops);
-	*ops = NULL;
-	return -1;
-}
 
 static int label_add_op(void *ud, const char *arg, struct gerr *err)
 {
@@ -90,7 +46,7 @@ static int label_defaults(struct gctx *g, void *ud, struct gerr *err)
 	free(p->ops);
 	p->ops = NULL;
 	p->defaults = 1;
-	return default_ops(g, &p->ops, &p->nops, err);
+	return label_default_ops(g->config, &p->ops, &p->nops, err);
 }
 
 static void label_set_overwrite(void *ud, int overwrite)

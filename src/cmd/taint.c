@@ -18,48 +18,6 @@ static const char summary[] =
 	"(changeable in the config file). Changing the value of an existing taint needs --overwrite.\n"
 	"EFFECT is NoSchedule, PreferNoSchedule or NoExecute.";
 
-static int default_ops(struct gctx *g, struct taint_op **ops, size_t *nops, struct gerr *err)
-{
-	const cJSON *defs = NULL;
-	const char *path = NULL;
-	if (g->config) {
-		defs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g->config, "taint"),
-							"defaults");
-		path = json_str(g->config, "__path");
-	}
-	if (!defs) {
-		*ops = xcalloc(1, sizeof(**ops));
-		*nops = 1;
-		return taint_op_parse("nvidia.com/gpu=true:NoSchedule", &(*ops)[0], err);
-	}
-	if (!cJSON_IsArray(defs))
-		return gerr_set(err, GERR_CONFIG, "%s: taint.defaults must be a list like [\"KEY=VALUE:EFFECT\"]",
-				path);
-	size_t n = (size_t)cJSON_GetArraySize(defs), k = 0;
-	*ops = xcalloc(n ? n : 1, sizeof(**ops));
-	const cJSON *it;
-	cJSON_ArrayForEach(it, defs) {
-		struct gerr e = GERR_INIT;
-		if (!cJSON_IsString(it) || taint_op_parse(it->valuestring, &(*ops)[k], &e) < 0 || (*ops)[k].remove) {
-			gerr_set(err, GERR_CONFIG, "%s: taint.defaults[%zu]: %s", path, k,
-				 e.msg ? e.msg : "must be a string KEY=VALUE:EFFECT");
-			gerr_clear(&e);
-			if (k < n && (*ops)[k].key)
-				taint_op_release(&(*ops)[k]);
-			goto fail;
-		}
-		k++;
-	}
-	*nops = k;
-	return taint_ops_check(*ops, k, err) < 0 ? -1 : 0;
-fail:
-	for (size_t i = 0; i < k; i++)
-		taint_op_release(&(*ops)[i]);
-	free(*ops);
-	*ops = NULL;
-	*nops = 0;
-	return -1;
-}
 
 static int taint_add_op(void *ud, const char *arg, struct gerr *err)
 {
@@ -88,7 +46,7 @@ static int taint_defaults(struct gctx *g, void *ud, struct gerr *err)
 	struct taint_plan *p = ud;
 	free(p->ops);
 	p->ops = NULL;
-	return default_ops(g, &p->ops, &p->nops, err);
+	return taint_default_ops(g->config, &p->ops, &p->nops, err);
 }
 
 static void taint_set_overwrite(void *ud, int overwrite)

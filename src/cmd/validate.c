@@ -22,10 +22,11 @@ static const char usage[] =
 	"[--known-hosts FILE] [--parallel N] [--min-driver VERSION] [--from-inventory] [-o json|yaml|junit]";
 static const char summary[] =
 	"Check that the cluster is a working GPU platform; change nothing. Groups of checks:\n"
-	"  cluster  through the API: it answers, GPU nodes exist, the RuntimeClass nvidia, and per GPU node\n"
-	"           its Ready condition and the nvidia.com/gpu it advertises\n"
-	"  nodes    over SSH on every GPU node at once: driver, GPUs, kernel modules, containerd, the\n"
-	"           NVIDIA container toolkit and the nvidia runtime in containerd's configuration\n"
+	"  cluster  through the API: it answers, GPU nodes exist, the RuntimeClass nvidia, the device plugin\n"
+	"           and conflicting components, the DCGM exporter, and per GPU node its Ready condition, labels,\n"
+	"           taints, plugin pod, GPU health and the sharing config in use\n"
+	"  nodes    over SSH on every GPU node at once: driver, GPUs, product, compute mode, kernel modules,\n"
+	"           containerd, the NVIDIA container toolkit and the nvidia runtime in containerd's configuration\n"
 	"`gpuctl validate --list` lists every check. Exit status: 0 every check passed (warnings allowed),\n"
 	"1 a check failed, 2 usage error, 3 the cluster cannot be reached or refuses the credentials.";
 
@@ -346,8 +347,10 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 		gerr_clear(&err);
 		goto report;
 	}
-	if (run_cluster)
+	if (run_cluster) {
 		checks_cluster(kc, server_version, nodes, &rep);
+		checks_stack(kc, g->config, nodes, &rep);
+	}
 run_nodes:
 	if (run_nodes) {
 		v.n = (size_t)cJSON_GetArraySize(nodes);

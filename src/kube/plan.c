@@ -576,3 +576,92 @@ int cleanup_plan_node(void *ud, const cJSON *node, struct edit_result *r)
 	cJSON_Delete(tadded);
 	return 0;
 }
+
+/* Defaults from the config file (label.defaults: {key: value}) or built in. */
+int label_default_ops(const cJSON *config, struct label_op **ops, size_t *nops, struct gerr *err)
+{
+	const cJSON *defs = NULL;
+	const char *path = NULL;
+	if (config) {
+		defs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(config, "label"),
+							"defaults");
+		path = json_str(config, "__path");
+	}
+	if (!defs) {
+		*ops = xcalloc(2, sizeof(**ops));
+		(*ops)[0] = (struct label_op){ xstrdup("accelerator"), xstrdup("nvidia") };
+		(*ops)[1] = (struct label_op){ xstrdup("gpu-type"), xstrdup("{product}") };
+		*nops = 2;
+		return 0;
+	}
+	if (!cJSON_IsObject(defs))
+		return gerr_set(err, GERR_CONFIG, "%s: label.defaults must be a mapping of label keys to values",
+				path);
+	size_t n = (size_t)cJSON_GetArraySize(defs), k = 0;
+	*ops = xcalloc(n ? n : 1, sizeof(**ops));
+	const cJSON *it;
+	cJSON_ArrayForEach(it, defs) {
+		struct gerr e = GERR_INIT;
+		if (!cJSON_IsString(it) || label_key_valid(it->string, &e) < 0) {
+			gerr_set(err, GERR_CONFIG, "%s: label.defaults.%s: %s", path, it->string,
+				 e.msg ? e.msg : "the value must be a string");
+			gerr_clear(&e);
+			goto fail;
+		}
+		(*ops)[k].key = xstrdup(it->string);
+		(*ops)[k].value = xstrdup(it->valuestring);
+		k++;
+	}
+	*nops = k;
+	return 0;
+fail:
+	for (size_t i = 0; i < k; i++)
+		label_op_release(&(*ops)[i]);
+	free(*ops);
+	*ops = NULL;
+	return -1;
+}
+
+/* Defaults from the config file (taint.defaults: ["KEY=VALUE:EFFECT"]) or built in. */
+int taint_default_ops(const cJSON *config, struct taint_op **ops, size_t *nops, struct gerr *err)
+{
+	const cJSON *defs = NULL;
+	const char *path = NULL;
+	if (config) {
+		defs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(config, "taint"),
+							"defaults");
+		path = json_str(config, "__path");
+	}
+	if (!defs) {
+		*ops = xcalloc(1, sizeof(**ops));
+		*nops = 1;
+		return taint_op_parse("nvidia.com/gpu=true:NoSchedule", &(*ops)[0], err);
+	}
+	if (!cJSON_IsArray(defs))
+		return gerr_set(err, GERR_CONFIG, "%s: taint.defaults must be a list like [\"KEY=VALUE:EFFECT\"]",
+				path);
+	size_t n = (size_t)cJSON_GetArraySize(defs), k = 0;
+	*ops = xcalloc(n ? n : 1, sizeof(**ops));
+	const cJSON *it;
+	cJSON_ArrayForEach(it, defs) {
+		struct gerr e = GERR_INIT;
+		if (!cJSON_IsString(it) || taint_op_parse(it->valuestring, &(*ops)[k], &e) < 0 || (*ops)[k].remove) {
+			gerr_set(err, GERR_CONFIG, "%s: taint.defaults[%zu]: %s", path, k,
+				 e.msg ? e.msg : "must be a string KEY=VALUE:EFFECT");
+			gerr_clear(&e);
+			if (k < n && (*ops)[k].key)
+				taint_op_release(&(*ops)[k]);
+			goto fail;
+		}
+		k++;
+	}
+	*nops = k;
+	return taint_ops_check(*ops, k, err) < 0 ? -1 : 0;
+fail:
+	for (size_t i = 0; i < k; i++)
+		taint_op_release(&(*ops)[i]);
+	free(*ops);
+	*ops = NULL;
+	*nops = 0;
+	return -1;
+}

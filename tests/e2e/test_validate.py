@@ -19,8 +19,12 @@ def results(r, *args, check=None):
     return {(c["target"], c["id"]): c for c in doc["checks"]}, doc, p
 
 
-NODE_CHECKS = ["node.ready", "node.gpu-resource", "node.ssh", "node.driver", "node.gpus", "node.kernel-modules",
-               "node.containerd", "node.toolkit", "node.nvidia-runtime"]
+NODE_CHECKS = ["node.ready", "node.gpu-resource", "node.gpu-health", "node.ssh", "node.driver", "node.gpus",
+               "node.product", "node.compute-mode", "node.kernel-modules", "node.containerd", "node.toolkit",
+               "node.nvidia-runtime"]
+# checks per GPU node: through the API, then over SSH
+API_NODE_CHECKS = 7
+SSH_NODE_CHECKS = 9
 
 
 def test_healthy_and_faulty_nodes(r):
@@ -32,6 +36,15 @@ def test_healthy_and_faulty_nodes(r):
     st = {k: v["status"] for k, v in res.items()}
     assert st[("cluster", "cluster.api")] == "pass" and res[("cluster", "cluster.api")]["message"].startswith("Kubernetes v1.")
     assert res[("cluster", "cluster.gpu-nodes")]["message"] == "9 GPU nodes"
+    # the kwok cluster's gpu-node-2 says A100 (its label), the rig node behind it replays an H100:
+    # a stale product label, found by comparing with nvidia-smi
+    prod = res[("gpu-node-2", "node.product")]
+    assert prod["status"] == "fail", prod
+    assert prod["message"] == ("the node's label nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB, "
+                               "but nvidia-smi reports NVIDIA H100 80GB HBM3"), prod
+    assert "gpu-feature-discovery" in prod["hint"]
+    assert res[("gpu-node-1", "node.product")]["message"] == "NVIDIA-H100-80GB-HBM3 (nvidia-smi: NVIDIA H100 80GB HBM3)"
+    assert res[("gpu-node-1", "node.compute-mode")]["message"] == "DEFAULT on 1 GPU"
     for n in ready:
         for c in NODE_CHECKS:
             assert st[(n, c)] == "pass", (n, c, res[(n, c)])
@@ -54,16 +67,17 @@ def test_healthy_and_faulty_nodes(r):
     ssh = res[("fault-unknown-hostkey", "node.ssh")]
     assert ssh["status"] == "fail" and "unknown host key" in ssh["message"] and "SHA256:" in ssh["message"]
     assert "--ssh-accept-new" in ssh["hint"]
-    for c in NODE_CHECKS[3:]:
+    for c in NODE_CHECKS[4:]:
         assert st[("fault-unknown-hostkey", c)] == "skip"
     s = doc["summary"]
-    assert s["total"] == len(doc["checks"]) == 3 + 9 * 9
+    assert s["total"] == len(doc["checks"]) == 6 + 9 * (API_NODE_CHECKS + SSH_NODE_CHECKS)
     assert s["failed"] == sum(1 for v in st.values() if v == "fail") and doc["ok"] is False
-    # the table says the same, with hints
-    p = validate(r, *ready, check=0)
+    # the table says the same, with hints (the node checks: the kwok cluster has no device plugin)
+    p = validate(r, "--only", "nodes", *ready, check=0)
     lines = p.stdout.splitlines()
     assert lines[0].split() == ["CHECK", "TARGET", "RESULT", "MESSAGE"]
-    assert lines[-1] == f"{3 + 9 * 4} checks: {3 + 9 * 4} passed, 0 warnings, 0 failed, 0 skipped"
+    n = SSH_NODE_CHECKS * 4
+    assert lines[-1] == f"{n} checks: {n} passed, 0 warnings, 0 failed, 0 skipped"
 
 
 def test_junit_report(r, tmp_path):
@@ -105,7 +119,7 @@ def test_validate_changes_nothing(r):
 def test_cgroup_driver_mismatch_is_a_warning(r):
     """A hand-made nvidia runtime without the SystemdCgroup that runc has: pods with it
     would fail under a systemd-cgroup kubelet. validate warns (exit 0)."""
-    r.reset("gpu-node-2")
+    r.reset("gpu-node-1")
     cfg = ('version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "localhost/gpuctl-rig/pause:1"\n'
            '  restrict_oom_score_adj = true\n'
            '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n  runtime_type = "io.containerd.runc.v2"\n'
@@ -113,11 +127,11 @@ def test_cgroup_driver_mismatch_is_a_warning(r):
            '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]\n  runtime_type = "io.containerd.runc.v2"\n'
            '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]\n'
            '  BinaryName = "/usr/local/bin/nvidia-container-runtime"\n')
-    subprocess.run([os.path.join(ROOT, "tests/rig/exec"), "gpu-node-2", "--", "sh", "-c",
+    subprocess.run([os.path.join(ROOT, "tests/rig/exec"), "gpu-node-1", "--", "sh", "-c",
                     "cat > /etc/containerd/config.toml && systemctl restart containerd"],
                    input=cfg, text=True, check=True, capture_output=True)
-    res, _, _ = results(r, "--only", "nodes", "gpu-node-2", check=0)
-    c = res[("gpu-node-2", "node.nvidia-runtime")]
+    res, _, _ = results(r, "--only", "nodes", "gpu-node-1", check=0)
+    c = res[("gpu-node-1", "node.nvidia-runtime")]
     assert c["status"] == "warn", c
     assert "SystemdCgroup = false but runc has true" in c["message"] and "systemd cgroup driver" in c["hint"]
 

@@ -1,0 +1,279 @@
+/* validate's checks of the GPU stack (checks_stack.c): the judgement of
+ * what was read from the API, on DaemonSets, pods, the plugin's configs and
+ * nodes as the API server returns them. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpuctl/check.h"
+#include "gpuctl/yaml.h"
+
+static cJSON *yaml(const char *text)
+{
+	cJSON *out = NULL;
+	struct gerr e = GERR_INIT;
+	cr_assert_eq(yaml_parse(text, strlen(text), "test", &out, &e), 0, "%s", e.msg);
+	return out;
+}
+
+/* gpuctl's device plugin DaemonSet as deployed (config-manager reading the
+ * configs ConfigMap at /available-configs, DEFAULT_CONFIG any) */
+static const char plugin_ds[] =
+	"metadata: {name: nvidia-device-plugin, namespace: nvidia-device-plugin}\n"
+	"spec:\n"
+	"  selector: {matchLabels: {app.kubernetes.io/name: nvidia-device-plugin}}\n"
+	"  template:\n"
+	"    spec:\n"
+	"      tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]\n"
+	"      initContainers:\n"
+	"      - name: nvidia-device-plugin-init\n"
+	"        image: nvcr.io/nvidia/k8s-device-plugin:v0.19.3\n"
+	"        command: [config-manager]\n"
+	"        env: [{name: CONFIG_FILE_SRCDIR, value: /available-configs}, {name: DEFAULT_CONFIG, value: any}]\n"
+	"        volumeMounts: [{name: available-configs, mountPath: /available-configs}]\n"
+	"      containers:\n"
+	"      - name: nvidia-device-plugin-sidecar\n"
+	"        image: nvcr.io/nvidia/k8s-device-plugin:v0.19.3\n"
+	"        command: [config-manager]\n"
+	"        env: [{name: CONFIG_FILE_SRCDIR, value: /available-configs}, {name: DEFAULT_CONFIG, value: any}]\n"
+	"        volumeMounts: [{name: available-configs, mountPath: /available-configs}]\n"
+	"      - name: nvidia-device-plugin-ctr\n"
+	"        image: nvcr.io/nvidia/k8s-device-plugin:v0.19.3\n"
+	"        command: [nvidia-device-plugin]\n"
+	"      volumes: [{name: available-configs, configMap: {name: nvidia-device-plugin-configs}}]\n"
+	"status: {desiredNumberScheduled: 2, numberReady: 2}\n";
+
+static const char configs[] = "any: |\n"
+			      "  version: v1\n"
+			      "  flags: {migStrategy: none}\n"
+			      "ts-4: |\n"
+			      "  version: v1\n"
+			      "  sharing:\n"
+			      "    timeSlicing:\n"
+			      "      resources:\n"
+			      "      - {name: nvidia.com/gpu, replicas: 4}\n"
+			      "broken: |\n"
+			      "  version: v1\n"
+			      "  sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 1}]}}\n";
+
+static cJSON *ready_pod(const char *name, const char *node)
+{
+	char buf[512];
+	snprintf(buf, sizeof(buf),
+		 "metadata: {name: %s, namespace: nvidia-device-plugin}\n"
+		 "spec: {nodeName: %s}\n"
+		 "status: {phase: Running, conditions: [{type: Ready, status: 'True'}]}\n",
+		 name, node);
+	return yaml(buf);
+}
+
+static cJSON *gpu_node(const char *name, const char *labels, long cap, long alloc, const char *taints)
+{
+	char buf[1024];
+	snprintf(buf, sizeof(buf),
+		 "metadata: {name: %s, labels: {%s}}\n"
+		 "spec: {taints: [%s]}\n"
+		 "status: {capacity: {nvidia.com/gpu: '%ld'}, allocatable: {nvidia.com/gpu: '%ld'}}\n",
+		 name, labels, taints, cap, alloc);
+	return yaml(buf);
+}
+
+struct world {
+	struct stack_view sv;
+	cJSON *nodes;
+	struct check_report r;
+};
+
+static void world_init(struct world *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->sv.daemonsets = cJSON_CreateArray();
+	w->sv.v = calloc(8, sizeof(*w->sv.v));
+	w->nodes = cJSON_CreateArray();
+}
+
+static struct stack_ds *add_ds(struct world *w, const char *text)
+{
+	cJSON *ds = yaml(text);
+	cJSON_AddItemToArray(w->sv.daemonsets, ds);
+	struct stack_ds *d = &w->sv.v[w->sv.n++];
+	d->ds = ds;
+	d->kind = stack_ds_classify(ds);
+	d->pods = cJSON_CreateArray();
+	return d;
+}
+
+static void world_free(struct world *w)
+{
+	stack_view_release(&w->sv);
+	cJSON_Delete(w->nodes);
+	check_report_release(&w->r);
+}
+
+static const struct check_result *find(const struct check_report *r, const char *id, const char *target)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (!strcmp(r->v[i].id, id) && !strcmp(r->v[i].target, target))
+			return &r->v[i];
+	cr_assert_fail("no result %s for %s", id, target);
+	return NULL;
+}
+
+#define EXPECT(w, id, target, st, text)                                                                              \
+	do {                                                                                                         \
+		const struct check_result *res_ = find(&(w)->r, id, target);                                         \
+		cr_expect_eq(res_->status, st, "%s %s: %s (%s)", id, target, check_status_name(res_->status),        \
+			     res_->message);                                                                         \
+		cr_expect(strstr(res_->message, text), "%s %s: want '%s' in '%s'", id, target, text, res_->message); \
+	} while (0)
+
+Test(stack, classify_the_nvidia_daemonsets)
+{
+	cJSON *ds = yaml(plugin_ds);
+	cr_expect_eq(stack_ds_classify(ds), STACK_DS_PLUGIN);
+	cJSON_Delete(ds);
+	ds = yaml("metadata: {name: gfd}\nspec: {template: {spec: {containers: [{name: gfd, image: "
+		  "nvcr.io/nvidia/k8s-device-plugin:v0.19.3, command: [gpu-feature-discovery]}]}}}\n");
+	cr_expect_eq(stack_ds_classify(ds), STACK_DS_GFD);
+	cJSON_Delete(ds);
+	ds = yaml("metadata: {name: x}\nspec: {template: {spec: {containers: [{name: e, image: "
+		  "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04}]}}}\n");
+	cr_expect_eq(stack_ds_classify(ds), STACK_DS_DCGM);
+	cJSON_Delete(ds);
+	ds = yaml("metadata: {name: nvidia-dra-driver-gpu-kubelet-plugin}\nspec: {template: {spec: {containers: [{name: "
+		  "p, image: nvcr.io/nvidia/k8s-dra-driver-gpu:v25.3.0}]}}}\n");
+	cr_expect_eq(stack_ds_classify(ds), STACK_DS_DRA);
+	cJSON_Delete(ds);
+	ds = yaml("metadata: {name: nvidia-driver-daemonset}\nspec: {template: {spec: {containers: [{name: d, image: "
+		  "nvcr.io/nvidia/driver:570.86.15-ubuntu22.04}]}}}\n");
+	cr_expect_eq(stack_ds_classify(ds), STACK_DS_DRIVER);
+	cJSON_Delete(ds);
+	ds = yaml("metadata: {name: kube-proxy}\nspec: {template: {spec: {containers: [{name: k, image: "
+		  "registry.k8s.io/kube-proxy:v1.36.3}]}}}\n");
+	cr_expect_eq(stack_ds_classify(ds), STACK_DS_OTHER);
+	cJSON_Delete(ds);
+}
+
+Test(stack, a_healthy_sliced_platform_passes)
+{
+	struct world w;
+	world_init(&w);
+	struct stack_ds *p = add_ds(&w, plugin_ds);
+	cJSON_AddItemToArray(p->pods, ready_pod("dp-a", "gpu-1"));
+	cJSON_AddItemToArray(p->pods, ready_pod("dp-b", "gpu-2"));
+	w.sv.cm = yaml(configs);
+	w.sv.configs = w.sv.cm;
+	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-1",
+					       "nvidia.com/device-plugin.config: ts-4, nvidia.com/gpu.count: '2', "
+					       "nvidia.com/gpu.replicas: '4', nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3, "
+					       "accelerator: nvidia, gpu-type: NVIDIA-H100-80GB-HBM3",
+					       8, 8, "{key: nvidia.com/gpu, value: 'true', effect: NoSchedule}"));
+	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-2", "accelerator: nvidia", 1, 1, ""));
+	stack_judge(&w.sv, NULL, w.nodes, &w.r);
+	EXPECT(&w, "cluster.device-plugin", "cluster", CHECK_PASS, "nvidia-device-plugin/nvidia-device-plugin ready on 2 of 2");
+	EXPECT(&w, "cluster.conflicts", "cluster", CHECK_PASS, "one device plugin");
+	EXPECT(&w, "cluster.dcgm-exporter", "cluster", CHECK_SKIP, "not deployed");
+	EXPECT(&w, "node.labels", "gpu-1", CHECK_PASS, "labelled as configured");
+	EXPECT(&w, "node.taints", "gpu-1", CHECK_PASS, "tainted as configured");
+	EXPECT(&w, "node.device-plugin", "gpu-1", CHECK_PASS, "pod dp-a ready and registered (nvidia.com/gpu 8)");
+	EXPECT(&w, "node.gpu-health", "gpu-1", CHECK_PASS, "all allocatable");
+	EXPECT(&w, "node.sharing", "gpu-1", CHECK_PASS, "config \"ts-4\" (its label nvidia.com/device-plugin.config) in use: time-slicing x4");
+	/* gpu-2: the default config, no sharing; not labelled with its product (none known), not tainted */
+	EXPECT(&w, "node.sharing", "gpu-2", CHECK_PASS, "config \"any\" (the default config) in use: no sharing x1");
+	EXPECT(&w, "node.labels", "gpu-2", CHECK_PASS, "labelled as configured");
+	EXPECT(&w, "node.taints", "gpu-2", CHECK_WARN, "missing: nvidia.com/gpu=true:NoSchedule");
+	world_free(&w);
+}
+
+Test(stack, each_fault_fails_with_its_reason)
+{
+	struct world w;
+	world_init(&w);
+	struct stack_ds *p = add_ds(&w, plugin_ds);
+	cJSON *crash = yaml("metadata: {name: dp-c, namespace: nvidia-device-plugin}\nspec: {nodeName: gpu-3}\n"
+			    "status: {phase: Running, conditions: [{type: Ready, status: 'False'}], containerStatuses: "
+			    "[{name: nvidia-device-plugin-ctr, state: {waiting: {reason: CrashLoopBackOff, message: back-off "
+			    "10s}}}]}\n");
+	cJSON_AddItemToArray(p->pods, crash);
+	cJSON_AddItemToArray(p->pods, ready_pod("dp-a", "gpu-1"));
+	cJSON_AddItemToArray(p->pods, ready_pod("dp-e", "gpu-5"));
+	/* a second plugin: the operator's */
+	struct stack_ds *op = add_ds(&w, "metadata: {name: nvidia-device-plugin-daemonset, namespace: gpu-operator}\n"
+				     "spec: {template: {spec: {containers: [{name: nvidia-device-plugin, image: "
+				     "nvcr.io/nvidia/k8s-device-plugin:v0.17.2}]}}}\n"
+				     "status: {desiredNumberScheduled: 1, numberReady: 0}\n");
+	(void)op;
+	/* the DRA driver beside the plugin on gpu-1 */
+	struct stack_ds *dra = add_ds(&w, "metadata: {name: nvidia-dra-driver-gpu-kubelet-plugin, namespace: dra}\n"
+				      "spec: {template: {spec: {containers: [{name: p, image: "
+				      "nvcr.io/nvidia/k8s-dra-driver-gpu:v25.3.0}]}}}\n");
+	cJSON_AddItemToArray(dra->pods, ready_pod("dra-a", "gpu-1"));
+	w.sv.cm = yaml(configs);
+	w.sv.configs = w.sv.cm;
+	/* gpu-1: one GPU unhealthy, GFD's replicas disagree with the config */
+	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-1", "nvidia.com/device-plugin.config: ts-4, nvidia.com/gpu.count: '2', "
+							"nvidia.com/gpu.replicas: '2', accelerator: amd",
+					       8, 4, ""));
+	/* gpu-2: tainted, and the plugin does not tolerate it */
+	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-2", "", 0, 0, "{key: dedicated, value: ml, effect: NoSchedule}"));
+	/* gpu-3: the plugin crash-loops */
+	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-3", "nvidia.com/device-plugin.config: nope", 1, 1, ""));
+	/* gpu-5: an invalid config */
+	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-5", "nvidia.com/device-plugin.config: broken", 1, 1, ""));
+	stack_judge(&w.sv, NULL, w.nodes, &w.r);
+	EXPECT(&w, "cluster.device-plugin", "cluster", CHECK_FAIL, "gpu-operator/nvidia-device-plugin-daemonset ready on 0 of 1");
+	EXPECT(&w, "cluster.conflicts", "cluster", CHECK_FAIL,
+	       "device plugins in nvidia-device-plugin/nvidia-device-plugin, gpu-operator/nvidia-device-plugin-daemonset");
+	EXPECT(&w, "cluster.conflicts", "cluster", CHECK_FAIL, "the DRA driver dra/nvidia-dra-driver-gpu-kubelet-plugin and the device plugin both run on gpu-1");
+	EXPECT(&w, "node.labels", "gpu-1", CHECK_WARN, "accelerator");
+	EXPECT(&w, "node.gpu-health", "gpu-1", CHECK_FAIL, "nvidia.com/gpu 4 of 8 allocatable");
+	EXPECT(&w, "node.sharing", "gpu-1", CHECK_FAIL, "nvidia.com/gpu.replicas=2 (gpu-feature-discovery), want 4");
+	EXPECT(&w, "node.device-plugin", "gpu-2", CHECK_FAIL, "does not tolerate the node's taints");
+	EXPECT(&w, "node.gpu-health", "gpu-2", CHECK_SKIP, "advertises no nvidia.com/gpu");
+	EXPECT(&w, "node.device-plugin", "gpu-3", CHECK_FAIL, "not ready: container nvidia-device-plugin-ctr CrashLoopBackOff: back-off 10s");
+	EXPECT(&w, "node.sharing", "gpu-3", CHECK_FAIL, "names config \"nope\", which configmap nvidia-device-plugin-configs does not have");
+	EXPECT(&w, "node.sharing", "gpu-5", CHECK_FAIL, "config \"broken\" in configmap nvidia-device-plugin-configs is not valid");
+	EXPECT(&w, "node.sharing", "gpu-5", CHECK_FAIL, "replicas");
+	world_free(&w);
+}
+
+Test(stack, no_plugin_and_an_unreadable_exporter)
+{
+	struct world w;
+	world_init(&w);
+	struct stack_ds *d = add_ds(&w, "metadata: {name: dcgm-exporter, namespace: nvidia-device-plugin}\n"
+				    "spec: {template: {spec: {containers: [{name: e, image: nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3}]}}}\n"
+				    "status: {desiredNumberScheduled: 2, numberReady: 2}\n");
+	(void)d;
+	w.sv.metrics_error = strdup("503 Service Unavailable");
+	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-1", "", 1, 1, ""));
+	stack_judge(&w.sv, NULL, w.nodes, &w.r);
+	EXPECT(&w, "cluster.device-plugin", "cluster", CHECK_FAIL, "no NVIDIA device plugin DaemonSet");
+	EXPECT(&w, "cluster.dcgm-exporter", "cluster", CHECK_FAIL, "its metrics cannot be read: 503 Service Unavailable");
+	EXPECT(&w, "node.device-plugin", "gpu-1", CHECK_SKIP, "no device plugin is deployed");
+	world_free(&w);
+	world_init(&w);
+	add_ds(&w, "metadata: {name: dcgm-exporter, namespace: m}\n"
+		   "spec: {template: {spec: {containers: [{name: e, image: nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3}]}}}\n"
+		   "status: {desiredNumberScheduled: 1, numberReady: 1}\n");
+	w.sv.metrics = strdup("# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization\nDCGM_FI_DEV_GPU_UTIL{gpu=\"0\"} 0\n");
+	stack_judge(&w.sv, NULL, w.nodes, &w.r);
+	EXPECT(&w, "cluster.dcgm-exporter", "cluster", CHECK_PASS, "metrics answer");
+	world_free(&w);
+}
+
+Test(stack, labels_and_taints_follow_the_config_file)
+{
+	struct world w;
+	world_init(&w);
+	cJSON *cfg = yaml("label: {defaults: {team: ml}}\ntaint: {defaults: ['gpu=yes:NoExecute']}\n");
+	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-1", "team: ml", 1, 1, "{key: gpu, value: 'yes', effect: NoExecute}"));
+	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-2", "team: web", 1, 1, ""));
+	stack_judge(&w.sv, cfg, w.nodes, &w.r);
+	EXPECT(&w, "node.labels", "gpu-1", CHECK_PASS, "labelled as configured");
+	EXPECT(&w, "node.taints", "gpu-1", CHECK_PASS, "tainted as configured");
+	EXPECT(&w, "node.labels", "gpu-2", CHECK_WARN, "team");
+	EXPECT(&w, "node.taints", "gpu-2", CHECK_WARN, "missing: gpu=yes:NoExecute");
+	cJSON_Delete(cfg);
+	world_free(&w);
+}
