@@ -255,6 +255,54 @@ def test_smoke_test_measure_runs_the_load_in_every_shared_pod_at_once(kr):
     assert json.loads(cm)["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "gpuctl"
 
 
+def test_validate_proves_the_stack_on_real_nodes_and_names_each_fault(kr):
+    kr.gpuctl("slice", "--replicas", "4", NODES[0], "--timeout", "2m")
+    kr.gpuctl("slice", "none", NODES[1], "--timeout", "2m")
+    inv = kr.env["GPUCTL_RIG_INVENTORY"]
+    p = kr.gpuctl("validate", *NODES, "--inventory", inv, "-o", "json", check=None)
+    doc = json.loads(p.stdout)
+    res = _checks(doc)
+    assert p.returncode == 0, json.dumps([c for c in doc["checks"] if c["status"] == "fail"], indent=1)
+    for c in ("cluster.device-plugin", "cluster.conflicts"):
+        assert res[("cluster", c)]["status"] == "pass", res[("cluster", c)]
+    assert res[("cluster", "cluster.dcgm-exporter")]["status"] == "skip"
+    for n in NODES:
+        for c in ("node.labels", "node.taints", "node.device-plugin", "node.gpu-health", "node.sharing",
+                  "node.compute-mode"):
+            assert res[(n, c)]["status"] == "pass", res[(n, c)]
+    assert "time-slicing x4 (nvidia.com/gpu 4)" in res[(NODES[0], "node.sharing")]["message"]
+    assert "no sharing x1 (nvidia.com/gpu 2)" in res[(NODES[1], "node.sharing")]["message"]
+    assert "registered (nvidia.com/gpu 4)" in res[(NODES[0], "node.device-plugin")]["message"]
+
+    # a config label naming a config that does not exist
+    old = kr.node(NODES[1])["metadata"]["labels"]["nvidia.com/device-plugin.config"]
+    kr.kubectl("label", "node", NODES[1], "--overwrite", "nvidia.com/device-plugin.config=no-such-config")
+    try:
+        p = kr.gpuctl("validate", NODES[1], "--only", "cluster", "-o", "json", check=1)
+        c = _checks(json.loads(p.stdout))[(NODES[1], "node.sharing")]
+        assert c["status"] == "fail" and 'names config "no-such-config"' in c["message"], c
+    finally:
+        kr.kubectl("label", "node", NODES[1], "--overwrite", "nvidia.com/device-plugin.config=" + old)
+
+    # a second device plugin (a DaemonSet that runs the plugin's image, targeting no node)
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "other-plugin", "namespace": TEST_NS},
+          "spec": {"selector": {"matchLabels": {"app": "other-plugin"}},
+                   "template": {"metadata": {"labels": {"app": "other-plugin"}},
+                                "spec": {"nodeSelector": {"no-such-label": "x"},
+                                         "containers": [{"name": "p", "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.2"}]}}}}
+    kr.kubectl("apply", "-f", "-", input=json.dumps(ds))
+    try:
+        p = kr.gpuctl("validate", *NODES, "--only", "cluster", "-o", "json", "--junit", os.path.join(kr.tmp, "v.xml"),
+                      check=1)
+        c = _checks(json.loads(p.stdout))[("cluster", "cluster.conflicts")]
+        assert c["status"] == "fail" and f"{TEST_NS}/other-plugin" in c["message"], c
+        assert "keep one" in c["hint"]
+        xml = open(os.path.join(kr.tmp, "v.xml")).read()
+        assert 'name="cluster.conflicts"' in xml and "<failure" in xml
+    finally:
+        kr.kubectl("delete", "daemonset", "-n", TEST_NS, "other-plugin", "--ignore-not-found")
+
+
 def test_smoke_test_fails_clearly_when_pods_cannot_run_and_cleans_up(kr):
     p = kr.gpuctl("smoke-test", NODES[1], "--image", "localhost/gpuctl-rig/no-such-image:1", "-o", "json",
                   "--timeout", "30s", check=1)
