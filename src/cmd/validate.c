@@ -17,7 +17,7 @@
 #include "gpuctl/report.h"
 
 static const char usage[] =
-	"gpuctl validate [NODE...] [-l SELECTOR] [--only GROUP] [--skip GROUP] [--junit FILE] [--list] [--inventory FILE] "
+	"gpuctl validate [NODE...] [-l SELECTOR] [--only GROUP] [--skip GROUP] [--junit FILE] [--list] [--strict] [--admit] [--inventory FILE] "
 	"[--ssh-user USER] [-i KEY] [--ssh-port PORT] [--ssh-timeout SECONDS] [--ssh-accept-new] [-J JUMP] "
 	"[--known-hosts FILE] [--parallel N] [--min-driver VERSION] [--from-inventory] [-o json|yaml|junit]";
 static const char summary[] =
