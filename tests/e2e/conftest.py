@@ -14,6 +14,8 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GPU_NODES = ["gpu-node-1", "gpu-node-2", "gpu-node-3"]
 CPU_NODE = "cpu-node-1"
+MKNODES_PRODUCTS = {"gpu-node-1": "NVIDIA-H100-80GB-HBM3", "gpu-node-2": "NVIDIA-A100-SXM4-80GB",
+                    "gpu-node-3": "NVIDIA-H100-80GB-HBM3"}
 # labels and taints the tests add; reset before each test
 TEST_LABELS = ["accelerator", "gpu-type", "tier", "team", "e2e", "foo", "x"]
 
@@ -95,6 +97,11 @@ class Cluster:
     def reset(self, nodes=None):
         names = nodes or GPU_NODES + [CPU_NODE]
         self.kubectl("label", "nodes", *names, *[k + "-" for k in TEST_LABELS])
+        # the products the local cluster gives its nodes (mknodes); the rig, when up,
+        # relabels the ones it stands behind with what their nvidia-smi reports
+        for n, product in MKNODES_PRODUCTS.items():
+            if n in names:
+                self.kubectl("label", "node", n, "--overwrite", "nvidia.com/gpu.product=" + product)
         for n in names:
             if self.taints(n):
                 self.set_taints(n, None)
@@ -167,6 +174,12 @@ class Rig:
 
     def reset(self, *nodes):
         self.env = rig_up(reset=list(nodes))
+
+    def kubectl(self, *args):
+        p = subprocess.run([self.env["KUBECTL"], "--kubeconfig", self.env["KUBECONFIG"], *args], capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 0, f"kubectl {' '.join(args)}: {p.stderr}"
+        return p
 
     def deploy(self, *args, check=None, env=None, timeout=300, command="deploy"):
         e = dict(os.environ, KUBECONFIG=self.env["KUBECONFIG"], NO_COLOR="1", HOME=self.tmp)

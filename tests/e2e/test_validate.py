@@ -32,12 +32,16 @@ def test_healthy_and_faulty_nodes(r):
     r.reset(*ready, "gpu-node-2")
     r.deploy(*ready, check=0)  # the nodes, and the RuntimeClass nvidia
     faulty = ["fault-old-driver", "fault-broken-driver", "fault-bad-config", "fault-unknown-hostkey"]
-    res, doc, p = results(r, "--ssh-timeout", "10", *ready, "gpu-node-2", *faulty, check=1)
+    r.kubectl("label", "node", "gpu-node-2", "--overwrite", "nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB")
+    try:
+        res, doc, p = results(r, "--ssh-timeout", "10", *ready, "gpu-node-2", *faulty, check=1)
+    finally:
+        r.kubectl("label", "node", "gpu-node-2", "--overwrite", "nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3")
     st = {k: v["status"] for k, v in res.items()}
     assert st[("cluster", "cluster.api")] == "pass" and res[("cluster", "cluster.api")]["message"].startswith("Kubernetes v1.")
     assert res[("cluster", "cluster.gpu-nodes")]["message"] == "9 GPU nodes"
-    # the kwok cluster's gpu-node-2 says A100 (its label), the rig node behind it replays an H100:
-    # a stale product label, found by comparing with nvidia-smi
+    # a stale product label (set below: gpu-node-2 says A100, the rig node behind it replays
+    # an H100), found by comparing with nvidia-smi
     prod = res[("gpu-node-2", "node.product")]
     assert prod["status"] == "fail", prod
     assert prod["message"] == ("the node's label nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB, "

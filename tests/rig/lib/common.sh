@@ -24,6 +24,8 @@ RIG_PAUSE_IMAGE=localhost/gpuctl-rig/pause:1
 RIG_BUSYBOX_IMAGE=localhost/gpuctl-rig/busybox:1
 RIG_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RIG_MAX_GPU_NODES=180
+# what every rig node's replayed nvidia-smi reports (tests/fixtures/nvidia-smi/h100-80gb-hbm3), as GFD writes it
+RIG_GPU_PRODUCT=NVIDIA-H100-80GB-HBM3
 RIG_EXTRAS=(k3s-gpu-node rke2-gpu-node ctk-gpu-node containerd2-gpu-node ctk-containerd2-gpu-node kubelet-gpu-node-1 kubelet-gpu-node-2) # optional, not in the cluster's own node set
 RIG_FAULTS=(fault-broken-driver fault-old-driver fault-unknown-hostkey fault-hang fault-bad-config fault-restart-fails)
 RIG_PYTHON=python3
