@@ -71,6 +71,13 @@ int cleanup_plan_node(void *ud, const cJSON *node, struct edit_result *r);
  * never keeps a pod off. */
 int taints_tolerated(const cJSON *taints, const cJSON *tolerations);
 
+/* Add to a planned edit (r, from a planner above, or empty) the annotation
+ * key=value, unless the node has that annotation already: one more JSON
+ * patch op (into the annotations object the patch creates, if it does) and a
+ * change {op: annotate, key, value}.  For records such as gpuctl.io/mps and
+ * gpuctl.io/validated.  -1 when r->patch cannot be read. */
+int edit_add_annotation(const cJSON *node, struct edit_result *r, const char *key, const char *value);
+
 /* list (a JSON array) holds the string s. */
 int plan_record_has(const cJSON *list, const char *s);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd.h"
 #include "deployset.h"
@@ -223,6 +224,27 @@ static int configure_policy(struct slice *s, struct gerr *err)
 
 /* ---- node labels ---- */
 
+/* The config labels, and for MPS the record gpuctl.io/mps: MPS leaves the
+ * GPUs in EXCLUSIVE_PROCESS, which gpuctl cleanup resets only on the nodes
+ * that carry it (a compute mode a person chose stays). */
+struct slice_plan {
+	struct label_plan labels;
+	int mps;
+	const char *when;  /* the record's value: when (RFC 3339) */
+};
+
+static int slice_plan_node(void *ud, const cJSON *node, struct edit_result *r)
+{
+	struct slice_plan *p = ud;
+	if (p->labels.nops && label_plan_node(&p->labels, node, r) < 0)
+		return -1;
+	if (p->mps && edit_add_annotation(node, r, GPUCTL_MPS_RECORD_KEY, p->when) < 0) {
+		gerr_set(&r->err, GERR_INTERNAL, "node %s: cannot add the annotation %s", node_name(node), GPUCTL_MPS_RECORD_KEY);
+		return -1;
+	}
+	return 0;
+}
+
 static int label_nodes(struct slice *s, struct gerr *err)
 {
 	struct label_op ops[2];
@@ -231,17 +253,23 @@ static int label_nodes(struct slice *s, struct gerr *err)
 		ops[nops++] = (struct label_op){ (char *)SHARING_CONFIG_LABEL, s->key };
 	if (s->policy && s->spec.model == SHARING_MIG && s->spec.mig_config)
 		ops[nops++] = (struct label_op){ (char *)SHARING_MIG_CONFIG_LABEL, (char *)s->spec.mig_config };
-	if (!nops)
+	int mps = s->spec.model == SHARING_MPS;
+	if (!nops && !mps)
 		return 0;
 	/* only the nodes that take the config (default mode: not those with their own) */
 	cJSON *targets = cJSON_CreateArray();
 	for (size_t i = 0; i < s->n; i++)
 		if (!s->v[i].own_config)
 			cJSON_AddItemToArray(targets, cJSON_Duplicate(s->v[i].node, 1));
-	struct label_plan plan = { .ops = ops, .nops = nops, .overwrite = 1 };
+	char when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	struct slice_plan plan = { .labels = { .ops = ops, .nops = nops, .overwrite = 1 }, .mps = mps, .when = when };
 	struct edit_result *r = NULL;
 	size_t n = 0;
-	int rc = nodes_edit(s->kc, targets, label_plan_node, &plan, s->dry, &r, &n, err);
+	int rc = nodes_edit(s->kc, targets, slice_plan_node, &plan, s->dry, &r, &n, err);
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < s->n; j++) {
 			if (strcmp(node_name(s->v[j].node), r[i].node))

@@ -162,33 +162,7 @@ static int admit_plan_node(void *ud, const cJSON *node, struct edit_result *r)
 	struct admit_plan *a = ud;
 	if (taint_plan_node(&a->taints, node, r) < 0)
 		return -1;
-	const cJSON *ann = json_get2(node, "metadata", "annotations");
-	if (json_str(ann, GPUCTL_VALIDATED_ANNOTATION))
-		return 0;
-	cJSON *patch = r->patch ? cJSON_Parse(r->patch) : cJSON_CreateArray();
-	cJSON *op = cJSON_CreateObject();
-	cJSON_AddStringToObject(op, "op", "add");
-	if (cJSON_IsObject(ann)) {
-		struct buf path = BUF_INIT;
-		buf_adds(&path, "/metadata/annotations/");
-		json_pointer_escape(&path, GPUCTL_VALIDATED_ANNOTATION);
-		cJSON_AddStringToObject(op, "path", path.s);
-		cJSON_AddStringToObject(op, "value", a->when);
-		buf_release(&path);
-	} else {
-		cJSON_AddStringToObject(op, "path", "/metadata/annotations");
-		cJSON_AddStringToObject(cJSON_AddObjectToObject(op, "value"), GPUCTL_VALIDATED_ANNOTATION, a->when);
-	}
-	cJSON_AddItemToArray(patch, op);
-	free(r->patch);
-	r->patch = cJSON_PrintUnformatted(patch);
-	cJSON_Delete(patch);
-	cJSON *ch = cJSON_CreateObject();
-	cJSON_AddStringToObject(ch, "op", "annotate");
-	cJSON_AddStringToObject(ch, "key", GPUCTL_VALIDATED_ANNOTATION);
-	cJSON_AddStringToObject(ch, "value", a->when);
-	cJSON_AddItemToArray(r->changes, ch);
-	return 0;
+	return edit_add_annotation(node, r, GPUCTL_VALIDATED_ANNOTATION, a->when);
 }
 
 /* The validation gate: every node whose checks all passed (no failure;

@@ -665,3 +665,51 @@ fail:
 	*nops = 0;
 	return -1;
 }
+
+int edit_add_annotation(const cJSON *node, struct edit_result *r, const char *key, const char *value)
+{
+	const cJSON *ann = json_get2(node, "metadata", "annotations");
+	if (json_str(ann, key))
+		return 0; /* there already: nothing to do */
+	cJSON *patch = r->patch ? cJSON_Parse(r->patch) : cJSON_CreateArray();
+	if (!patch)
+		return -1;
+	/* the planner's own patch may create the annotations object: add to it */
+	cJSON *op, *whole = NULL;
+	int keyed = 0;
+	cJSON_ArrayForEach(op, patch) {
+		const char *path = json_str(op, "path");
+		if (path && !strcmp(path, "/metadata/annotations") && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(op, "value")))
+			whole = cJSON_GetObjectItemCaseSensitive(op, "value");
+		else if (path && !strncmp(path, "/metadata/annotations/", 22))
+			keyed = 1;
+	}
+	if (whole) {
+		cJSON_DeleteItemFromObjectCaseSensitive(whole, key);
+		cJSON_AddStringToObject(whole, key, value);
+	} else {
+		op = cJSON_CreateObject();
+		cJSON_AddStringToObject(op, "op", "add");
+		if (cJSON_IsObject(ann) || keyed) {
+			struct buf path = BUF_INIT;
+			buf_adds(&path, "/metadata/annotations/");
+			json_pointer_escape(&path, key);
+			cJSON_AddStringToObject(op, "path", path.s);
+			cJSON_AddStringToObject(op, "value", value);
+			buf_release(&path);
+		} else {
+			cJSON_AddStringToObject(op, "path", "/metadata/annotations");
+			cJSON_AddStringToObject(cJSON_AddObjectToObject(op, "value"), key, value);
+		}
+		cJSON_AddItemToArray(patch, op);
+	}
+	free(r->patch);
+	r->patch = cJSON_PrintUnformatted(patch);
+	cJSON_Delete(patch);
+	cJSON *ch = cJSON_CreateObject();
+	cJSON_AddStringToObject(ch, "op", "annotate");
+	cJSON_AddStringToObject(ch, "key", key);
+	cJSON_AddStringToObject(ch, "value", value);
+	cJSON_AddItemToArray(r->changes, ch);
+	return 0;
+}

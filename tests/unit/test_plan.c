@@ -1,8 +1,10 @@
 /* The label and taint planners (table-driven) and whole-number quantities. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpuctl/json.h"
 #include "gpuctl/plan.h"
 
 struct plan_case {
@@ -311,4 +313,72 @@ Test(plan, taints_tolerated_by_the_kubernetes_rules)
 	cJSON_Delete(t);
 	cJSON_Delete(all);
 	cJSON_Delete(tols);
+}
+
+/* ---- records added beside a planned edit ---- */
+
+static cJSON *patched(const char *node_json, const char *patch)
+{
+	/* apply the ops this helper writes: add of a whole object or of one key */
+	cJSON *node = cJSON_Parse(node_json), *ops = cJSON_Parse(patch), *op;
+	cJSON_ArrayForEach(op, ops) {
+		const char *path = json_str(op, "path");
+		cJSON *md = cJSON_GetObjectItemCaseSensitive(node, "metadata");
+		if (!strcmp(path, "/metadata/annotations")) {
+			cJSON_DeleteItemFromObjectCaseSensitive(md, "annotations");
+			cJSON_AddItemToObject(md, "annotations", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(op, "value"), 1));
+		} else if (!strncmp(path, "/metadata/annotations/", 22)) {
+			cr_assert(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(md, "annotations")), "add under a missing object: %s", patch);
+			char key[128];
+			snprintf(key, sizeof(key), "%s", path + 22);
+			char *t = strstr(key, "~1");
+			if (t) {
+				*t = '/';
+				memmove(t + 1, t + 2, strlen(t + 2) + 1);
+			}
+			cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(md, "annotations"), key,
+					      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(op, "value"), 1));
+		}
+	}
+	cJSON_Delete(ops);
+	return node;
+}
+
+Test(plan, an_annotation_beside_a_planned_edit)
+{
+	/* no annotations yet, and the label planner creates the object: the record goes into it */
+	const char *bare = "{\"metadata\":{\"name\":\"n\",\"labels\":{}}}";
+	cJSON *node = cJSON_Parse(bare);
+	struct label_op op = { (char *)"nvidia.com/device-plugin.config", (char *)"mps-2" };
+	struct label_plan lp = { .ops = &op, .nops = 1, .overwrite = 1 };
+	struct edit_result r = { .changes = cJSON_CreateArray() };
+	cr_assert_eq(label_plan_node(&lp, node, &r), 0);
+	cr_assert_eq(edit_add_annotation(node, &r, "gpuctl.io/mps", "2026-12-03T00:00:00Z"), 0);
+	cJSON *after = patched(bare, r.patch);
+	const cJSON *ann = json_get2(after, "metadata", "annotations");
+	cr_expect_str_eq(json_str(ann, "gpuctl.io/mps"), "2026-12-03T00:00:00Z", "%s", r.patch);
+	cr_expect(json_str(ann, "gpuctl.io/added-labels") != NULL, "the planner's record survives: %s", r.patch);
+	cr_expect_eq(cJSON_GetArraySize(r.changes), 2);
+	cJSON_Delete(after);
+	cJSON_Delete(r.changes);
+	cJSON_Delete(r.state);
+	free(r.patch);
+	cJSON_Delete(node);
+	/* annotations exist, nothing else to change: one op adding the key */
+	const char *annotated = "{\"metadata\":{\"name\":\"n\",\"annotations\":{\"a\":\"b\"}}}";
+	node = cJSON_Parse(annotated);
+	r = (struct edit_result){ .changes = cJSON_CreateArray() };
+	cr_assert_eq(edit_add_annotation(node, &r, "gpuctl.io/mps", "t"), 0);
+	cr_expect_str_eq(r.patch, "[{\"op\":\"add\",\"path\":\"/metadata/annotations/gpuctl.io~1mps\",\"value\":\"t\"}]");
+	free(r.patch);
+	cJSON_Delete(r.changes);
+	cJSON_Delete(node);
+	/* already recorded: nothing at all */
+	node = cJSON_Parse("{\"metadata\":{\"name\":\"n\",\"annotations\":{\"gpuctl.io/mps\":\"x\"}}}");
+	r = (struct edit_result){ .changes = cJSON_CreateArray() };
+	cr_assert_eq(edit_add_annotation(node, &r, "gpuctl.io/mps", "t"), 0);
+	cr_expect_null(r.patch);
+	cr_expect_eq(cJSON_GetArraySize(r.changes), 0);
+	cJSON_Delete(r.changes);
+	cJSON_Delete(node);
 }

@@ -161,28 +161,29 @@ static void not_found(struct ts_reply *out)
 		     "{\"kind\":\"Status\",\"status\":\"Failure\",\"reason\":\"NotFound\",\"code\":404,\"message\":\"not found\"}");
 }
 
-/* A JSON patch on a node's labels: test ops pass, add/replace/remove under /metadata/labels. */
+/* A JSON patch on a node's labels and annotations: test ops pass,
+ * add/replace/remove of the whole map or of one key. */
 static void patch_labels(cJSON *node, const cJSON *ops)
 {
 	const cJSON *op;
+	cJSON *md = cJSON_GetObjectItemCaseSensitive(node, "metadata");
 	cJSON_ArrayForEach(op, ops) {
 		const char *o = json_str(op, "op"), *p = json_str(op, "path");
 		if (!strcmp(o, "test"))
 			continue;
-		/* the annotations recording what gpuctl added (for cleanup) ride in the
-		 * same patch; this fake keeps labels only */
-		if (!strncmp(p, "/metadata/annotations", 21))
-			continue;
-		if (!strcmp(p, "/metadata/labels")) {
-			cJSON *md = cJSON_GetObjectItemCaseSensitive(node, "metadata");
-			cJSON_DeleteItemFromObjectCaseSensitive(md, "labels");
-			cJSON_AddItemToObject(md, "labels", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(op, "value"), 1));
+		const char *map = !strncmp(p, "/metadata/labels", 16) ? "labels" : "annotations";
+		size_t plen = strlen("/metadata/") + strlen(map);
+		cr_assert(!strncmp(p, "/metadata/", 10) && !strncmp(p + 10, map, strlen(map)), "patch path %s", p);
+		if (!p[plen]) {
+			cJSON_DeleteItemFromObjectCaseSensitive(md, map);
+			if (strcmp(o, "remove"))
+				cJSON_AddItemToObject(md, map, cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(op, "value"), 1));
 			continue;
 		}
-		cr_assert(!strncmp(p, "/metadata/labels/", 17), "patch path %s", p);
+		cr_assert(p[plen] == '/', "patch path %s", p);
 		char key[256];
 		size_t k = 0;
-		for (const char *c = p + 17; *c && k < sizeof(key) - 1; c++) {
+		for (const char *c = p + plen + 1; *c && k < sizeof(key) - 1; c++) {
 			if (c[0] == '~' && c[1] == '1') {
 				key[k++] = '/';
 				c++;
@@ -194,7 +195,9 @@ static void patch_labels(cJSON *node, const cJSON *ops)
 			}
 		}
 		key[k] = 0;
-		set_str(labels_of(node), key, strcmp(o, "remove") ? json_str(op, "value") : NULL);
+		cJSON *m = cJSON_GetObjectItemCaseSensitive(md, map);
+		cr_assert(cJSON_IsObject(m), "patch %s under a missing %s", p, map);
+		set_str(m, key, strcmp(o, "remove") ? json_str(op, "value") : NULL);
 	}
 }
 
@@ -485,6 +488,13 @@ Test(slice_cmd, per_node_key_and_label)
 	cr_expect_eq(num(item(&r, "gpu-2"), "after"), 12);
 	cr_expect_str_eq(json_str(labels_of(find_node(&f, "gpu-2")), "nvidia.com/device-plugin.config"), "mps-3");
 	cr_expect_null(json_str(labels_of(find_node(&f, "gpu-1")), "nvidia.com/device-plugin.config"));
+	/* MPS is recorded on the node (cleanup resets the compute mode only there) */
+	const cJSON *ann2 = json_get2(find_node(&f, "gpu-2"), "metadata", "annotations");
+	cr_expect(json_str(ann2, "gpuctl.io/mps") && strlen(json_str(ann2, "gpuctl.io/mps")) == 20, "gpuctl.io/mps: %s",
+		  json_str(ann2, "gpuctl.io/mps"));
+	cr_expect(json_str(ann2, "gpuctl.io/added-labels") && strstr(json_str(ann2, "gpuctl.io/added-labels"), "device-plugin.config"),
+		  "the label record is kept beside it");
+	cr_expect_null(json_str(json_get2(find_node(&f, "gpu-1"), "metadata", "annotations"), "gpuctl.io/mps"));
 	cr_expect_str_eq(cm_data(&f, "any"), any_none, "the default key is kept");
 	cr_expect(strstr(cm_data(&f, "mps-3"), "mps:"), "%s", cm_data(&f, "mps-3"));
 	run_free(&r);
