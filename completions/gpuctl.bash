@@ -29,9 +29,9 @@ _gpuctl_deploy_arg_opts="--only --skip --inventory --ssh-user -i --identity --ss
 	--registry --timeout"
 _gpuctl_deploy_phases=$'nodes\nruntimeclass\nplugin\ngfd\ndcgm-exporter'
 # validate: its options, and those of them that take a value.
-_gpuctl_validate_opts="-l --selector --only --skip --junit --list --strict --admit --inventory --ssh-user -i --identity
+_gpuctl_validate_opts="-l --selector --only --skip --junit --list --strict --admit --smoke --smoke-image --smoke-timeout --inventory --ssh-user -i --identity
 	--ssh-port --ssh-timeout --ssh-accept-new -J --ssh-jump --known-hosts --parallel --min-driver --from-inventory"
-_gpuctl_validate_arg_opts="--only --skip --junit --inventory --ssh-user -i --identity --ssh-port
+_gpuctl_validate_arg_opts="--only --skip --junit --smoke-image --smoke-timeout --inventory --ssh-user -i --identity --ssh-port
 	--ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver"
 _gpuctl_validate_groups=$'cluster\nnodes'
 # slice: its options, those of them that take a value, the models and profiles.

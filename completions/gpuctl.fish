@@ -17,7 +17,7 @@ set -g __gpuctl_deploy_arg_opts --only --skip --inventory --ssh-user -i --identi
     --ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver --restart-command --check-command \
     --with --plugin-version --registry --timeout
 # validate's options that take a value in the next word.
-set -g __gpuctl_validate_arg_opts --only --skip --junit --inventory --ssh-user -i --identity --ssh-port \
+set -g __gpuctl_validate_arg_opts --only --skip --junit --smoke-image --smoke-timeout --inventory --ssh-user -i --identity --ssh-port \
     --ssh-timeout -J --ssh-jump --known-hosts --parallel --min-driver
 # slice's options that take a value in the next word.
 set -g __gpuctl_slice_arg_opts --replicas --profile --mig-strategy --mig-config --timeout
@@ -243,6 +243,9 @@ complete -c gpuctl -n $v -l junit -r -F -d 'also write the results as JUnit XML 
 complete -c gpuctl -n $v -l list -d 'list the checks and exit'
 complete -c gpuctl -n $v -l strict -d 'warnings fail too'
 complete -c gpuctl -n $v -l admit -d 'remove the taint gpuctl.io/unvalidated from every node whose checks passed'
+complete -c gpuctl -n $v -l smoke -d 'also run gpuctl smoke-test on the nodes'
+complete -c gpuctl -n $v -l smoke-image -r -d 'the smoke test pods image'
+complete -c gpuctl -n $v -l smoke-timeout -r -d 'limit for the smoke test (default 5m)'
 complete -c gpuctl -n $v -l inventory -r -F -d 'how to reach nodes (gpuctl-inventory(5))'
 complete -c gpuctl -n $v -l ssh-user -x -d 'SSH user (default root; others use sudo -n)'
 complete -c gpuctl -n $v -s i -l identity -r -F -d 'SSH private key'

@@ -30,6 +30,15 @@ const struct check_def check_defs[] = {
 	{ "node.containerd", "nodes", "containerd is installed and answers on its socket" },
 	{ "node.toolkit", "nodes", "the NVIDIA Container Toolkit (nvidia-container-runtime) is installed" },
 	{ "node.nvidia-runtime", "nodes", "containerd's configuration has the nvidia runtime and its binary exists" },
+	/* with --smoke: gpuctl smoke-test's checks (gpuctl-smoke-test(1)) */
+	{ "smoke.gpu", "smoke", "a pod given one GPU runs nvidia-smi -L and names a GPU of the node" },
+	{ "smoke.allocatable", "smoke", "the node advertises physical GPUs x replicas" },
+	{ "smoke.concurrent", "smoke", "as many pods as the node advertises run at the same moment" },
+	{ "smoke.same-gpu", "smoke", "the pods sharing a GPU all saw the node's physical GPU(s)" },
+	{ "smoke.overcommit", "smoke", "one pod more stays Pending for lack of the GPU resource" },
+	{ "smoke.mps", "smoke", "under MPS, the GPUs are in compute mode EXCLUSIVE_PROCESS" },
+	{ "smoke.mig", "smoke", "under MIG, the MIG config applied and its devices allocatable" },
+	{ "smoke.measure", "smoke", "the pods' compute load: each pod's share, the aggregate, the fairness" },
 	{ NULL, NULL, NULL },
 };
 

@@ -13,6 +13,11 @@ int cmd_taint(struct gctx *g, int argc, char **argv);
 int cmd_deploy(struct gctx *g, int argc, char **argv);
 int cmd_slice(struct gctx *g, int argc, char **argv);
 int cmd_smoke_test(struct gctx *g, int argc, char **argv);
+/* smoke-test's pinned image (versions.yaml.tmpl smokeTest.image), new string. */
+int smoke_default_image(const struct gctx *g, char **image, struct gerr *err);
+/* What a smoke run left in the cluster, and how to remove it, on stderr. */
+struct smoke_left;
+void smoke_print_left(const struct gctx *g, const char *ns, const struct smoke_left *left);
 int cmd_validate(struct gctx *g, int argc, char **argv);
 int cmd_cleanup(struct gctx *g, int argc, char **argv);
 int cmd_complete(struct gctx *g, int argc, char **argv);

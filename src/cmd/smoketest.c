@@ -34,7 +34,7 @@ static const char summary[] =
 	"out, 2 usage error, 3 the cluster cannot be reached or refuses the credentials.";
 
 /* The pinned image: smokeTest.image of versions.yaml.tmpl (--templates may replace it). */
-static int default_image(const struct gctx *g, char **image, struct gerr *err)
+int smoke_default_image(const struct gctx *g, char **image, struct gerr *err)
 {
 	cJSON *ver = NULL;
 	if (deploy_versions(g->templates_dir, &ver, err) < 0)
@@ -56,7 +56,7 @@ static void progress_line(void *ud, const char *line)
 }
 
 /* What the run left in the cluster, and how to remove it, on stderr. */
-static void print_left(const struct gctx *g, const char *ns, const struct smoke_left *left)
+void smoke_print_left(const struct gctx *g, const char *ns, const struct smoke_left *left)
 {
 	if (!left->pods)
 		return;
@@ -166,7 +166,7 @@ int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 	if (node_target_check(&t, &err) < 0)
 		goto usage_error;
 	if (!image) {
-		if (default_image(g, &img, &err) < 0) {
+		if (smoke_default_image(g, &img, &err) < 0) {
 			code = gctx_setup_error(g, &err, usage, "smoke-test");
 			goto out;
 		}
@@ -209,7 +209,7 @@ int cmd_smoke_test(struct gctx *g, int argc, char **argv)
 		report_print_table(stdout, &rep, g->color);
 		report_print_summary(stdout, &rep);
 	}
-	print_left(g, ns, &left);
+	smoke_print_left(g, ns, &left);
 	if (left.pods && !left.kept)
 		code = code ? code : 1;
 	if (out_finish(&err) < 0) {

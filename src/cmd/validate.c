@@ -14,10 +14,13 @@
 #include "gpuctl/owned.h"
 #include "gpuctl/plan.h"
 #include "gpuctl/sig.h"
+#include "gpuctl/smoke.h"
+#include "gpuctl/util.h"
+#include "deployset.h"
 #include "gpuctl/report.h"
 
 static const char usage[] =
-	"gpuctl validate [NODE...] [-l SELECTOR] [--only GROUP] [--skip GROUP] [--junit FILE] [--list] [--strict] [--admit] [--inventory FILE] "
+	"gpuctl validate [NODE...] [-l SELECTOR] [--only GROUP] [--skip GROUP] [--junit FILE] [--list] [--strict] [--admit] [--smoke] [--inventory FILE] "
 	"[--ssh-user USER] [-i KEY] [--ssh-port PORT] [--ssh-timeout SECONDS] [--ssh-accept-new] [-J JUMP] "
 	"[--known-hosts FILE] [--parallel N] [--min-driver VERSION] [--from-inventory] [-o json|yaml|junit]";
 static const char summary[] =
@@ -229,10 +232,57 @@ static cJSON *admit_nodes(struct gctx *g, struct kube_client *kc, const cJSON *n
 	return doc;
 }
 
+/* --smoke: gpuctl smoke-test on the nodes, its per-node checks added to the
+ * results (its per-pod rows stay in smoke-test's own report).  A run that
+ * cannot start fails smoke.gpu on every node with the reason. */
+static void run_smoke(struct gctx *g, struct kube_client *kc, const cJSON *nodes, const char *image, long timeout_ms,
+		      struct smoke_left *left, struct check_report *rep)
+{
+	const char *ns = g->kopts.namespace_ && *g->kopts.namespace_ ? g->kopts.namespace_ : GPUCTL_SMOKE_NAMESPACE;
+	struct render_ctx rc = { .dir = g->templates_dir };
+	struct smoke_run_opts o = {
+		.rc = &rc, .ns = ns, .image = image,
+		.plan = { .plugin_ns = DEPLOY_NAMESPACE, .configs_name = DEPLOY_CONFIG_NAME, .default_key = DEPLOY_CONFIG_DEFAULT },
+		.timeout_ms = timeout_ms,
+	};
+	struct report sr;
+	report_init(&sr, "SmokeTestReport", "smoke-test");
+	struct gerr err = GERR_INIT;
+	double t0 = mono_s();
+	if (smoke_run(kc, nodes, &o, &sr, left, &err) < 0) {
+		const char *m = err.msg ? err.msg : "error";
+		const cJSON *n;
+		cJSON_ArrayForEach(n, nodes)
+			check_add(rep, "smoke.gpu", node_name(n), CHECK_FAIL, err.hint, "the smoke test could not start: %.*s",
+				  (int)strcspn(m, "\n"), m);
+		gerr_clear(&err);
+		report_release(&sr);
+		return;
+	}
+	static const enum check_status from_report[] = { [REPORT_PASS] = CHECK_PASS, [REPORT_WARN] = CHECK_WARN,
+							  [REPORT_FAIL] = CHECK_FAIL, [REPORT_SKIP] = CHECK_SKIP };
+	for (size_t i = 0; i < sr.n; i++) {
+		const struct report_row *row = &sr.v[i];
+		if (!check_find(row->kind))
+			continue; /* a pod's row */
+		check_add(rep, row->kind, row->target, from_report[row->status], row->hint, "%s", row->message);
+		rep->v[rep->n - 1].seconds = row->seconds ? row->seconds : mono_s() - t0;
+	}
+	report_release(&sr);
+	smoke_print_left(g, ns, left);
+	if (left->pods && !left->kept) /* pods left behind: say so in the results too */
+		check_add(rep, "smoke.gpu", "cluster", CHECK_FAIL, "see above for the command that removes them",
+			  "the smoke test left %zu pod(s) in namespace %s", strv_len(left->pods), ns);
+}
+
 int cmd_validate(struct gctx *g, int argc, char **argv)
 {
 	const char *selector = NULL, *junit = NULL;
-	int list = 0, admit = 0, strict = 0;
+	int list = 0, admit = 0, strict = 0, smoke = 0;
+	long smoke_timeout_ms = 5 * 60 * 1000;
+	const char *smoke_image = NULL;
+	char *smoke_img = NULL;
+	struct smoke_left left = { 0 };
 	cJSON *admission = NULL;
 	struct strlist only = { 0 }, skip = { 0 };
 	struct node_access a;
@@ -245,6 +295,9 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 		{ "list", 0, OPT_BOOL, &list, NULL, "list the checks and exit", NULL },
 		{ "strict", 0, OPT_BOOL, &strict, NULL, "warnings fail too", NULL },
 		{ "admit", 0, OPT_BOOL, &admit, NULL, "remove the taint " GPUCTL_UNVALIDATED_TAINT_KEY " from every node whose checks passed", NULL },
+		{ "smoke", 0, OPT_BOOL, &smoke, NULL, "also run gpuctl smoke-test on the nodes (pods that use their GPUs)", NULL },
+		{ "smoke-image", 0, OPT_STRING, &smoke_image, "IMAGE", "the smoke test pods' image (default the pinned CUDA base image)", NULL },
+		{ "smoke-timeout", 0, OPT_DURATION, &smoke_timeout_ms, "DURATION", "limit for the smoke test (default 5m)", NULL },
 		NODE_ACCESS_OPTS(&a),
 		OPT_END,
 	};
@@ -274,6 +327,25 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	if (node_cmd_complete(g, &nc, &a, &t, &err) < 0) {
 		code = gctx_setup_error(g, &err, usage, "validate");
 		goto out;
+	}
+	if (smoke && a.from_inventory) {
+		gerr_set(&err, GERR_USAGE, "--smoke runs pods in the cluster: not with --from-inventory");
+		goto usage_error;
+	}
+	if ((smoke_image || smoke_timeout_ms != 5 * 60 * 1000) && !smoke) {
+		gerr_set(&err, GERR_USAGE, "--smoke-image and --smoke-timeout go with --smoke");
+		goto usage_error;
+	}
+	if (smoke && smoke_timeout_ms <= 0) {
+		gerr_set(&err, GERR_USAGE, "--smoke-timeout must be more than 0");
+		goto usage_error;
+	}
+	if (smoke && !smoke_image) {
+		if (smoke_default_image(g, &smoke_img, &err) < 0) {
+			code = gctx_setup_error(g, &err, usage, "validate");
+			goto out;
+		}
+		smoke_image = smoke_img;
 	}
 	if (admit && a.from_inventory) {
 		gerr_set(&err, GERR_USAGE, "--admit changes the nodes' taints in the cluster: not with --from-inventory");
@@ -348,6 +420,8 @@ run_nodes:
 		for (i = 0; i < v.n; i++)
 			check_report_take(&rep, &v.jobs[i].rep);
 	}
+	if (smoke && kc && !sig_interrupted())
+		run_smoke(g, kc, nodes, smoke_image, smoke_timeout_ms, &left, &rep);
 	sort_report(&rep, nodes);
 	if (strict)
 		for (size_t k = 0; k < rep.n; k++)
@@ -386,6 +460,8 @@ usage_error:
 	code = gctx_usage_error(g, &err, usage, "validate");
 out:
 	cJSON_Delete(admission);
+	smoke_left_release(&left);
+	free(smoke_img);
 	gerr_clear(&stop);
 	for (size_t i = 0; i < v.n; i++) {
 		node_spec_release(&v.jobs[i].spec);

@@ -274,6 +274,16 @@ def test_validate_proves_the_stack_on_real_nodes_and_names_each_fault(kr):
     assert "no sharing x1 (nvidia.com/gpu 2)" in res[(NODES[1], "node.sharing")]["message"]
     assert "registered (nvidia.com/gpu 4)" in res[(NODES[0], "node.device-plugin")]["message"]
 
+    # --smoke: smoke-test's per-node checks join the results, and its pods are gone afterwards
+    p = kr.gpuctl("validate", NODES[0], "--only", "cluster", "--smoke", "-o", "json", "--smoke-timeout", "3m")
+    res = _checks(json.loads(p.stdout))
+    for c in ("smoke.gpu", "smoke.allocatable", "smoke.concurrent", "smoke.same-gpu", "smoke.overcommit"):
+        assert res[(NODES[0], c)]["status"] == "pass", res[(NODES[0], c)]
+    left = kr.kubectl("get", "pods", "-n", "gpuctl-smoke-test", "-l", "gpuctl.io/smoke-run", "-o", "name").stdout
+    assert left.strip() == "", left
+    p = kr.gpuctl("validate", "--smoke-timeout", "1m", check=2)
+    assert "--smoke-image and --smoke-timeout go with --smoke" in p.stderr
+
     # a config label naming a config that does not exist
     old = kr.node(NODES[1])["metadata"]["labels"]["nvidia.com/device-plugin.config"]
     kr.kubectl("label", "node", NODES[1], "--overwrite", "nvidia.com/device-plugin.config=no-such-config")
