@@ -223,3 +223,8 @@ def r(rig, gpuctl_bin, tmp_path):
     return Rig(rig, gpuctl_bin, str(tmp_path))
 
 
+def assert_junit_schema(path):
+    """The JUnit report is valid by the JUnit XML schema CI servers read (tests/fixtures/junit/junit.xsd)."""
+    p = subprocess.run(["xmllint", "--noout", "--schema", os.path.join(ROOT, "tests/fixtures/junit/junit.xsd"), str(path)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, f"{path} is not valid JUnit XML:\n{p.stderr}"

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, rig_up
+from conftest import ROOT, assert_junit_schema, rig_up
 
 NODES = ["kubelet-gpu-node-1", "kubelet-gpu-node-2"]
 GPUS = {"kubelet-gpu-node-1": 1, "kubelet-gpu-node-2": 2}
@@ -237,6 +237,7 @@ def test_smoke_test_proves_gpus_and_sharing_and_removes_its_pods(kr):
                       "-o", "name").stdout
     assert left.strip() == "", left
     assert "<testsuite" in open(os.path.join(kr.tmp, "s.xml")).read()
+    assert_junit_schema(os.path.join(kr.tmp, "s.xml"))
 
 
 def test_smoke_test_measure_runs_the_load_in_every_shared_pod_at_once(kr):
@@ -307,6 +308,7 @@ def test_validate_proves_the_stack_on_real_nodes_and_names_each_fault(kr):
         c = _checks(json.loads(p.stdout))[("cluster", "cluster.conflicts")]
         assert c["status"] == "fail" and f"{TEST_NS}/other-plugin" in c["message"], c
         assert "keep one" in c["hint"]
+        assert_junit_schema(os.path.join(kr.tmp, "v.xml"))
         xml = open(os.path.join(kr.tmp, "v.xml")).read()
         assert 'name="cluster.conflicts"' in xml and "<failure" in xml
     finally:

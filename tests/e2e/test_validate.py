@@ -5,7 +5,7 @@ import os
 import subprocess
 import xml.etree.ElementTree as ET
 
-from conftest import ROOT
+from conftest import ROOT, assert_junit_schema
 
 
 def validate(r, *args, check=None, env=None):
@@ -87,6 +87,7 @@ def test_healthy_and_faulty_nodes(r):
 def test_junit_report(r, tmp_path):
     out = tmp_path / "validate.xml"
     res, doc, p = results(r, "--junit", str(out), "gpu-node-1", "fault-old-driver", check=1)
+    assert_junit_schema(out)
     root = ET.parse(out).getroot()
     assert root.tag == "testsuites"
     assert int(root.get("tests")) == doc["summary"]["total"]
@@ -147,6 +148,7 @@ def test_unreachable_cluster_still_writes_a_report(r, tmp_path):
                   "contexts: [{name: x, context: {cluster: x, user: x}}]\nusers: [{name: x, user: {token: t}}]\n")
     out = tmp_path / "v.xml"
     p = validate(r, "--junit", str(out), "--request-timeout", "2s", env={"KUBECONFIG": str(kc)}, check=3)
+    assert_junit_schema(out)
     assert "127.0.0.1:9" in p.stderr
     root = ET.parse(out).getroot()
     f = root.find("testsuite/testcase[@name='cluster.api']/failure")
