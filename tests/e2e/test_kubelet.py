@@ -315,6 +315,29 @@ def test_validate_proves_the_stack_on_real_nodes_and_names_each_fault(kr):
         kr.kubectl("delete", "daemonset", "-n", TEST_NS, "other-plugin", "--ignore-not-found")
 
 
+def test_ctrl_c_during_smoke_test_leaves_no_pods(kr):
+    import signal
+    kr.gpuctl("slice", "--replicas", "4", NODES[0], "--timeout", "2m")
+    e = dict(os.environ, KUBECONFIG=kr.env["KUBECONFIG"], NO_COLOR="1", HOME=kr.tmp)
+    proc = subprocess.Popen([kr.bin, "smoke-test", NODES[0], "--measure", "--measure-seconds", "60", "-o", "json",
+                             "--timeout", "3m"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+
+    def running_pods():
+        out = kr.kubectl("get", "pods", "-n", "gpuctl-smoke-test", "-l", "gpuctl.io/smoke-run",
+                         "--field-selector=status.phase=Running", "-o", "name", check=False).stdout
+        return [l for l in out.splitlines() if l.strip()]
+    try:
+        kr.wait("the smoke test's pods to run", lambda: len(running_pods()) >= 2, 120)
+    except BaseException:
+        proc.kill()
+        raise
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode != 0, (out, err)
+    left = kr.kubectl("get", "pods", "-n", "gpuctl-smoke-test", "-l", "gpuctl.io/smoke-run", "-o", "name").stdout
+    assert left.strip() == "", (left, err)
+
+
 def test_smoke_test_fails_clearly_when_pods_cannot_run_and_cleans_up(kr):
     p = kr.gpuctl("smoke-test", NODES[1], "--image", "localhost/gpuctl-rig/no-such-image:1", "-o", "json",
                   "--timeout", "30s", check=1)
