@@ -27,9 +27,15 @@ int gpustack_foreign_plugins(struct kube_client *kc, char **names, char **image,
  * at once. */
 int gpustack_cluster_policy(struct kube_client *kc, cJSON **policy, int *forbidden, struct gerr *err);
 
-/* Merge-patch the ClusterPolicy name (server dry run with dry_server). */
-int gpustack_policy_patch(struct kube_client *kc, const char *name, const cJSON *patch, int dry_server,
+/* Merge-patch the ClusterPolicy policy (as read; server dry run with
+ * dry_server).  The first patch of spec.devicePlugin.config also records the
+ * value before it in the annotation GPUCTL_POLICY_RECORD_KEY (owned.h). */
+int gpustack_policy_patch(struct kube_client *kc, const cJSON *policy, const cJSON *patch, int dry_server,
 			  struct gerr *err);
+
+/* gpuctl cleanup: put back the spec.devicePlugin.config the record names
+ * and drop the record; *restored says whether there was one. */
+int gpustack_policy_restore(struct kube_client *kc, const cJSON *policy, int dry_server, int *restored, struct gerr *err);
 
 /* Whether the CustomResourceDefinition name is installed. */
 int gpustack_crd_exists(struct kube_client *kc, const char *name, int *exists, struct gerr *err);

@@ -47,6 +47,10 @@
  * value): cleanup resets a compute mode left at EXCLUSIVE_PROCESS only where
  * it is present, and removes it afterwards. */
 #define GPUCTL_MPS_RECORD_KEY "gpuctl.io/mps"
+/* ClusterPolicy annotation: the spec.devicePlugin.config (JSON, "null" when
+ * unset) before gpuctl deploy/slice first changed it; gpuctl cleanup puts
+ * it back. */
+#define GPUCTL_POLICY_RECORD_KEY "gpuctl.io/previous-device-plugin-config"
 /* The device plugin's per-node config label (gpuctl slice sets it). */
 #define GPUCTL_DEVICE_PLUGIN_CONFIG_LABEL "nvidia.com/device-plugin.config"
 /* Marker line gpuctl writes before the tables it adds to a k3s/rke2 config.toml.tmpl. */

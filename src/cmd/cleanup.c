@@ -330,8 +330,29 @@ static int phase_cluster(struct cleanup *d, struct kube_client *kc, enum dry_run
 	struct report *rep = &d->rep;
 	struct apply_result *r = NULL;
 	size_t n = 0;
-	apply_delete_owned(kc, NULL, dry, &r, &n);
 	int failed = 0;
+	/* GPU Operator mode first: its plugin goes back to the config it had,
+	 * before gpuctl's ConfigMap is deleted under it */
+	cJSON *policy = NULL;
+	int forbidden = 0;
+	struct gerr pe = GERR_INIT;
+	if (gpustack_cluster_policy(kc, &policy, &forbidden, &pe) == 0 && policy &&
+	    json_str(json_get2(policy, "metadata", "annotations"), GPUCTL_POLICY_RECORD_KEY)) {
+		const char *pname = json_str(cJSON_GetObjectItemCaseSensitive(policy, "metadata"), "name");
+		const char *was = json_str(json_get2(policy, "metadata", "annotations"), GPUCTL_POLICY_RECORD_KEY);
+		int restored = 0;
+		char *text = xasprintf("spec.devicePlugin.config %s %s", dry == DRY_NONE ? "put back to" : "would be put back to", was);
+		if (dry == DRY_CLIENT || gpustack_policy_restore(kc, policy, dry == DRY_SERVER, &restored, &pe) == 0) {
+			object_row(rep, "ClusterPolicy", NULL, pname, REPORT_CHANGED, NULL, text);
+		} else {
+			object_row(rep, "ClusterPolicy", NULL, pname, REPORT_FAILED, &pe, pe.msg);
+			failed = 1;
+		}
+		free(text);
+	}
+	gerr_clear(&pe);
+	cJSON_Delete(policy);
+	apply_delete_owned(kc, NULL, dry, &r, &n);
 	for (size_t i = 0; i < n; i++) {
 		if (r[i].status == APPLY_FAILED) {
 			object_row(rep, r[i].kind, r[i].ns, r[i].name, REPORT_FAILED, &r[i].err, r[i].err.msg);

@@ -869,7 +869,7 @@ static int operator_configure(struct cluster *c)
 		json_diff(c->policy, want, NULL, &diff, 8);
 		st = APPLY_CONFIGURED;
 		if (c->dry != DRY_CLIENT) {
-			if (gpustack_policy_patch(c->kc, pname, want, c->dry == DRY_SERVER, &e) < 0)
+			if (gpustack_policy_patch(c->kc, c->policy, want, c->dry == DRY_SERVER, &e) < 0)
 				st = APPLY_FAILED;
 		}
 	}

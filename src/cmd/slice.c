@@ -213,8 +213,7 @@ static int configure_policy(struct slice *s, struct gerr *err)
 	cJSON_AddStringToObject(cfg, "default", s->default_key);
 	int rc = 0;
 	if (!json_contains(s->policy, want) && s->dry != DRY_CLIENT) {
-		rc = gpustack_policy_patch(s->kc, json_str(cJSON_GetObjectItemCaseSensitive(s->policy, "metadata"), "name"),
-					   want, s->dry == DRY_SERVER, err);
+		rc = gpustack_policy_patch(s->kc, s->policy, want, s->dry == DRY_SERVER, err);
 		if (rc < 0)
 			gerr_prefix(err, "set spec.devicePlugin.config");
 	}

@@ -5,6 +5,7 @@
 #include "gpuctl/apply.h"
 #include "gpuctl/buf.h"
 #include "gpuctl/gpustack.h"
+#include "gpuctl/owned.h"
 #include "gpuctl/json.h"
 #include "gpuctl/kube.h"
 
@@ -80,15 +81,63 @@ int gpustack_cluster_policy(struct kube_client *kc, cJSON **policy, int *forbidd
 	return 0;
 }
 
-int gpustack_policy_patch(struct kube_client *kc, const char *name, const cJSON *patch, int dry_server,
+int gpustack_policy_patch(struct kube_client *kc, const cJSON *policy, const cJSON *patch, int dry_server,
 			  struct gerr *err)
 {
+	const char *name = json_str(cJSON_GetObjectItemCaseSensitive(policy, "metadata"), "name");
+	cJSON *body_obj = cJSON_Duplicate(patch, 1);
+	/* the first time gpuctl changes spec.devicePlugin.config, the value before
+	 * goes into an annotation, so that gpuctl cleanup can put it back */
+	if (cJSON_GetObjectItemCaseSensitive(json_get2(patch, "spec", "devicePlugin"), "config")) {
+		const cJSON *ann = json_get2(policy, "metadata", "annotations");
+		if (!json_str(ann, GPUCTL_POLICY_RECORD_KEY)) {
+			const cJSON *before = cJSON_GetObjectItemCaseSensitive(json_get2(policy, "spec", "devicePlugin"), "config");
+			char *was = before ? cJSON_PrintUnformatted(before) : xstrdup("null");
+			cJSON *md = cJSON_GetObjectItemCaseSensitive(body_obj, "metadata");
+			if (!md)
+				md = cJSON_AddObjectToObject(body_obj, "metadata");
+			cJSON *a = cJSON_GetObjectItemCaseSensitive(md, "annotations");
+			if (!a)
+				a = cJSON_AddObjectToObject(md, "annotations");
+			cJSON_AddStringToObject(a, GPUCTL_POLICY_RECORD_KEY, was);
+			free(was);
+		}
+	}
+	char *path = kube_path("nvidia.com/v1", NULL, "clusterpolicies", name);
+	char *body = cJSON_PrintUnformatted(body_obj);
+	int rc = kube_patch(kc, path, KUBE_PATCH_MERGE, body, dry_server, 0, NULL, err);
+	free(body);
+	free(path);
+	cJSON_Delete(body_obj);
+	return rc < 0 ? gerr_prefix(err, "clusterpolicy %s", name ? name : "?") : 0;
+}
+
+int gpustack_policy_restore(struct kube_client *kc, const cJSON *policy, int dry_server, int *restored, struct gerr *err)
+{
+	*restored = 0;
+	const char *name = json_str(cJSON_GetObjectItemCaseSensitive(policy, "metadata"), "name");
+	const char *was = json_str(json_get2(policy, "metadata", "annotations"), GPUCTL_POLICY_RECORD_KEY);
+	if (!was)
+		return 0;
+	cJSON *before = cJSON_Parse(was);
+	if (!before)
+		return gerr_set(err, GERR_PARSE, "clusterpolicy %s: annotation %s is not JSON: %s", name ? name : "?",
+				GPUCTL_POLICY_RECORD_KEY, was);
+	cJSON *patch = cJSON_CreateObject();
+	/* merge patch: null removes the config gpuctl added */
+	cJSON_AddItemToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "spec"), "devicePlugin"), "config", before);
+	cJSON_AddNullToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "metadata"), "annotations"),
+			      GPUCTL_POLICY_RECORD_KEY);
 	char *path = kube_path("nvidia.com/v1", NULL, "clusterpolicies", name);
 	char *body = cJSON_PrintUnformatted(patch);
 	int rc = kube_patch(kc, path, KUBE_PATCH_MERGE, body, dry_server, 0, NULL, err);
 	free(body);
 	free(path);
-	return rc < 0 ? gerr_prefix(err, "clusterpolicy %s", name) : 0;
+	cJSON_Delete(patch);
+	if (rc < 0)
+		return gerr_prefix(err, "clusterpolicy %s", name ? name : "?");
+	*restored = 1;
+	return 0;
 }
 
 int gpustack_crd_exists(struct kube_client *kc, const char *name, int *exists, struct gerr *err)

@@ -189,6 +189,18 @@ def test_operator_mode_patches_the_cluster_policy(dk):
     assert dk.kubectl("get", "daemonset", "-n", NS, "nvidia-device-plugin", check=False).returncode != 0
     doc, objs, _ = deploy_json(dk, "--operator")
     assert objs[("ClusterPolicy", "cluster-policy")]["result"] == "unchanged"
+    # what it was before is recorded, and cleanup puts it back (the config gpuctl added removed)
+    ann = got["metadata"]["annotations"]["gpuctl.io/previous-device-plugin-config"]
+    assert ann == "null", ann
+    p = dk.gpuctl("cleanup", "--skip", "nodes", "--skip", "labels", "-o", "json", "--timeout", "2m", check=0)
+    assert "ClusterPolicy" in p.stdout and "put back" in p.stdout, p.stdout
+    got = json.loads(dk.kubectl("get", "clusterpolicy", "cluster-policy", "-o", "json").stdout)
+    assert "config" not in got["spec"]["devicePlugin"], got["spec"]["devicePlugin"]
+    assert got["spec"]["devicePlugin"]["enabled"] is True
+    assert "gpuctl.io/previous-device-plugin-config" not in got["metadata"].get("annotations", {})
+    assert dk.kubectl("get", "configmap", "-n", "gpu-operator", "nvidia-device-plugin-configs", check=False).returncode != 0
+    p = dk.gpuctl("cleanup", "--skip", "nodes", "--skip", "labels", "-o", "json", "--timeout", "2m", check=0)
+    assert "put back" not in p.stdout, "a second cleanup finds nothing to put back"
 
 
 def test_missing_permissions_are_listed_in_one_error(dk):
