@@ -39,6 +39,19 @@ int kube_quantity_int(const char *s, long *out);
  * "allocatable"); 0 when absent, -1 when present but not a whole number. */
 long node_resource(const cJSON *node, const char *field, const char *resource);
 
+/* A copy of node with only what gpuctl's commands read (a new object, owned
+ * by the caller): metadata.name, all labels, the annotations under
+ * NODE_PRUNE_ANNOTATION_PREFIX (an empty object when the node has others
+ * only), the whole spec, the NODE_PRUNE_RESOURCE_PREFIX entries of
+ * status.capacity and status.allocatable, the Ready condition (type, status,
+ * reason, message), the InternalIP addresses and status.nodeInfo.osImage.
+ * Every planner and check gives the same result on the copy as on node;
+ * tests/unit/test_nodes.c holds that to account.  nodes_resolve returns
+ * pruned nodes. */
+#define NODE_PRUNE_ANNOTATION_PREFIX "gpuctl.io/"
+#define NODE_PRUNE_RESOURCE_PREFIX "nvidia.com/"
+cJSON *node_prune(const cJSON *node);
+
 /* Which nodes a command acts on: names given, else -l, else --all, else the
  * GPU nodes. */
 struct node_target {
@@ -54,7 +67,9 @@ int node_target_check(const struct node_target *t, struct gerr *err);
 /* List the target nodes with as few API calls as possible (one paginated
  * LIST; a field selector for a single name).  With neither names nor
  * selector: the GPU nodes.  Named nodes that do not exist, or no GPU node,
- * are GERR_NOTFOUND naming them (with a hint).  *nodes is a new array. */
+ * are GERR_NOTFOUND naming them (with a hint).  *nodes is a new array of
+ * pruned nodes (node_prune), gathered page by page: memory grows with the
+ * nodes kept, not with the pages listed. */
 int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **nodes, struct gerr *err);
 
 /* Watch the Nodes (those matching selector, or all) until fn stops it or

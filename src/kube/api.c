@@ -84,11 +84,10 @@ int kube_get(struct kube_client *c, const char *path, cJSON **out, struct gerr *
 	return simple(c, "GET", path, NULL, NULL, -1, out, err);
 }
 
-int kube_list(struct kube_client *c, const char *path, const struct kube_list_opts *lo, cJSON **items,
-	      char **rv, struct gerr *err)
+int kube_list_each(struct kube_client *c, const char *path, const struct kube_list_opts *lo, kube_item_fn fn,
+		   void *ud, char **rv, struct gerr *err)
 {
 	long limit = lo && lo->limit > 0 ? lo->limit : DEFAULT_PAGE;
-	cJSON *all = cJSON_CreateArray();
 	long max_pages = lo && lo->max_pages > 0 ? lo->max_pages : DEFAULT_MAX_PAGES;
 	long pages = 0;
 	char *cont = NULL;
@@ -116,19 +115,26 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 				pages = 0;
 				free(cont);
 				cont = NULL;
-				cJSON_Delete(all);
-				all = cJSON_CreateArray();
 				gerr_clear(err);
+				if (fn(ud, NULL, err) < 0)
+					return -1;
 				continue;
 			}
 			free(cont);
-			cJSON_Delete(all);
 			return -1;
 		}
+		/* Each item is handed over as soon as its page is parsed, and the
+		 * page goes before the next one is fetched: a caller that keeps a
+		 * few fields of each item never holds more than one page whole. */
 		cJSON *its = cJSON_GetObjectItemCaseSensitive(page, "items");
 		cJSON *it;
-		while (cJSON_IsArray(its) && (it = cJSON_DetachItemFromArray(its, 0)))
-			cJSON_AddItemToArray(all, it);
+		while (cJSON_IsArray(its) && (it = cJSON_DetachItemFromArray(its, 0))) {
+			if (fn(ud, it, err) < 0) {
+				cJSON_Delete(page);
+				free(cont);
+				return -1;
+			}
+		}
 		cJSON *md = cJSON_GetObjectItemCaseSensitive(page, "metadata");
 		const cJSON *cj = cJSON_GetObjectItemCaseSensitive(md, "continue");
 		const char *next = cJSON_IsString(cj) && *cj->valuestring ? cj->valuestring : NULL;
@@ -138,7 +144,6 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 		if (next && cont && !strcmp(next, cont)) {
 			cJSON_Delete(page);
 			free(cont);
-			cJSON_Delete(all);
 			return gerr_set(err, GERR_API,
 					"list %s: the server sent the same continue token twice; stopping a list that would never end",
 					path);
@@ -146,7 +151,6 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 		if (next && ++pages >= max_pages) {
 			cJSON_Delete(page);
 			free(cont);
-			cJSON_Delete(all);
 			gerr_set(err, GERR_API, "list %s: still not complete after %ld pages of %ld; giving up", path,
 				 max_pages, limit);
 			gerr_hint(err, "the server keeps sending continue tokens; check the API server or any proxy in front of it");
@@ -163,6 +167,31 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 			break;
 		}
 		cJSON_Delete(page);
+	}
+	return 0;
+}
+
+/* kube_list's gatherer: every item, in order; a restarted list starts afresh. */
+static int gather(void *ud, cJSON *item, struct gerr *err)
+{
+	(void)err;
+	cJSON **all = ud;
+	if (!item) {
+		cJSON_Delete(*all);
+		*all = cJSON_CreateArray();
+		return 0;
+	}
+	cJSON_AddItemToArray(*all, item);
+	return 0;
+}
+
+int kube_list(struct kube_client *c, const char *path, const struct kube_list_opts *lo, cJSON **items,
+	      char **rv, struct gerr *err)
+{
+	cJSON *all = cJSON_CreateArray();
+	if (kube_list_each(c, path, lo, gather, &all, rv, err) < 0) {
+		cJSON_Delete(all);
+		return -1;
 	}
 	*items = all;
 	return 0;

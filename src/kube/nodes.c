@@ -142,6 +142,129 @@ int node_target_check(const struct node_target *t, struct gerr *err)
 	return 0;
 }
 
+/* Copy key of from into to when present (a deep copy). */
+static void keep(cJSON *to, const cJSON *from, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+	if (v)
+		cJSON_AddItemToObject(to, key, cJSON_Duplicate(v, 1));
+}
+
+/* Copy the members of the object from[key] whose names start with prefix; an
+ * object stays an object (maybe empty: "has annotations" is read too), any
+ * other value is copied whole. */
+static void keep_prefixed(cJSON *to, const cJSON *from, const char *key, const char *prefix)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+	if (!v)
+		return;
+	if (!cJSON_IsObject(v)) {
+		cJSON_AddItemToObject(to, key, cJSON_Duplicate(v, 1));
+		return;
+	}
+	cJSON *o = cJSON_AddObjectToObject(to, key);
+	const cJSON *m;
+	cJSON_ArrayForEach(m, v)
+		if (m->string && !strncmp(m->string, prefix, strlen(prefix)))
+			cJSON_AddItemToObject(o, m->string, cJSON_Duplicate(m, 1));
+}
+
+/* The members of each element of from[key] (an array of objects) named in
+ * fields, for the elements whose match_key member is match_value (NULL: all). */
+static void keep_entries(cJSON *to, const cJSON *from, const char *key, const char *match_key,
+			 const char *match_value, const char *const *fields)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+	if (!v)
+		return;
+	if (!cJSON_IsArray(v)) {
+		cJSON_AddItemToObject(to, key, cJSON_Duplicate(v, 1));
+		return;
+	}
+	cJSON *a = cJSON_AddArrayToObject(to, key);
+	const cJSON *e;
+	cJSON_ArrayForEach(e, v) {
+		if (!cJSON_IsObject(e)) {
+			cJSON_AddItemToArray(a, cJSON_Duplicate(e, 1));
+			continue;
+		}
+		const char *m = match_key ? json_str(e, match_key) : NULL;
+		if (match_key && (!m || strcmp(m, match_value)))
+			continue;
+		cJSON *o = cJSON_CreateObject();
+		for (size_t i = 0; fields[i]; i++)
+			keep(o, e, fields[i]);
+		cJSON_AddItemToArray(a, o);
+	}
+}
+
+cJSON *node_prune(const cJSON *node)
+{
+	static const char *const cond_fields[] = { "type", "status", "reason", "message", NULL };
+	static const char *const addr_fields[] = { "type", "address", NULL };
+	static const char *const info_fields[] = { "osImage", NULL };
+	cJSON *out = cJSON_CreateObject();
+	const cJSON *md = cJSON_GetObjectItemCaseSensitive(node, "metadata");
+	if (md) {
+		cJSON *m = cJSON_AddObjectToObject(out, "metadata");
+		keep(m, md, "name");
+		keep(m, md, "labels");
+		/* only gpuctl's own records are read (owned.h), but whether there
+		 * are annotations at all decides the patch (add one key or the map) */
+		keep_prefixed(m, md, "annotations", NODE_PRUNE_ANNOTATION_PREFIX);
+	}
+	/* the taint planner tests the whole spec when there are no taints */
+	keep(out, node, "spec");
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(node, "status");
+	if (st) {
+		cJSON *s = cJSON_AddObjectToObject(out, "status");
+		keep_prefixed(s, st, "capacity", NODE_PRUNE_RESOURCE_PREFIX);
+		keep_prefixed(s, st, "allocatable", NODE_PRUNE_RESOURCE_PREFIX);
+		keep_entries(s, st, "conditions", "type", "Ready", cond_fields);
+		keep_entries(s, st, "addresses", "type", "InternalIP", addr_fields);
+		const cJSON *ni = cJSON_GetObjectItemCaseSensitive(st, "nodeInfo");
+		if (cJSON_IsObject(ni)) {
+			cJSON *o = cJSON_AddObjectToObject(s, "nodeInfo");
+			for (size_t i = 0; info_fields[i]; i++)
+				keep(o, ni, info_fields[i]);
+		}
+	}
+	return out;
+}
+
+/* What nodes_resolve keeps of each listed Node, page by page. */
+struct resolve {
+	const struct node_target *t;
+	cJSON *kept;  /* pruned nodes */
+	int total;    /* nodes listed */
+};
+
+static int resolve_item(void *ud, cJSON *node, struct gerr *err)
+{
+	(void)err;
+	struct resolve *r = ud;
+	if (!node) {
+		/* the list starts again */
+		cJSON_Delete(r->kept);
+		r->kept = cJSON_CreateArray();
+		r->total = 0;
+		return 0;
+	}
+	r->total++;
+	int want;
+	if (r->t->nnames) {
+		want = 0;
+		for (size_t i = 0; i < r->t->nnames && !want; i++)
+			want = !strcmp(node_name(node), r->t->names[i]);
+	} else {
+		want = r->t->selector || r->t->all || node_is_gpu(node);
+	}
+	if (want)
+		cJSON_AddItemToArray(r->kept, node_prune(node));
+	cJSON_Delete(node);
+	return 0;
+}
+
 int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **nodes, struct gerr *err)
 {
 	if (node_target_check(t, err) < 0)
@@ -152,13 +275,18 @@ int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **n
 		fs = xasprintf("metadata.name=%s", t->names[0]);
 		lo.field_selector = fs;
 	}
-	cJSON *items = NULL;
-	int rc = kube_list(kc, "/api/v1/nodes", &lo, &items, NULL, err);
+	/* Each node is pruned to what gpuctl reads as its page arrives: a list
+	 * of 20,000 nodes never sits whole in memory. */
+	struct resolve res = { .t = t, .kept = cJSON_CreateArray() };
+	int rc = kube_list_each(kc, "/api/v1/nodes", &lo, resolve_item, &res, NULL, err);
 	free(fs);
-	if (rc < 0)
+	if (rc < 0) {
+		cJSON_Delete(res.kept);
 		return gerr_prefix(err, "list nodes");
-	cJSON *out = cJSON_CreateArray();
+	}
+	cJSON *items = res.kept;
 	if (t->nnames) {
+		cJSON *out = cJSON_CreateArray();
 		struct buf missing = BUF_INIT;
 		for (size_t i = 0; i < t->nnames; i++) {
 			cJSON *found = NULL, *it;
@@ -188,26 +316,16 @@ int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **n
 			return -1;
 		}
 		buf_release(&missing);
-	} else if (t->selector || t->all) {
-		cJSON_Delete(out);
-		out = items;
-	} else {
-		cJSON *it;
-		cJSON_ArrayForEach(it, items)
-			if (node_is_gpu(it))
-				cJSON_AddItemToArray(out, cJSON_Duplicate(it, 1));
-		int total = cJSON_GetArraySize(items);
+		items = out;
+	} else if (!t->selector && !t->all && cJSON_GetArraySize(items) == 0) {
 		cJSON_Delete(items);
-		if (cJSON_GetArraySize(out) == 0) {
-			cJSON_Delete(out);
-			gerr_set(err, GERR_NOTFOUND,
-				 "no GPU nodes found among %d node(s): none has nvidia.com/gpu capacity, the label feature.node.kubernetes.io/pci-10de.present=true or nvidia.com/gpu.present=true",
-				 total);
-			gerr_hint(err, "name the nodes, or select them with -l SELECTOR");
-			return -1;
-		}
+		gerr_set(err, GERR_NOTFOUND,
+			 "no GPU nodes found among %d node(s): none has nvidia.com/gpu capacity, the label feature.node.kubernetes.io/pci-10de.present=true or nvidia.com/gpu.present=true",
+			 res.total);
+		gerr_hint(err, "name the nodes, or select them with -l SELECTOR");
+		return -1;
 	}
-	*nodes = out;
+	*nodes = items;
 	return 0;
 }
 
