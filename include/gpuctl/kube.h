@@ -128,6 +128,7 @@ struct kube_call {
 	const char *content_type; /* default application/json */
 	int idempotent;           /* -1: from the method; 0/1: override */
 	int raw;                  /* response is text, not JSON (pod logs) */
+	int no_parse;             /* a JSON response stays in text, unparsed (kube_list_each reads it item by item) */
 	const char *what;         /* the object, for messages: "node gpu-1" */
 	/* results */
 	long status;
