@@ -104,7 +104,8 @@ typedef int (*edit_plan_fn)(void *ud, const cJSON *node, struct edit_result *r);
 
 /* Plan every node; if any plan fails nothing is written (the others are
  * EDIT_SKIPPED).  Then send one JSON patch per changed node, concurrently
- * (fieldManager gpuctl; dryRun=All for DRY_SERVER; nothing for DRY_CLIENT);
+ * (fieldManager gpuctl; dryRun=All for DRY_SERVER; nothing for DRY_CLIENT,
+ * whose results keep no patch);
  * nodes whose patch failed its test or conflicted (409/422) are fetched
  * again and re-planned, up to 5 rounds.  *results (new, node order) is
  * freed with edit_results_free. */

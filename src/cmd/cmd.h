@@ -22,7 +22,8 @@ int cmd_complete(struct gctx *g, int argc, char **argv);
 #include "gpuctl/nodes.h"
 
 /* Print results: one line per node (or -o json/yaml with kind); returns the
- * exit code (0 all done, 1 some failed, 3 cluster access failures). */
+ * exit code (0 all done, 1 some failed, 3 cluster access failures).  The
+ * changes and state of r move into the report (NULL in r afterwards). */
 int edit_report(struct gctx *g, const char *kind, const char *state_field, const char *verb,
 		enum dry_run dry, struct edit_result *r, size_t n);
 

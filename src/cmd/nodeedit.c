@@ -56,9 +56,13 @@ int edit_report(struct gctx *g, const char *kind, const char *state_field, const
 		row->code = r[i].status == EDIT_FAILED ? r[i].err.code : GERR_OK;
 		buf_release(&line);
 		cJSON *d = cJSON_CreateObject();
-		cJSON_AddItemToObject(d, "changes", r[i].changes ? cJSON_Duplicate(r[i].changes, 1) : cJSON_CreateArray());
-		if (r[i].state && r[i].status != EDIT_FAILED)
-			cJSON_AddItemToObject(d, state_field, cJSON_Duplicate(r[i].state, 1));
+		/* moved, not copied: on thousands of nodes a second copy is most of the memory */
+		cJSON_AddItemToObject(d, "changes", r[i].changes ? r[i].changes : cJSON_CreateArray());
+		r[i].changes = NULL;
+		if (r[i].state && r[i].status != EDIT_FAILED) {
+			cJSON_AddItemToObject(d, state_field, r[i].state);
+			r[i].state = NULL;
+		}
 		if (r[i].err.code != GERR_OK)
 			cJSON_AddItemToObject(d, "error", report_error_json(&r[i].err));
 		report_row_details(row, d);
@@ -96,9 +100,9 @@ int edit_run(struct gctx *g, const struct node_target *t, edit_plan_fn plan, voi
 		cJSON_Delete(nodes);
 		return code;
 	}
+	cJSON_Delete(nodes); /* the results say all the report needs */
 	int code = edit_report(g, kind, state_field, verb, dry, r, n);
 	edit_results_free(r, n);
-	cJSON_Delete(nodes);
 	if (out_finish(&err) < 0) {
 		gctx_print_error(g, &err);
 		gerr_clear(&err);
