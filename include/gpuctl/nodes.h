@@ -44,7 +44,7 @@ long node_resource(const cJSON *node, const char *field, const char *resource);
  * NODE_PRUNE_ANNOTATION_PREFIX (an empty object when the node has others
  * only), the whole spec, the NODE_PRUNE_RESOURCE_PREFIX entries of
  * status.capacity and status.allocatable, the Ready condition (type, status,
- * reason, message), the InternalIP addresses and status.nodeInfo.osImage.
+ * reason), the InternalIP addresses and status.nodeInfo.osImage.
  * Every planner and check gives the same result on the copy as on node;
  * tests/unit/test_nodes.c holds that to account.  nodes_resolve returns
  * pruned nodes. */

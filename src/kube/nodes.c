@@ -142,12 +142,21 @@ int node_target_check(const struct node_target *t, struct gerr *err)
 	return 0;
 }
 
-/* Copy key of from into to when present (a deep copy). */
+/* Add item under key, a string that lives as long as the program (a literal
+ * or a static table's): cJSON then keeps no copy of the key, a saving of
+ * one allocation per field on every node kept. */
+static cJSON *add_static(cJSON *to, const char *key, cJSON *item)
+{
+	cJSON_AddItemToObjectCS(to, key, item);
+	return item;
+}
+
+/* Copy key (static) of from into to when present (a deep copy). */
 static void keep(cJSON *to, const cJSON *from, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
 	if (v)
-		cJSON_AddItemToObject(to, key, cJSON_Duplicate(v, 1));
+		add_static(to, key, cJSON_Duplicate(v, 1));
 }
 
 /* Copy the members of the object from[key] whose names start with prefix; an
@@ -159,10 +168,10 @@ static void keep_prefixed(cJSON *to, const cJSON *from, const char *key, const c
 	if (!v)
 		return;
 	if (!cJSON_IsObject(v)) {
-		cJSON_AddItemToObject(to, key, cJSON_Duplicate(v, 1));
+		add_static(to, key, cJSON_Duplicate(v, 1));
 		return;
 	}
-	cJSON *o = cJSON_AddObjectToObject(to, key);
+	cJSON *o = add_static(to, key, cJSON_CreateObject());
 	const cJSON *m;
 	cJSON_ArrayForEach(m, v)
 		if (m->string && !strncmp(m->string, prefix, strlen(prefix)))
@@ -170,7 +179,7 @@ static void keep_prefixed(cJSON *to, const cJSON *from, const char *key, const c
 }
 
 /* The members of each element of from[key] (an array of objects) named in
- * fields, for the elements whose match_key member is match_value (NULL: all). */
+ * fields, for the elements whose match_key member is match_value. */
 static void keep_entries(cJSON *to, const cJSON *from, const char *key, const char *match_key,
 			 const char *match_value, const char *const *fields)
 {
@@ -178,18 +187,18 @@ static void keep_entries(cJSON *to, const cJSON *from, const char *key, const ch
 	if (!v)
 		return;
 	if (!cJSON_IsArray(v)) {
-		cJSON_AddItemToObject(to, key, cJSON_Duplicate(v, 1));
+		add_static(to, key, cJSON_Duplicate(v, 1));
 		return;
 	}
-	cJSON *a = cJSON_AddArrayToObject(to, key);
+	cJSON *a = add_static(to, key, cJSON_CreateArray());
 	const cJSON *e;
 	cJSON_ArrayForEach(e, v) {
 		if (!cJSON_IsObject(e)) {
 			cJSON_AddItemToArray(a, cJSON_Duplicate(e, 1));
 			continue;
 		}
-		const char *m = match_key ? json_str(e, match_key) : NULL;
-		if (match_key && (!m || strcmp(m, match_value)))
+		const char *m = json_str(e, match_key);
+		if (!m || strcmp(m, match_value))
 			continue;
 		cJSON *o = cJSON_CreateObject();
 		for (size_t i = 0; fields[i]; i++)
@@ -200,13 +209,14 @@ static void keep_entries(cJSON *to, const cJSON *from, const char *key, const ch
 
 cJSON *node_prune(const cJSON *node)
 {
-	static const char *const cond_fields[] = { "type", "status", "reason", "message", NULL };
+	/* the Ready condition's message is in no output: only status and reason */
+	static const char *const cond_fields[] = { "type", "status", "reason", NULL };
 	static const char *const addr_fields[] = { "type", "address", NULL };
 	static const char *const info_fields[] = { "osImage", NULL };
 	cJSON *out = cJSON_CreateObject();
 	const cJSON *md = cJSON_GetObjectItemCaseSensitive(node, "metadata");
 	if (md) {
-		cJSON *m = cJSON_AddObjectToObject(out, "metadata");
+		cJSON *m = add_static(out, "metadata", cJSON_CreateObject());
 		keep(m, md, "name");
 		keep(m, md, "labels");
 		/* only gpuctl's own records are read (owned.h), but whether there
@@ -217,16 +227,18 @@ cJSON *node_prune(const cJSON *node)
 	keep(out, node, "spec");
 	const cJSON *st = cJSON_GetObjectItemCaseSensitive(node, "status");
 	if (st) {
-		cJSON *s = cJSON_AddObjectToObject(out, "status");
+		cJSON *s = add_static(out, "status", cJSON_CreateObject());
 		keep_prefixed(s, st, "capacity", NODE_PRUNE_RESOURCE_PREFIX);
 		keep_prefixed(s, st, "allocatable", NODE_PRUNE_RESOURCE_PREFIX);
 		keep_entries(s, st, "conditions", "type", "Ready", cond_fields);
 		keep_entries(s, st, "addresses", "type", "InternalIP", addr_fields);
 		const cJSON *ni = cJSON_GetObjectItemCaseSensitive(st, "nodeInfo");
 		if (cJSON_IsObject(ni)) {
-			cJSON *o = cJSON_AddObjectToObject(s, "nodeInfo");
+			cJSON *o = add_static(s, "nodeInfo", cJSON_CreateObject());
 			for (size_t i = 0; info_fields[i]; i++)
 				keep(o, ni, info_fields[i]);
+		} else if (ni) {
+			add_static(s, "nodeInfo", cJSON_Duplicate(ni, 1));
 		}
 	}
 	return out;
