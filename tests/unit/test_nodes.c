@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "gpuctl/buf.h"
 #include "gpuctl/check.h"
 #include "gpuctl/json.h"
 #include "gpuctl/kube.h"
@@ -560,4 +561,82 @@ Test(nodes_api, resolve_names_and_all)
 	cr_assert_eq(nodes_resolve(kc, &all, &nodes, &err), 0, "%s", err.msg);
 	cr_assert_eq(cJSON_GetArraySize(nodes), 5);
 	cJSON_Delete(nodes);
+}
+
+/* ---- kube_list_each reads a page's text member by member ---- */
+
+static const char *scripted_page;
+
+static void route_one_page(void *ud, const struct ts_request *r, struct ts_reply *out)
+{
+	(void)ud;
+	(void)r;
+	ts_reply_set(out, 200, NULL, scripted_page);
+}
+
+static int gather_names(void *ud, cJSON *item, struct gerr *err)
+{
+	(void)err;
+	struct buf *b = ud;
+	if (item) {
+		char *s = cJSON_PrintUnformatted(item);
+		buf_addf(b, "%s%s", b->len ? "," : "", s);
+		free(s);
+	}
+	cJSON_Delete(item);
+	return 0;
+}
+
+Test(nodes_api, list_each_reads_any_member_order_and_spacing)
+{
+	static const struct {
+		const char *page, *items, *rv;
+	} cases[] = {
+		/* metadata after the items, whitespace everywhere, nested arrays and strings with brackets */
+		{ " {\n \"items\" : [ {\"a\":[1,{\"b\":\"]}\"}]} , {\"c\":null} ] ,\r\n\t\"kind\":\"NodeList\", \"metadata\" : {\"resourceVersion\":\"7\"} } \n",
+		  "{\"a\":[1,{\"b\":\"]}\"}]},{\"c\":null}", "7" },
+		{ "{\"metadata\":{\"resourceVersion\":\"8\"},\"items\":[]}", "", "8" },
+		{ "{\"metadata\":{\"resourceVersion\":\"9\"},\"items\":null}", "", "9" },
+		{ "{}", "", NULL },
+		{ "", "", NULL },
+		/* as cJSON's lookup: the first member of a name counts */
+		{ "{\"items\":[1],\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[2],\"metadata\":{\"resourceVersion\":\"2\"}}",
+		  "1", "1" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		scripted_page = cases[i].page;
+		ts_set_route(srv, route_one_page, NULL);
+		struct buf b = BUF_INIT;
+		struct gerr err = GERR_INIT;
+		char *rv = NULL;
+		cr_assert_eq(kube_list_each(kc, "/api/v1/nodes", NULL, gather_names, &b, &rv, &err), 0, "case %zu: %s", i,
+			     err.msg);
+		cr_assert_str_eq(b.s, cases[i].items, "case %zu", i);
+		if (cases[i].rv)
+			cr_assert(rv && !strcmp(rv, cases[i].rv), "case %zu: rv %s", i, rv ? rv : "(null)");
+		else
+			cr_assert_null(rv, "case %zu", i);
+		free(rv);
+		buf_release(&b);
+	}
+}
+
+Test(nodes_api, list_each_refuses_a_page_that_is_not_json)
+{
+	static const char *const bad[] = {
+		"{\"items\":[{\"a\":1},]}", "{\"items\":[{\"a\":1}", "{\"items\":[{\"a\":1}]} x", "[1,2]", "nope",
+		"{\"items\" [1]}", "{\"metadata\":{},}", "{\"items\":[1] \"metadata\":{}}", "{1:2}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		scripted_page = bad[i];
+		ts_set_route(srv, route_one_page, NULL);
+		struct buf b = BUF_INIT;
+		struct gerr err = GERR_INIT;
+		cr_assert_eq(kube_list_each(kc, "/api/v1/nodes", NULL, gather_names, &b, NULL, &err), -1, "case %zu: %s",
+			     i, bad[i]);
+		cr_assert_eq(err.code, GERR_API, "case %zu", i);
+		cr_assert(strstr(err.msg, "not JSON"), "case %zu: %s", i, err.msg);
+		gerr_clear(&err);
+		buf_release(&b);
+	}
 }
