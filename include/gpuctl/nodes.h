@@ -51,6 +51,16 @@ long node_resource(const cJSON *node, const char *field, const char *resource);
 #define NODE_PRUNE_ANNOTATION_PREFIX "gpuctl.io/"
 #define NODE_PRUNE_RESOURCE_PREFIX "nvidia.com/"
 cJSON *node_prune(const cJSON *node);
+/* The parts of what node_prune keeps; metadata.name is always kept.  A
+ * command that reads less asks for less (label: labels and annotations). */
+enum node_part {
+	NODE_PART_LABELS = 1u << 0,      /* metadata.labels */
+	NODE_PART_ANNOTATIONS = 1u << 1, /* gpuctl's metadata.annotations */
+	NODE_PART_SPEC = 1u << 2,        /* spec */
+	NODE_PART_STATUS = 1u << 3,      /* the status fields above */
+	NODE_PARTS_ALL = 0xfu,
+};
+cJSON *node_prune_parts(const cJSON *node, unsigned parts);
 
 /* Which nodes a command acts on: names given, else -l, else --all, else the
  * GPU nodes. */
@@ -59,6 +69,7 @@ struct node_target {
 	size_t nnames;
 	const char *selector;  /* -l */
 	int all;               /* --all: every node, GPU or not */
+	unsigned parts;        /* enum node_part bits: what nodes_resolve keeps of each node; 0: all */
 };
 
 /* Validate the target (the selector's syntax) before any request. */
@@ -68,7 +79,7 @@ int node_target_check(const struct node_target *t, struct gerr *err);
  * LIST; a field selector for a single name).  With neither names nor
  * selector: the GPU nodes.  Named nodes that do not exist, or no GPU node,
  * are GERR_NOTFOUND naming them (with a hint).  *nodes is a new array of
- * pruned nodes (node_prune), gathered page by page: memory grows with the
+ * pruned nodes (node_prune_parts with t->parts), gathered page by page: memory grows with the
  * nodes kept, not with the pages listed. */
 int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **nodes, struct gerr *err);
 

@@ -48,6 +48,7 @@ struct edit_cmd {
 	int (*default_ops)(struct gctx *g, void *plan, struct gerr *err);
 	void (*set_overwrite)(void *plan, int overwrite);
 	edit_plan_fn plan;
+	unsigned parts;            /* the parts of a Node plan reads (enum node_part); 0: all */
 	const struct opt *extra;   /* the command's own flags (at most 2, OPT_END-terminated), or NULL */
 	/* after the operations are known (given or defaults): add what the
 	 * command's own flags ask for; may be NULL */

@@ -55,6 +55,14 @@ int edit_report(struct gctx *g, const char *kind, const char *state_field, const
 						    line.len ? line.s + 1 : "");
 		row->code = r[i].status == EDIT_FAILED ? r[i].err.code : GERR_OK;
 		buf_release(&line);
+		if (!g->output) {
+			/* the table shows the message only: on 20,000 nodes the
+			 * details would be most of the memory */
+			cJSON_Delete(r[i].changes);
+			cJSON_Delete(r[i].state);
+			r[i].changes = r[i].state = NULL;
+			continue;
+		}
 		cJSON *d = cJSON_CreateObject();
 		/* moved, not copied: on thousands of nodes a second copy is most of the memory */
 		cJSON_AddItemToObject(d, "changes", r[i].changes ? r[i].changes : cJSON_CreateArray());
@@ -149,6 +157,7 @@ int edit_cmd_main(struct gctx *g, int argc, char **argv, const struct edit_cmd *
 	}
 	t.selector = selector;
 	t.all = all;
+	t.parts = c->parts;
 	if (c->check_ops(plan, &err) < 0 || node_target_check(&t, &err) < 0)
 		goto usage_error;
 	if (c->count_ops(plan) == 0 && (gctx_load_config(g, &err) < 0 || c->default_ops(g, plan, &err) < 0)) {

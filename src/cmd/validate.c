@@ -306,6 +306,10 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	}
 	int run_cluster = only_skip_selected("cluster", &only, &skip);
 	int run_nodes = only_skip_selected("nodes", &only, &skip);
+	/* the cluster checks read a node's labels and status; the node checks
+	 * (over SSH) and --admit more */
+	if (!run_nodes && !admit)
+		t.parts = NODE_PART_LABELS | NODE_PART_STATUS;
 	if (!run_cluster && !run_nodes) {
 		gerr_set(&err, GERR_USAGE, "--skip cluster --skip nodes leaves nothing to check");
 		goto usage_error;

@@ -209,6 +209,11 @@ static void keep_entries(cJSON *to, const cJSON *from, const char *key, const ch
 
 cJSON *node_prune(const cJSON *node)
 {
+	return node_prune_parts(node, NODE_PARTS_ALL);
+}
+
+cJSON *node_prune_parts(const cJSON *node, unsigned parts)
+{
 	/* the Ready condition's message is in no output: only status and reason */
 	static const char *const cond_fields[] = { "type", "status", "reason", NULL };
 	static const char *const addr_fields[] = { "type", "address", NULL };
@@ -218,15 +223,18 @@ cJSON *node_prune(const cJSON *node)
 	if (md) {
 		cJSON *m = add_static(out, "metadata", cJSON_CreateObject());
 		keep(m, md, "name");
-		keep(m, md, "labels");
+		if (parts & NODE_PART_LABELS)
+			keep(m, md, "labels");
 		/* only gpuctl's own records are read (owned.h), but whether there
 		 * are annotations at all decides the patch (add one key or the map) */
-		keep_prefixed(m, md, "annotations", NODE_PRUNE_ANNOTATION_PREFIX);
+		if (parts & NODE_PART_ANNOTATIONS)
+			keep_prefixed(m, md, "annotations", NODE_PRUNE_ANNOTATION_PREFIX);
 	}
 	/* the taint planner tests the whole spec when there are no taints */
-	keep(out, node, "spec");
+	if (parts & NODE_PART_SPEC)
+		keep(out, node, "spec");
 	const cJSON *st = cJSON_GetObjectItemCaseSensitive(node, "status");
-	if (st) {
+	if (st && (parts & NODE_PART_STATUS)) {
 		cJSON *s = add_static(out, "status", cJSON_CreateObject());
 		keep_prefixed(s, st, "capacity", NODE_PRUNE_RESOURCE_PREFIX);
 		keep_prefixed(s, st, "allocatable", NODE_PRUNE_RESOURCE_PREFIX);
@@ -272,7 +280,7 @@ static int resolve_item(void *ud, cJSON *node, struct gerr *err)
 		want = r->t->selector || r->t->all || node_is_gpu(node);
 	}
 	if (want)
-		cJSON_AddItemToArray(r->kept, node_prune(node));
+		cJSON_AddItemToArray(r->kept, node_prune_parts(node, r->t->parts ? r->t->parts : NODE_PARTS_ALL));
 	cJSON_Delete(node);
 	return 0;
 }

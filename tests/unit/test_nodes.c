@@ -160,14 +160,19 @@ static char *edit_text(edit_plan_fn plan, void *ud, const cJSON *node)
 	return s;
 }
 
-static void same_edit(edit_plan_fn plan, void *ud, const cJSON *full, const char *what)
+/* The same edit from the whole node, from node_prune's copy and from the
+ * parts the command asks nodes_resolve for (label.c, taint.c). */
+static void same_edit(edit_plan_fn plan, void *ud, const cJSON *full, unsigned parts, const char *what)
 {
-	cJSON *p = node_prune(full);
-	char *a = edit_text(plan, ud, full), *b = edit_text(plan, ud, p);
+	cJSON *p = node_prune(full), *pp = node_prune_parts(full, parts);
+	char *a = edit_text(plan, ud, full), *b = edit_text(plan, ud, p), *c = edit_text(plan, ud, pp);
 	cr_assert_str_eq(b, a, "%s: pruned %s\nwhole %s", what, b, a);
+	cr_assert_str_eq(c, a, "%s: the command's parts %s\nwhole %s", what, c, a);
 	free(a);
 	free(b);
+	free(c);
 	cJSON_Delete(p);
+	cJSON_Delete(pp);
 }
 
 static void label_plan_of(struct label_plan *lp, const char *ops, int defaults, int overwrite)
@@ -252,18 +257,18 @@ Test(nodes, planners_give_the_same_result_on_a_pruned_node)
 				struct label_plan lp;
 				label_plan_of(&lp, label_cases[i].ops, label_cases[i].defaults, label_cases[i].overwrite);
 				snprintf(what, sizeof(what), "%s variant %d: label %s", fixtures[f], v, label_cases[i].ops);
-				same_edit(label_plan_node, &lp, full, what);
+				same_edit(label_plan_node, &lp, full, NODE_PART_LABELS | NODE_PART_ANNOTATIONS, what);
 				label_plan_free(&lp);
 			}
 			for (size_t i = 0; i < sizeof(taint_cases) / sizeof(taint_cases[0]); i++) {
 				struct taint_plan tp;
 				taint_plan_of(&tp, taint_cases[i].ops, taint_cases[i].overwrite);
 				snprintf(what, sizeof(what), "%s variant %d: taint %s", fixtures[f], v, taint_cases[i].ops);
-				same_edit(taint_plan_node, &tp, full, what);
+				same_edit(taint_plan_node, &tp, full, NODE_PART_SPEC | NODE_PART_ANNOTATIONS, what);
 				taint_plan_free(&tp);
 			}
 			snprintf(what, sizeof(what), "%s variant %d: cleanup", fixtures[f], v);
-			same_edit(cleanup_plan_node, NULL, full, what);
+			same_edit(cleanup_plan_node, NULL, full, NODE_PARTS_ALL, what);
 			cJSON_Delete(full);
 		}
 }
@@ -393,28 +398,36 @@ Test(nodes_api, cluster_checks_give_the_same_result_on_pruned_nodes)
 {
 	ts_set_default(srv, 404, NULL,
 		       "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":\"runtimeclasses.node.k8s.io \\\"nvidia\\\" not found\",\"reason\":\"NotFound\",\"code\":404}");
-	cJSON *full = cJSON_CreateArray(), *pruned = cJSON_CreateArray();
+	cJSON *full = cJSON_CreateArray(), *pruned = cJSON_CreateArray(), *parts = cJSON_CreateArray();
 	for (size_t f = 0; fixtures[f]; f++)
 		for (int v = 0; v < NVARIANTS; v++) {
 			cJSON *n = variant(fixtures[f], v);
 			cJSON_AddItemToArray(pruned, node_prune(n));
+			/* what validate --only cluster asks for */
+			cJSON_AddItemToArray(parts, node_prune_parts(n, NODE_PART_LABELS | NODE_PART_STATUS));
 			cJSON_AddItemToArray(full, n);
 		}
-	struct check_report a = { 0 }, b = { 0 };
+	struct check_report a = { 0 }, b = { 0 }, c = { 0 };
 	checks_cluster(kc, "v1.36.3", full, &a);
 	checks_cluster(kc, "v1.36.3", pruned, &b);
-	cJSON *ja = check_report_json(&a), *jb = check_report_json(&b);
-	char *sa = cJSON_PrintUnformatted(ja), *sb = cJSON_PrintUnformatted(jb);
+	checks_cluster(kc, "v1.36.3", parts, &c);
+	cJSON *ja = check_report_json(&a), *jb = check_report_json(&b), *jc = check_report_json(&c);
+	char *sa = cJSON_PrintUnformatted(ja), *sb = cJSON_PrintUnformatted(jb), *sc = cJSON_PrintUnformatted(jc);
 	cr_assert_str_eq(sb, sa);
+	cr_assert_str_eq(sc, sa);
 	cr_assert(strstr(sa, "KubeletNotReady"), "the checks read the Ready condition: %s", sa);
 	free(sa);
 	free(sb);
+	free(sc);
 	cJSON_Delete(ja);
 	cJSON_Delete(jb);
+	cJSON_Delete(jc);
 	check_report_release(&a);
 	check_report_release(&b);
+	check_report_release(&c);
 	cJSON_Delete(full);
 	cJSON_Delete(pruned);
+	cJSON_Delete(parts);
 }
 
 /* Pages of 2 nodes: gpu-node-7 (GPU), cpu-1 (no GPU), gpu-node-gfd (GPU),
@@ -536,6 +549,17 @@ Test(nodes_api, resolve_keeps_pruned_gpu_nodes)
 	cJSON_Delete(nodes);
 	/* 2 per page: 3 list requests for 5 nodes */
 	cr_assert_eq(ts_nrequests(srv), 3);
+	/* a command that reads less keeps less */
+	struct node_target tl = { .parts = NODE_PART_LABELS };
+	cr_assert_eq(nodes_resolve(kc, &tl, &nodes, &err), 0, "%s", err.msg);
+	cr_assert_eq(cJSON_GetArraySize(nodes), 3);
+	const cJSON *n1 = cJSON_GetArrayItem(nodes, 1);
+	cr_assert_str_eq(node_name(n1), "gpu-node-gfd");
+	cr_assert_not_null(json_get2(n1, "metadata", "labels"));
+	cr_assert_null(json_get2(n1, "metadata", "annotations"));
+	cr_assert_null(cJSON_GetObjectItemCaseSensitive(n1, "status"));
+	cr_assert_null(cJSON_GetObjectItemCaseSensitive(n1, "spec"));
+	cJSON_Delete(nodes);
 }
 
 Test(nodes_api, resolve_names_and_all)
