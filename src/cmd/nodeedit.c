@@ -92,9 +92,31 @@ int edit_report(struct gctx *g, const char *kind, const char *state_field, const
 	return code;
 }
 
+/* The planner of a command whose report is the table: the state after the
+ * edit is only in -o json/yaml, so it goes as soon as a node is planned (on
+ * 20,000 nodes it would be a third of the memory). */
+struct tabled {
+	edit_plan_fn plan;
+	void *ud;
+};
+
+static int plan_for_table(void *ud, const cJSON *node, struct edit_result *r)
+{
+	const struct tabled *t = ud;
+	int rc = t->plan(t->ud, node, r);
+	cJSON_Delete(r->state);
+	r->state = NULL;
+	return rc;
+}
+
 int edit_run(struct gctx *g, const struct node_target *t, edit_plan_fn plan, void *ud, enum dry_run dry,
 	     const char *kind, const char *state_field, const char *verb)
 {
+	struct tabled tab = { plan, ud };
+	if (!g->output) {
+		plan = plan_for_table;
+		ud = &tab;
+	}
 	struct gerr err = GERR_INIT;
 	struct kube_client *kc;
 	cJSON *nodes = NULL;
