@@ -71,6 +71,11 @@ char *check_report_junit(const struct check_report *r);
  * advertises. */
 struct kube_client;
 void checks_cluster(struct kube_client *kc, const char *server_version, const cJSON *gpu_nodes, struct check_report *r);
+/* checks_cluster in two halves: the API, the count of GPU nodes and the
+ * RuntimeClass; and one GPU node's Ready condition and GPUs (node borrowed),
+ * which a caller may run on each node as it is listed, keeping none. */
+void checks_cluster_api(struct kube_client *kc, const char *server_version, int gpu_nodes, struct check_report *r);
+void checks_node_object(const cJSON *node, struct check_report *r);
 
 /* Node checks over SSH on a connected node: driver, GPUs, kernel modules,
  * containerd, the NVIDIA container toolkit, and the nvidia runtime in

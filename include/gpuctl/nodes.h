@@ -57,8 +57,11 @@ enum node_part {
 	NODE_PART_LABELS = 1u << 0,      /* metadata.labels */
 	NODE_PART_ANNOTATIONS = 1u << 1, /* gpuctl's metadata.annotations */
 	NODE_PART_SPEC = 1u << 2,        /* spec */
-	NODE_PART_STATUS = 1u << 3,      /* the status fields above */
-	NODE_PARTS_ALL = 0xfu,
+	NODE_PART_STATUS = 1u << 3,      /* status: the resources and the Ready condition */
+	NODE_PART_ADDRESS = 1u << 4,     /* status: the InternalIP addresses and nodeInfo.osImage */
+	NODE_PART_NVIDIA_LABELS = 1u << 5, /* the labels under nvidia.com/ only (without NODE_PART_LABELS) */
+	NODE_PART_NAME = 1u << 6,        /* nothing more than the name */
+	NODE_PARTS_ALL = 0x3fu,
 };
 cJSON *node_prune_parts(const cJSON *node, unsigned parts);
 
@@ -70,6 +73,12 @@ struct node_target {
 	const char *selector;  /* -l */
 	int all;               /* --all: every node, GPU or not */
 	unsigned parts;        /* enum node_part bits: what nodes_resolve keeps of each node; 0: all */
+	/* When set: called with each node kept, whole, as its page arrives
+	 * (before it is pruned), and with NULL when the list starts again
+	 * (forget what was seen): for what a command reads once and need not
+	 * keep.  A name that turns out missing still fails nodes_resolve. */
+	void (*each)(void *ud, const cJSON *node);
+	void *each_ud;
 };
 
 /* Validate the target (the selector's syntax) before any request. */

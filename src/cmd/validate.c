@@ -114,6 +114,17 @@ static size_t def_rank(const char *id)
 	return k;
 }
 
+/* node_target.each: the object checks of one GPU node (NULL: the list
+ * starts again) */
+static void object_checks(void *ud, const cJSON *node)
+{
+	struct check_report *r = ud;
+	if (!node)
+		check_report_release(r);
+	else
+		checks_node_object(node, r);
+}
+
 static void sort_report(struct check_report *r, const cJSON *nodes)
 {
 	size_t nn = (size_t)cJSON_GetArraySize(nodes), k = 0;
@@ -280,6 +291,7 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	struct node_target t = { 0 };
 	struct validate v = { .g = g, .a = &a };
 	struct check_report rep = { 0 };
+	struct check_report objects = { 0 }; /* the nodes' object checks, run as the nodes are listed */
 	struct report out;
 	report_init(&out, "ValidationResult", "validate");
 	cJSON *nodes = NULL;
@@ -308,8 +320,12 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	int run_nodes = only_skip_selected("nodes", &only, &skip);
 	/* the cluster checks read a node's labels and status; the node checks
 	 * (over SSH) and --admit more */
-	if (!run_nodes && !admit)
-		t.parts = NODE_PART_LABELS | NODE_PART_STATUS;
+	if (!run_nodes && !admit && run_cluster) {
+		/* each node's object checks run as its page arrives: only names are kept */
+		t.parts = NODE_PART_NAME;
+		t.each = object_checks;
+		t.each_ud = &objects;
+	}
 	if (!run_cluster && !run_nodes) {
 		gerr_set(&err, GERR_USAGE, "--skip cluster --skip nodes leaves nothing to check");
 		goto usage_error;
@@ -350,8 +366,12 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 		gerr_clear(&err);
 		goto report;
 	}
-	if (run_cluster)
+	if (run_cluster && t.each) {
+		checks_cluster_api(kc, server_version, cJSON_GetArraySize(nodes), &rep);
+		check_report_take(&rep, &objects);
+	} else if (run_cluster) {
 		checks_cluster(kc, server_version, nodes, &rep);
+	}
 run_nodes:
 	if (run_nodes) {
 		v.n = (size_t)cJSON_GetArraySize(nodes);
@@ -384,6 +404,11 @@ run_nodes:
 		admission = admit_nodes(g, kc, nodes, &rep);
 report:
 	check_report_rows(&rep, &out);
+	/* the rows say everything from here on: on 20,000 nodes the results and
+	 * the nodes would double the memory while the report is written */
+	check_report_release(&rep);
+	cJSON_Delete(nodes);
+	nodes = NULL;
 	if (admission)
 		report_set(&out, "admission", admission);
 	admission = NULL;
@@ -412,6 +437,7 @@ report:
 usage_error:
 	code = gctx_usage_error(g, &err, usage, "validate");
 out:
+	check_report_release(&objects);
 	cJSON_Delete(admission);
 	gerr_clear(&stop);
 	for (size_t i = 0; i < v.n; i++) {

@@ -225,6 +225,8 @@ cJSON *node_prune_parts(const cJSON *node, unsigned parts)
 		keep(m, md, "name");
 		if (parts & NODE_PART_LABELS)
 			keep(m, md, "labels");
+		else if (parts & NODE_PART_NVIDIA_LABELS)
+			keep_prefixed(m, md, "labels", NODE_PRUNE_RESOURCE_PREFIX);
 		/* only gpuctl's own records are read (owned.h), but whether there
 		 * are annotations at all decides the patch (add one key or the map) */
 		if (parts & NODE_PART_ANNOTATIONS)
@@ -234,13 +236,16 @@ cJSON *node_prune_parts(const cJSON *node, unsigned parts)
 	if (parts & NODE_PART_SPEC)
 		keep(out, node, "spec");
 	const cJSON *st = cJSON_GetObjectItemCaseSensitive(node, "status");
-	if (st && (parts & NODE_PART_STATUS)) {
+	if (st && (parts & (NODE_PART_STATUS | NODE_PART_ADDRESS))) {
 		cJSON *s = add_static(out, "status", cJSON_CreateObject());
-		keep_prefixed(s, st, "capacity", NODE_PRUNE_RESOURCE_PREFIX);
-		keep_prefixed(s, st, "allocatable", NODE_PRUNE_RESOURCE_PREFIX);
-		keep_entries(s, st, "conditions", "type", "Ready", cond_fields);
-		keep_entries(s, st, "addresses", "type", "InternalIP", addr_fields);
-		const cJSON *ni = cJSON_GetObjectItemCaseSensitive(st, "nodeInfo");
+		if (parts & NODE_PART_STATUS) {
+			keep_prefixed(s, st, "capacity", NODE_PRUNE_RESOURCE_PREFIX);
+			keep_prefixed(s, st, "allocatable", NODE_PRUNE_RESOURCE_PREFIX);
+			keep_entries(s, st, "conditions", "type", "Ready", cond_fields);
+		}
+		if (parts & NODE_PART_ADDRESS)
+			keep_entries(s, st, "addresses", "type", "InternalIP", addr_fields);
+		const cJSON *ni = (parts & NODE_PART_ADDRESS) ? cJSON_GetObjectItemCaseSensitive(st, "nodeInfo") : NULL;
 		if (cJSON_IsObject(ni)) {
 			cJSON *o = add_static(s, "nodeInfo", cJSON_CreateObject());
 			for (size_t i = 0; info_fields[i]; i++)
@@ -268,6 +273,8 @@ static int resolve_item(void *ud, cJSON *node, struct gerr *err)
 		cJSON_Delete(r->kept);
 		r->kept = cJSON_CreateArray();
 		r->total = 0;
+		if (r->t->each)
+			r->t->each(r->t->each_ud, NULL);
 		return 0;
 	}
 	r->total++;
@@ -279,6 +286,8 @@ static int resolve_item(void *ud, cJSON *node, struct gerr *err)
 	} else {
 		want = r->t->selector || r->t->all || node_is_gpu(node);
 	}
+	if (want && r->t->each)
+		r->t->each(r->t->each_ud, node);
 	if (want)
 		cJSON_AddItemToArray(r->kept, node_prune_parts(node, r->t->parts ? r->t->parts : NODE_PARTS_ALL));
 	cJSON_Delete(node);
