@@ -131,6 +131,11 @@ typedef int (*edit_plan_fn)(void *ud, const cJSON *node, struct edit_result *r);
  * freed with edit_results_free. */
 int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud, enum dry_run dry,
 	       struct edit_result **results, size_t *nresults, struct gerr *err);
+/* nodes_edit that deletes each node from nodes as soon as it is planned
+ * (nodes is left an empty array, still the caller's): the results grow as
+ * the nodes go. */
+int nodes_edit_consume(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud, enum dry_run dry,
+		       struct edit_result **results, size_t *nresults, struct gerr *err);
 void edit_results_free(struct edit_result *r, size_t n);
 
 #endif

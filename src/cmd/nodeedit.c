@@ -123,7 +123,7 @@ int edit_run(struct gctx *g, const struct node_target *t, edit_plan_fn plan, voi
 	struct edit_result *r = NULL;
 	size_t n = 0;
 	if (gctx_kube(g, &kc, &err) < 0 || nodes_resolve(kc, t, &nodes, &err) < 0 ||
-	    nodes_edit(kc, nodes, plan, ud, dry, &r, &n, &err) < 0) {
+	    nodes_edit_consume(kc, nodes, plan, ud, dry, &r, &n, &err) < 0) {
 		gctx_print_error(g, &err);
 		int code = report_exit_status(NULL, &err);
 		gerr_clear(&err);

@@ -394,19 +394,17 @@ static void run_plan(edit_plan_fn plan, void *ud, const cJSON *node, struct edit
 	r->status = r->patch ? EDIT_CHANGED : EDIT_UNCHANGED;
 }
 
-int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud, enum dry_run dry,
-	       struct edit_result **results, size_t *nresults, struct gerr *err)
+static int edit(struct kube_client *kc, cJSON *nodes, int consume, edit_plan_fn plan, void *ud, enum dry_run dry,
+		struct edit_result **results, size_t *nresults)
 {
-	(void)err;
 	size_t n = (size_t)cJSON_GetArraySize(nodes);
 	struct edit_result *r = xcalloc(n ? n : 1, sizeof(*r));
-	cJSON **cur = xcalloc(n ? n : 1, sizeof(cJSON *));
 	size_t i = 0;
-	cJSON *it;
+	cJSON *it, *next;
 	int any_failed = 0;
-	cJSON_ArrayForEach(it, nodes) {
+	for (it = nodes ? nodes->child : NULL; it; it = next, i++) {
+		next = it->next;
 		r[i].node = xstrdup(node_name(it));
-		cur[i] = it;
 		run_plan(plan, ud, it, &r[i]);
 		any_failed |= r[i].status == EDIT_FAILED;
 		if (dry == DRY_CLIENT) {
@@ -414,7 +412,10 @@ int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud
 			free(r[i].patch);
 			r[i].patch = NULL;
 		}
-		i++;
+		/* a node planned is not read again (a conflict re-plans from a
+		 * fresh GET): the results grow as the nodes go */
+		if (consume)
+			cJSON_Delete(cJSON_DetachItemViaPointer(nodes, it));
 	}
 	if (any_failed) {
 		/* refuse everything: never leave some nodes changed and others not */
@@ -423,13 +424,11 @@ int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud
 				r[i].status = EDIT_SKIPPED;
 				gerr_set(&r[i].err, GERR_CONFLICT, "not changed because other nodes failed validation");
 			}
-		free(cur);
 		*results = r;
 		*nresults = n;
 		return 0;
 	}
 	if (dry == DRY_CLIENT) {
-		free(cur);
 		*results = r;
 		*nresults = n;
 		return 0;
@@ -540,10 +539,23 @@ int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud
 	for (i = 0; i < n; i++)
 		cJSON_Delete(fresh[i]);
 	free(fresh);
-	free(cur);
 	*results = r;
 	*nresults = n;
 	return 0;
+}
+
+int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud, enum dry_run dry,
+	       struct edit_result **results, size_t *nresults, struct gerr *err)
+{
+	(void)err;
+	return edit(kc, nodes, 0, plan, ud, dry, results, nresults);
+}
+
+int nodes_edit_consume(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud, enum dry_run dry,
+		       struct edit_result **results, size_t *nresults, struct gerr *err)
+{
+	(void)err;
+	return edit(kc, nodes, 1, plan, ud, dry, results, nresults);
 }
 
 int nodes_watch(struct kube_client *kc, const char *selector, nodes_watch_fn fn, void *ud, long timeout_ms,

@@ -664,3 +664,45 @@ Test(nodes_api, list_each_refuses_a_page_that_is_not_json)
 		buf_release(&b);
 	}
 }
+
+/* ---- nodes_edit_consume: the same results, the nodes gone as they are planned ---- */
+
+static int seen_left;
+
+static int count_left(void *ud, const cJSON *node, struct edit_result *r)
+{
+	const cJSON *nodes = ud;
+	(void)node;
+	seen_left = seen_left * 10 + cJSON_GetArraySize(nodes);
+	r->state = cJSON_CreateObject();
+	return 0;
+}
+
+Test(nodes, edit_consume_frees_each_node_once_planned)
+{
+	for (int consume = 0; consume < 2; consume++) {
+		cJSON *nodes = cJSON_CreateArray();
+		for (size_t f = 0; fixtures[f]; f++) {
+			cJSON *whole = variant(fixtures[f], 0);
+			cJSON_AddItemToArray(nodes, node_prune(whole));
+			cJSON_Delete(whole);
+		}
+		cJSON_AddItemToArray(nodes, cJSON_Parse("{\"metadata\":{\"name\":\"n3\"}}"));
+		struct edit_result *r = NULL;
+		size_t n = 0;
+		struct gerr err = GERR_INIT;
+		seen_left = 0;
+		int rc = consume ? nodes_edit_consume(NULL, nodes, count_left, nodes, DRY_CLIENT, &r, &n, &err)
+				 : nodes_edit(NULL, nodes, count_left, nodes, DRY_CLIENT, &r, &n, &err);
+		cr_assert_eq(rc, 0);
+		cr_assert_eq(n, 3);
+		cr_assert_str_eq(r[0].node, "gpu-node-7");
+		cr_assert_str_eq(r[1].node, "gpu-node-gfd");
+		cr_assert_str_eq(r[2].node, "n3");
+		/* nodes left when each was planned: all three, or fewer each time */
+		cr_assert_eq(seen_left, consume ? 321 : 333, "%d", seen_left);
+		cr_assert_eq(cJSON_GetArraySize(nodes), consume ? 0 : 3);
+		edit_results_free(r, n);
+		cJSON_Delete(nodes);
+	}
+}
