@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
+#include "gpuctl/buf.h"
 #include "gpuctl/err.h"
 #include "gpuctl/node.h"
 #include "gpuctl/report.h"
@@ -71,6 +72,11 @@ char *check_report_junit(const struct check_report *r);
  * advertises. */
 struct kube_client;
 void checks_cluster(struct kube_client *kc, const char *server_version, const cJSON *gpu_nodes, struct check_report *r);
+/* checks_cluster in two halves: the API, the count of GPU nodes and the
+ * RuntimeClass; and one GPU node's Ready condition and GPUs (node borrowed),
+ * which a caller may run on each node as it is listed, keeping none. */
+void checks_cluster_api(struct kube_client *kc, const char *server_version, int gpu_nodes, struct check_report *r);
+void checks_node_object(const cJSON *node, struct check_report *r);
 
 /* The GPU stack through the API (checks_stack.c): cluster.device-plugin,
  * cluster.conflicts, cluster.dcgm-exporter and per GPU node node.labels,
@@ -97,10 +103,17 @@ struct stack_view {
 	char *cm_error;           /* why it could not be read */
 	char *metrics;            /* the DCGM exporter's /metrics text, or NULL */
 	char *metrics_error;
+	struct buf driver_on_host; /* stack_judge_node: nodes where the operator's driver meets a host driver */
 };
 enum stack_ds_kind stack_ds_classify(const cJSON *ds);
 int stack_read(struct kube_client *kc, struct stack_view *sv, struct gerr *err);
-void stack_judge(const struct stack_view *sv, const cJSON *config, const cJSON *gpu_nodes, struct check_report *r);
+/* The checks of one GPU node (node.labels, node.taints, node.device-plugin,
+ * node.gpu-health, node.sharing), as the node is listed; then, once every
+ * node was judged, the cluster's (cluster.device-plugin, cluster.conflicts,
+ * cluster.dcgm-exporter).  stack_judge does both for an array of nodes. */
+void stack_judge_node(struct stack_view *sv, const cJSON *config, const cJSON *node, struct check_report *r);
+void stack_judge_cluster(const struct stack_view *sv, struct check_report *r);
+void stack_judge(struct stack_view *sv, const cJSON *config, const cJSON *gpu_nodes, struct check_report *r);
 void stack_view_release(struct stack_view *sv);
 
 /* Node checks over SSH on a connected node: driver, GPUs, kernel modules,

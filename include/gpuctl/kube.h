@@ -128,6 +128,7 @@ struct kube_call {
 	const char *content_type; /* default application/json */
 	int idempotent;           /* -1: from the method; 0/1: override */
 	int raw;                  /* response is text, not JSON (pod logs) */
+	int no_parse;             /* a JSON response stays in text, unparsed (kube_list_each reads it item by item) */
 	const char *what;         /* the object, for messages: "node gpu-1" */
 	/* results */
 	long status;
@@ -174,6 +175,16 @@ int kube_get(struct kube_client *c, const char *path, cJSON **out, struct gerr *
 /* LIST all pages; *items is a new array of objects; *rv the list's resourceVersion (may be NULL). */
 int kube_list(struct kube_client *c, const char *path, const struct kube_list_opts *lo, cJSON **items,
 	      char **rv, struct gerr *err);
+/* One item of a list, handed over (the callee owns it: keep it or
+ * cJSON_Delete it).  item NULL: the list starts again from its first page
+ * (an expired continue token), so forget what was gathered so far.  Return 0
+ * to go on, -1 (err set) to stop the list. */
+typedef int (*kube_item_fn)(void *ud, cJSON *item, struct gerr *err);
+/* LIST all pages, giving each item to fn as its page arrives; a page is freed
+ * before the next is fetched, so memory stays at one page plus what fn keeps.
+ * Errors as kube_list's, or fn's. */
+int kube_list_each(struct kube_client *c, const char *path, const struct kube_list_opts *lo, kube_item_fn fn,
+		   void *ud, char **rv, struct gerr *err);
 /* POST an object. dry_run: append dryRun=All. */
 int kube_create(struct kube_client *c, const char *path, const cJSON *obj, int dry_run, cJSON **out,
 		struct gerr *err);

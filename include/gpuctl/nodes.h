@@ -39,6 +39,32 @@ int kube_quantity_int(const char *s, long *out);
  * "allocatable"); 0 when absent, -1 when present but not a whole number. */
 long node_resource(const cJSON *node, const char *field, const char *resource);
 
+/* A copy of node with only what gpuctl's commands read (a new object, owned
+ * by the caller): metadata.name, all labels, the annotations under
+ * NODE_PRUNE_ANNOTATION_PREFIX (an empty object when the node has others
+ * only), the whole spec, the NODE_PRUNE_RESOURCE_PREFIX entries of
+ * status.capacity and status.allocatable, the Ready condition (type, status,
+ * reason), the InternalIP addresses and status.nodeInfo.osImage.
+ * Every planner and check gives the same result on the copy as on node;
+ * tests/unit/test_nodes.c holds that to account.  nodes_resolve returns
+ * pruned nodes. */
+#define NODE_PRUNE_ANNOTATION_PREFIX "gpuctl.io/"
+#define NODE_PRUNE_RESOURCE_PREFIX "nvidia.com/"
+cJSON *node_prune(const cJSON *node);
+/* The parts of what node_prune keeps; metadata.name is always kept.  A
+ * command that reads less asks for less (label: labels and annotations). */
+enum node_part {
+	NODE_PART_LABELS = 1u << 0,      /* metadata.labels */
+	NODE_PART_ANNOTATIONS = 1u << 1, /* gpuctl's metadata.annotations */
+	NODE_PART_SPEC = 1u << 2,        /* spec */
+	NODE_PART_STATUS = 1u << 3,      /* status: the resources and the Ready condition */
+	NODE_PART_ADDRESS = 1u << 4,     /* status: the InternalIP addresses and nodeInfo.osImage */
+	NODE_PART_NVIDIA_LABELS = 1u << 5, /* the labels under nvidia.com/ only (without NODE_PART_LABELS) */
+	NODE_PART_NAME = 1u << 6,        /* nothing more than the name */
+	NODE_PARTS_ALL = 0x3fu,
+};
+cJSON *node_prune_parts(const cJSON *node, unsigned parts);
+
 /* Which nodes a command acts on: names given, else -l, else --all, else the
  * GPU nodes. */
 struct node_target {
@@ -46,6 +72,13 @@ struct node_target {
 	size_t nnames;
 	const char *selector;  /* -l */
 	int all;               /* --all: every node, GPU or not */
+	unsigned parts;        /* enum node_part bits: what nodes_resolve keeps of each node; 0: all */
+	/* When set: called with each node kept, whole, as its page arrives
+	 * (before it is pruned), and with NULL when the list starts again
+	 * (forget what was seen): for what a command reads once and need not
+	 * keep.  A name that turns out missing still fails nodes_resolve. */
+	void (*each)(void *ud, const cJSON *node);
+	void *each_ud;
 };
 
 /* Validate the target (the selector's syntax) before any request. */
@@ -54,7 +87,9 @@ int node_target_check(const struct node_target *t, struct gerr *err);
 /* List the target nodes with as few API calls as possible (one paginated
  * LIST; a field selector for a single name).  With neither names nor
  * selector: the GPU nodes.  Named nodes that do not exist, or no GPU node,
- * are GERR_NOTFOUND naming them (with a hint).  *nodes is a new array. */
+ * are GERR_NOTFOUND naming them (with a hint).  *nodes is a new array of
+ * pruned nodes (node_prune_parts with t->parts), gathered page by page: memory grows with the
+ * nodes kept, not with the pages listed. */
 int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **nodes, struct gerr *err);
 
 /* Watch the Nodes (those matching selector, or all) until fn stops it or
@@ -89,12 +124,18 @@ typedef int (*edit_plan_fn)(void *ud, const cJSON *node, struct edit_result *r);
 
 /* Plan every node; if any plan fails nothing is written (the others are
  * EDIT_SKIPPED).  Then send one JSON patch per changed node, concurrently
- * (fieldManager gpuctl; dryRun=All for DRY_SERVER; nothing for DRY_CLIENT);
+ * (fieldManager gpuctl; dryRun=All for DRY_SERVER; nothing for DRY_CLIENT,
+ * whose results keep no patch);
  * nodes whose patch failed its test or conflicted (409/422) are fetched
  * again and re-planned, up to 5 rounds.  *results (new, node order) is
  * freed with edit_results_free. */
 int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud, enum dry_run dry,
 	       struct edit_result **results, size_t *nresults, struct gerr *err);
+/* nodes_edit that deletes each node from nodes as soon as it is planned
+ * (nodes is left an empty array, still the caller's): the results grow as
+ * the nodes go. */
+int nodes_edit_consume(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud, enum dry_run dry,
+		       struct edit_result **results, size_t *nresults, struct gerr *err);
 void edit_results_free(struct edit_result *r, size_t n);
 
 #endif

@@ -17,7 +17,7 @@ static long gpu_quantity(const cJSON *node, const char *field)
 	return node_resource(node, field, "nvidia.com/gpu");
 }
 
-static void node_object_checks(const cJSON *node, struct check_report *r)
+void checks_node_object(const cJSON *node, struct check_report *r)
 {
 	const char *name = json_str(cJSON_GetObjectItemCaseSensitive(node, "metadata"), "name");
 	if (!name)
@@ -50,8 +50,15 @@ static void node_object_checks(const cJSON *node, struct check_report *r)
 
 void checks_cluster(struct kube_client *kc, const char *server_version, const cJSON *gpu_nodes, struct check_report *r)
 {
+	checks_cluster_api(kc, server_version, cJSON_GetArraySize(gpu_nodes), r);
+	const cJSON *node;
+	cJSON_ArrayForEach(node, gpu_nodes)
+		checks_node_object(node, r);
+}
+
+void checks_cluster_api(struct kube_client *kc, const char *server_version, int n, struct check_report *r)
+{
 	check_add(r, "cluster.api", "cluster", CHECK_PASS, NULL, "Kubernetes %s", server_version ? server_version : "(version unknown)");
-	int n = cJSON_GetArraySize(gpu_nodes);
 	if (n > 0)
 		check_add(r, "cluster.gpu-nodes", "cluster", CHECK_PASS, NULL, "%d GPU node%s", n, n == 1 ? "" : "s");
 	else
@@ -80,7 +87,4 @@ void checks_cluster(struct kube_client *kc, const char *server_version, const cJ
 	gerr_clear(&err);
 	cJSON_Delete(rc);
 	free(path);
-	const cJSON *node;
-	cJSON_ArrayForEach(node, gpu_nodes)
-		node_object_checks(node, r);
 }

@@ -235,7 +235,7 @@ static char *both_on(const struct stack_view *sv, enum stack_ds_kind x, enum sta
 	return b.len ? buf_detach(&b) : (buf_release(&b), NULL);
 }
 
-static void judge_conflicts(const struct stack_view *sv, const cJSON *gpu_nodes, struct check_report *r)
+static void judge_conflicts(const struct stack_view *sv, struct check_report *r)
 {
 	struct buf b = BUF_INIT, hint = BUF_INIT;
 	if (count_kind(sv, STACK_DS_PLUGIN) > 1) {
@@ -262,24 +262,14 @@ static void judge_conflicts(const struct stack_view *sv, const cJSON *gpu_nodes,
 	/* the operator's driver container on a node whose driver is the host's:
 	 * the operator labels such nodes nvidia.com/gpu.deploy.driver=pre-installed */
 	const struct stack_ds *drv = first_kind(sv, STACK_DS_DRIVER);
-	if (drv) {
-		struct buf on = BUF_INIT;
-		const cJSON *node;
-		cJSON_ArrayForEach(node, gpu_nodes) {
-			const char *d = json_str(json_get2(node, "metadata", "labels"), "nvidia.com/gpu.deploy.driver");
-			if (d && !strcmp(d, "pre-installed") && pod_on(drv->pods, node_name(node)))
-				buf_addf(&on, "%s%s", on.len ? ", " : "", node_name(node));
-		}
-		if (on.len) {
-			char *id = ds_id(drv->ds);
-			buf_addf(&b, "%sthe GPU Operator's driver %s runs on %s, whose driver is installed on the host",
-				 b.len ? "; " : "", id, on.s);
-			buf_addf(&hint, "%sset driver.enabled=false in the ClusterPolicy, or label those nodes "
-					"nvidia.com/gpu.deploy.driver=false",
-				 hint.len ? "; " : "");
-			free(id);
-		}
-		buf_release(&on);
+	if (drv && sv->driver_on_host.len) {
+		char *id = ds_id(drv->ds);
+		buf_addf(&b, "%sthe GPU Operator's driver %s runs on %s, whose driver is installed on the host",
+			 b.len ? "; " : "", id, sv->driver_on_host.s);
+		buf_addf(&hint, "%sset driver.enabled=false in the ClusterPolicy, or label those nodes "
+				"nvidia.com/gpu.deploy.driver=false",
+			 hint.len ? "; " : "");
+		free(id);
 	}
 	if (b.len) {
 		check_add(r, "cluster.conflicts", "cluster", CHECK_FAIL, hint.s, "%s", b.s);
@@ -547,18 +537,33 @@ static void judge_sharing(const struct stack_view *sv, const cJSON *node, struct
 	free(id);
 }
 
-void stack_judge(const struct stack_view *sv, const cJSON *config, const cJSON *gpu_nodes, struct check_report *r)
+void stack_judge_node(struct stack_view *sv, const cJSON *config, const cJSON *node, struct check_report *r)
+{
+	judge_labels_taints(config, node, r);
+	judge_node_plugin(sv, node, r);
+	judge_health(node, r);
+	judge_sharing(sv, node, r);
+	/* the operator's driver container on a node whose driver is the host's:
+	 * the operator labels such nodes nvidia.com/gpu.deploy.driver=pre-installed */
+	const struct stack_ds *drv = first_kind(sv, STACK_DS_DRIVER);
+	const char *d = json_str(json_get2(node, "metadata", "labels"), "nvidia.com/gpu.deploy.driver");
+	if (drv && d && !strcmp(d, "pre-installed") && pod_on(drv->pods, node_name(node)))
+		buf_addf(&sv->driver_on_host, "%s%s", sv->driver_on_host.len ? ", " : "", node_name(node));
+}
+
+void stack_judge_cluster(const struct stack_view *sv, struct check_report *r)
 {
 	judge_plugin(sv, r);
-	judge_conflicts(sv, gpu_nodes, r);
+	judge_conflicts(sv, r);
 	judge_dcgm(sv, r);
+}
+
+void stack_judge(struct stack_view *sv, const cJSON *config, const cJSON *gpu_nodes, struct check_report *r)
+{
 	const cJSON *node;
-	cJSON_ArrayForEach(node, gpu_nodes) {
-		judge_labels_taints(config, node, r);
-		judge_node_plugin(sv, node, r);
-		judge_health(node, r);
-		judge_sharing(sv, node, r);
-	}
+	cJSON_ArrayForEach(node, gpu_nodes)
+		stack_judge_node(sv, config, node, r);
+	stack_judge_cluster(sv, r);
 }
 
 /* ---- reading ---- */
@@ -666,6 +671,7 @@ void stack_view_release(struct stack_view *sv)
 	free(sv->cm_error);
 	free(sv->metrics);
 	free(sv->metrics_error);
+	buf_release(&sv->driver_on_host);
 	memset(sv, 0, sizeof(*sv));
 }
 

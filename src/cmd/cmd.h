@@ -27,7 +27,8 @@ int cmd_complete(struct gctx *g, int argc, char **argv);
 #include "gpuctl/nodes.h"
 
 /* Print results: one line per node (or -o json/yaml with kind); returns the
- * exit code (0 all done, 1 some failed, 3 cluster access failures). */
+ * exit code (0 all done, 1 some failed, 3 cluster access failures).  The
+ * changes and state of r move into the report (NULL in r afterwards). */
 int edit_report(struct gctx *g, const char *kind, const char *state_field, const char *verb,
 		enum dry_run dry, struct edit_result *r, size_t n);
 
@@ -52,6 +53,7 @@ struct edit_cmd {
 	int (*default_ops)(struct gctx *g, void *plan, struct gerr *err);
 	void (*set_overwrite)(void *plan, int overwrite);
 	edit_plan_fn plan;
+	unsigned parts;            /* the parts of a Node plan reads (enum node_part); 0: all */
 	const struct opt *extra;   /* the command's own flags (at most 2, OPT_END-terminated), or NULL */
 	/* after the operations are known (given or defaults): add what the
 	 * command's own flags ask for; may be NULL */

@@ -62,6 +62,7 @@ int cmd_label(struct gctx *g, int argc, char **argv)
 		.kind = "NodeLabelResult", .state_field = "labels", .verb = "labeled",
 		.is_op = label_arg_is_op, .add_op = label_add_op, .check_ops = label_check, .count_ops = label_count,
 		.default_ops = label_defaults, .set_overwrite = label_set_overwrite, .plan = label_plan_node,
+		.parts = NODE_PART_LABELS | NODE_PART_ANNOTATIONS,
 	};
 	struct label_plan plan = { 0 };
 	int code = edit_cmd_main(g, argc, argv, &spec, &plan);

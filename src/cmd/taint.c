@@ -102,6 +102,7 @@ int cmd_taint(struct gctx *g, int argc, char **argv)
 		.kind = "NodeTaintResult", .state_field = "taints", .verb = "tainted",
 		.is_op = taint_arg_is_op, .add_op = taint_add_op, .check_ops = taint_check, .count_ops = taint_count,
 		.default_ops = taint_defaults, .set_overwrite = taint_set_overwrite, .plan = taint_gate_plan,
+		.parts = NODE_PART_SPEC | NODE_PART_ANNOTATIONS,
 		.extra = extra, .complete = taint_complete,
 	};
 	struct taint_plan plan = { 0 };

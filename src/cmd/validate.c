@@ -118,6 +118,50 @@ static size_t def_rank(const char *id)
 	return k;
 }
 
+/* The checks of each GPU node through the API, and what they need of the
+ * GPU stack (read once, before the nodes are listed). */
+struct vobjects {
+	struct check_report rep;
+	struct stack_view sv;
+	int sv_read;           /* sv is there; else sv_err says why not */
+	struct gerr sv_err;
+	const cJSON *config;
+};
+
+static void node_api_checks(struct vobjects *o, const cJSON *node)
+{
+	checks_node_object(node, &o->rep);
+	if (o->sv_read)
+		stack_judge_node(&o->sv, o->config, node, &o->rep);
+}
+
+/* node_target.each: the object checks of one GPU node as its page arrives
+ * (NULL: the list starts again) */
+static void object_checks(void *ud, const cJSON *node)
+{
+	struct vobjects *o = ud;
+	if (!node) {
+		check_report_release(&o->rep);
+		buf_release(&o->sv.driver_on_host);
+	} else {
+		node_api_checks(o, node);
+	}
+}
+
+/* The cluster's stack checks, after every node's. */
+static void stack_cluster_checks(struct vobjects *o)
+{
+	if (o->sv_read) {
+		stack_judge_cluster(&o->sv, &o->rep);
+		return;
+	}
+	const char *m = o->sv_err.msg ? o->sv_err.msg : "error";
+	check_add(&o->rep, "cluster.device-plugin", "cluster", CHECK_FAIL, o->sv_err.hint, "cannot read the GPU stack: %.*s",
+		  (int)strcspn(m, "\n"), m);
+	check_add(&o->rep, "cluster.conflicts", "cluster", CHECK_SKIP, NULL, "skipped: the GPU stack could not be read");
+	check_add(&o->rep, "cluster.dcgm-exporter", "cluster", CHECK_SKIP, NULL, "skipped: the GPU stack could not be read");
+}
+
 static void sort_report(struct check_report *r, const cJSON *nodes)
 {
 	size_t nn = (size_t)cJSON_GetArraySize(nodes), k = 0;
@@ -308,6 +352,7 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	struct node_target t = { 0 };
 	struct validate v = { .g = g, .a = &a };
 	struct check_report rep = { 0 };
+	struct vobjects objects = { .sv_err = GERR_INIT, .config = g->config }; /* the nodes' checks through the API */
 	struct report out;
 	report_init(&out, "ValidationResult", "validate");
 	cJSON *nodes = NULL;
@@ -353,6 +398,14 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 	}
 	int run_cluster = only_skip_selected("cluster", &only, &skip);
 	int run_nodes = only_skip_selected("nodes", &only, &skip);
+	/* the cluster checks read a node's labels and status; the node checks
+	 * (over SSH) and --admit more */
+	if (!run_nodes && !admit && !smoke && run_cluster) {
+		/* each node's object checks run as its page arrives: only names are kept */
+		t.parts = NODE_PART_NAME;
+		t.each = object_checks;
+		t.each_ud = &objects;
+	}
 	if (!run_cluster && !run_nodes) {
 		gerr_set(&err, GERR_USAGE, "--skip cluster --skip nodes leaves nothing to check");
 		goto usage_error;
@@ -378,6 +431,8 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 		gerr_move(&stop, &err);
 		goto report;
 	}
+	if (run_cluster)
+		objects.sv_read = stack_read(kc, &objects.sv, &objects.sv_err) == 0;
 	if (nodes_resolve(kc, &t, &nodes, &err) < 0) {
 		if (err.code != GERR_NOTFOUND) {
 			const char *m = err.msg ? err.msg : "error";
@@ -394,8 +449,14 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 		goto report;
 	}
 	if (run_cluster) {
-		checks_cluster(kc, server_version, nodes, &rep);
-		checks_stack(kc, g->config, nodes, &rep);
+		checks_cluster_api(kc, server_version, cJSON_GetArraySize(nodes), &rep);
+		if (!t.each) {
+			const cJSON *it;
+			cJSON_ArrayForEach(it, nodes)
+				node_api_checks(&objects, it);
+		}
+		stack_cluster_checks(&objects);
+		check_report_take(&rep, &objects.rep);
 	}
 run_nodes:
 	if (run_nodes) {
@@ -431,6 +492,11 @@ run_nodes:
 		admission = admit_nodes(g, kc, nodes, &rep);
 report:
 	check_report_rows(&rep, &out);
+	/* the rows say everything from here on: on 20,000 nodes the results and
+	 * the nodes would double the memory while the report is written */
+	check_report_release(&rep);
+	cJSON_Delete(nodes);
+	nodes = NULL;
 	if (admission)
 		report_set(&out, "admission", admission);
 	admission = NULL;
@@ -459,6 +525,9 @@ report:
 usage_error:
 	code = gctx_usage_error(g, &err, usage, "validate");
 out:
+	check_report_release(&objects.rep);
+	stack_view_release(&objects.sv);
+	gerr_clear(&objects.sv_err);
 	cJSON_Delete(admission);
 	smoke_left_release(&left);
 	free(smoke_img);

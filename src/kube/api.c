@@ -84,11 +84,128 @@ int kube_get(struct kube_client *c, const char *path, cJSON **out, struct gerr *
 	return simple(c, "GET", path, NULL, NULL, -1, out, err);
 }
 
-int kube_list(struct kube_client *c, const char *path, const struct kube_list_opts *lo, cJSON **items,
-	      char **rv, struct gerr *err)
+static const char *skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* One JSON value at *p (cJSON's parser, so exactly what parsing the whole
+ * text would give); *p moves past it.  NULL when there is none. */
+static cJSON *parse_value_at(const char **p, const char *end)
+{
+	const char *stop = NULL;
+	cJSON *v = cJSON_ParseWithLengthOpts(*p, (size_t)(end - *p), &stop, 0);
+	if (v)
+		*p = stop;
+	return v;
+}
+
+/* Read one page of a List (a JSON object) from its text member by member:
+ * each element of the first "items" array is parsed alone and handed to fn,
+ * so a page is never held whole as cJSON (a page of 500 Nodes is 2 MB of
+ * text but 9 MB of cJSON); the first "metadata" goes to *md.  -1 with err
+ * set when the text is not such an object or fn fails.  An empty body is an
+ * empty page, as kube_get has it (no response, no error). */
+static int scan_page(const char *s, size_t len, kube_item_fn fn, void *ud, cJSON **md, struct gerr *err)
+{
+	const char *p = s, *end = s + len;
+	int items_seen = 0;
+	*md = NULL;
+	if (!len)
+		return 0;
+	p = skip_ws(p, end);
+	if (p == end || *p != '{')
+		goto not_json;
+	p = skip_ws(p + 1, end);
+	if (p < end && *p == '}') {
+		p++;
+		goto done;
+	}
+	for (;;) {
+		cJSON *key = parse_value_at(&p, end);
+		if (!cJSON_IsString(key)) {
+			cJSON_Delete(key);
+			goto not_json;
+		}
+		p = skip_ws(p, end);
+		if (p == end || *p != ':') {
+			cJSON_Delete(key);
+			goto not_json;
+		}
+		p = skip_ws(p + 1, end);
+		if (!strcmp(key->valuestring, "items") && !items_seen && p < end && *p == '[') {
+			items_seen = 1;
+			p = skip_ws(p + 1, end);
+			if (p < end && *p == ']') {
+				p++;
+			} else {
+				for (;;) {
+					cJSON *it = parse_value_at(&p, end);
+					if (!it) {
+						cJSON_Delete(key);
+						goto not_json;
+					}
+					if (fn(ud, it, err) < 0) {
+						cJSON_Delete(key);
+						goto fail;
+					}
+					p = skip_ws(p, end);
+					if (p < end && *p == ',') {
+						p = skip_ws(p + 1, end);
+						continue;
+					}
+					if (p < end && *p == ']') {
+						p++;
+						break;
+					}
+					cJSON_Delete(key);
+					goto not_json;
+				}
+			}
+		} else {
+			cJSON *v = parse_value_at(&p, end);
+			if (!v) {
+				cJSON_Delete(key);
+				goto not_json;
+			}
+			/* as cJSON's lookup: the first member of that name counts */
+			if (!strcmp(key->valuestring, "metadata") && !*md)
+				*md = v;
+			else
+				cJSON_Delete(v);
+			if (!strcmp(key->valuestring, "items"))
+				items_seen = 1;
+		}
+		cJSON_Delete(key);
+		p = skip_ws(p, end);
+		if (p < end && *p == ',') {
+			p = skip_ws(p + 1, end);
+			continue;
+		}
+		if (p < end && *p == '}') {
+			p++;
+			break;
+		}
+		goto not_json;
+	}
+done:
+	if (skip_ws(p, end) != end)
+		goto not_json;
+	return 0;
+not_json:
+	gerr_set(err, GERR_API, "request: the server sent a response that is not JSON");
+fail:
+	cJSON_Delete(*md);
+	*md = NULL;
+	return -1;
+}
+
+int kube_list_each(struct kube_client *c, const char *path, const struct kube_list_opts *lo, kube_item_fn fn,
+		   void *ud, char **rv, struct gerr *err)
 {
 	long limit = lo && lo->limit > 0 ? lo->limit : DEFAULT_PAGE;
-	cJSON *all = cJSON_CreateArray();
 	long max_pages = lo && lo->max_pages > 0 ? lo->max_pages : DEFAULT_MAX_PAGES;
 	long pages = 0;
 	char *cont = NULL;
@@ -105,48 +222,51 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 		kube_query_add(&p, "limit", lim);
 		if (cont)
 			kube_query_add(&p, "continue", cont);
-		cJSON *page = NULL;
 		c->stats.lists++;
-		int rc = kube_get(c, p.s, &page, err);
+		struct kube_call call = { .method = "GET", .path = p.s, .idempotent = -1, .no_parse = 1 };
+		int rc = kube_do(c, &call, err);
 		buf_release(&p);
 		if (rc < 0) {
+			kube_call_release(&call);
 			if (err->code == GERR_GONE && cont && restarts < 3) {
 				/* the continue token expired: start the list again */
 				restarts++;
 				pages = 0;
 				free(cont);
 				cont = NULL;
-				cJSON_Delete(all);
-				all = cJSON_CreateArray();
 				gerr_clear(err);
+				if (fn(ud, NULL, err) < 0)
+					return -1;
 				continue;
 			}
 			free(cont);
-			cJSON_Delete(all);
 			return -1;
 		}
-		cJSON *its = cJSON_GetObjectItemCaseSensitive(page, "items");
-		cJSON *it;
-		while (cJSON_IsArray(its) && (it = cJSON_DetachItemFromArray(its, 0)))
-			cJSON_AddItemToArray(all, it);
-		cJSON *md = cJSON_GetObjectItemCaseSensitive(page, "metadata");
+		/* Each item is handed over as soon as it is parsed, and the page's
+		 * text goes before the next one is fetched: a caller that keeps a
+		 * few fields of each item never holds more than one page of text. */
+		cJSON *md = NULL;
+		rc = scan_page(call.text.s, call.text.len, fn, ud, &md, err);
+		kube_call_release(&call);
+		if (rc < 0) {
+			free(cont);
+			return -1;
+		}
 		const cJSON *cj = cJSON_GetObjectItemCaseSensitive(md, "continue");
 		const char *next = cJSON_IsString(cj) && *cj->valuestring ? cj->valuestring : NULL;
 		/* A server (or a proxy) that keeps sending a continue token must
 		 * not keep us listing forever: the same token twice in a row is a
 		 * loop, and the number of pages has a cap. */
 		if (next && cont && !strcmp(next, cont)) {
-			cJSON_Delete(page);
+			cJSON_Delete(md);
 			free(cont);
-			cJSON_Delete(all);
 			return gerr_set(err, GERR_API,
 					"list %s: the server sent the same continue token twice; stopping a list that would never end",
 					path);
 		}
 		if (next && ++pages >= max_pages) {
-			cJSON_Delete(page);
+			cJSON_Delete(md);
 			free(cont);
-			cJSON_Delete(all);
 			gerr_set(err, GERR_API, "list %s: still not complete after %ld pages of %ld; giving up", path,
 				 max_pages, limit);
 			gerr_hint(err, "the server keeps sending continue tokens; check the API server or any proxy in front of it");
@@ -159,10 +279,35 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 				const cJSON *r = cJSON_GetObjectItemCaseSensitive(md, "resourceVersion");
 				*rv = cJSON_IsString(r) ? xstrdup(r->valuestring) : NULL;
 			}
-			cJSON_Delete(page);
+			cJSON_Delete(md);
 			break;
 		}
-		cJSON_Delete(page);
+		cJSON_Delete(md);
+	}
+	return 0;
+}
+
+/* kube_list's gatherer: every item, in order; a restarted list starts afresh. */
+static int gather(void *ud, cJSON *item, struct gerr *err)
+{
+	(void)err;
+	cJSON **all = ud;
+	if (!item) {
+		cJSON_Delete(*all);
+		*all = cJSON_CreateArray();
+		return 0;
+	}
+	cJSON_AddItemToArray(*all, item);
+	return 0;
+}
+
+int kube_list(struct kube_client *c, const char *path, const struct kube_list_opts *lo, cJSON **items,
+	      char **rv, struct gerr *err)
+{
+	cJSON *all = cJSON_CreateArray();
+	if (kube_list_each(c, path, lo, gather, &all, rv, err) < 0) {
+		cJSON_Delete(all);
+		return -1;
 	}
 	*items = all;
 	return 0;

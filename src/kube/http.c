@@ -663,7 +663,7 @@ static void xfer_done(struct kube_client *c, struct xfer *x, CURLcode rc)
 		return;
 	}
 	if (rc == CURLE_OK && status / 100 == 2) {
-		if (!call->raw && call->text.len && !x->line_fn) {
+		if (!call->raw && !call->no_parse && call->text.len && !x->line_fn) {
 			call->response = cJSON_ParseWithLength(call->text.s, call->text.len);
 			if (!call->response)
 				gerr_set(&call->err, GERR_API, "%s: the server sent a response that is not JSON",

@@ -142,6 +142,158 @@ int node_target_check(const struct node_target *t, struct gerr *err)
 	return 0;
 }
 
+/* Add item under key, a string that lives as long as the program (a literal
+ * or a static table's): cJSON then keeps no copy of the key, a saving of
+ * one allocation per field on every node kept. */
+static cJSON *add_static(cJSON *to, const char *key, cJSON *item)
+{
+	cJSON_AddItemToObjectCS(to, key, item);
+	return item;
+}
+
+/* Copy key (static) of from into to when present (a deep copy). */
+static void keep(cJSON *to, const cJSON *from, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+	if (v)
+		add_static(to, key, cJSON_Duplicate(v, 1));
+}
+
+/* Copy the members of the object from[key] whose names start with prefix; an
+ * object stays an object (maybe empty: "has annotations" is read too), any
+ * other value is copied whole. */
+static void keep_prefixed(cJSON *to, const cJSON *from, const char *key, const char *prefix)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+	if (!v)
+		return;
+	if (!cJSON_IsObject(v)) {
+		add_static(to, key, cJSON_Duplicate(v, 1));
+		return;
+	}
+	cJSON *o = add_static(to, key, cJSON_CreateObject());
+	const cJSON *m;
+	cJSON_ArrayForEach(m, v)
+		if (m->string && !strncmp(m->string, prefix, strlen(prefix)))
+			cJSON_AddItemToObject(o, m->string, cJSON_Duplicate(m, 1));
+}
+
+/* The members of each element of from[key] (an array of objects) named in
+ * fields, for the elements whose match_key member is match_value. */
+static void keep_entries(cJSON *to, const cJSON *from, const char *key, const char *match_key,
+			 const char *match_value, const char *const *fields)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+	if (!v)
+		return;
+	if (!cJSON_IsArray(v)) {
+		add_static(to, key, cJSON_Duplicate(v, 1));
+		return;
+	}
+	cJSON *a = add_static(to, key, cJSON_CreateArray());
+	const cJSON *e;
+	cJSON_ArrayForEach(e, v) {
+		if (!cJSON_IsObject(e)) {
+			cJSON_AddItemToArray(a, cJSON_Duplicate(e, 1));
+			continue;
+		}
+		const char *m = json_str(e, match_key);
+		if (!m || strcmp(m, match_value))
+			continue;
+		cJSON *o = cJSON_CreateObject();
+		for (size_t i = 0; fields[i]; i++)
+			keep(o, e, fields[i]);
+		cJSON_AddItemToArray(a, o);
+	}
+}
+
+cJSON *node_prune(const cJSON *node)
+{
+	return node_prune_parts(node, NODE_PARTS_ALL);
+}
+
+cJSON *node_prune_parts(const cJSON *node, unsigned parts)
+{
+	/* the Ready condition's message is in no output: only status and reason */
+	static const char *const cond_fields[] = { "type", "status", "reason", NULL };
+	static const char *const addr_fields[] = { "type", "address", NULL };
+	static const char *const info_fields[] = { "osImage", NULL };
+	cJSON *out = cJSON_CreateObject();
+	const cJSON *md = cJSON_GetObjectItemCaseSensitive(node, "metadata");
+	if (md) {
+		cJSON *m = add_static(out, "metadata", cJSON_CreateObject());
+		keep(m, md, "name");
+		if (parts & NODE_PART_LABELS)
+			keep(m, md, "labels");
+		else if (parts & NODE_PART_NVIDIA_LABELS)
+			keep_prefixed(m, md, "labels", NODE_PRUNE_RESOURCE_PREFIX);
+		/* only gpuctl's own records are read (owned.h), but whether there
+		 * are annotations at all decides the patch (add one key or the map) */
+		if (parts & NODE_PART_ANNOTATIONS)
+			keep_prefixed(m, md, "annotations", NODE_PRUNE_ANNOTATION_PREFIX);
+	}
+	/* the taint planner tests the whole spec when there are no taints */
+	if (parts & NODE_PART_SPEC)
+		keep(out, node, "spec");
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(node, "status");
+	if (st && (parts & (NODE_PART_STATUS | NODE_PART_ADDRESS))) {
+		cJSON *s = add_static(out, "status", cJSON_CreateObject());
+		if (parts & NODE_PART_STATUS) {
+			keep_prefixed(s, st, "capacity", NODE_PRUNE_RESOURCE_PREFIX);
+			keep_prefixed(s, st, "allocatable", NODE_PRUNE_RESOURCE_PREFIX);
+			keep_entries(s, st, "conditions", "type", "Ready", cond_fields);
+		}
+		if (parts & NODE_PART_ADDRESS)
+			keep_entries(s, st, "addresses", "type", "InternalIP", addr_fields);
+		const cJSON *ni = (parts & NODE_PART_ADDRESS) ? cJSON_GetObjectItemCaseSensitive(st, "nodeInfo") : NULL;
+		if (cJSON_IsObject(ni)) {
+			cJSON *o = add_static(s, "nodeInfo", cJSON_CreateObject());
+			for (size_t i = 0; info_fields[i]; i++)
+				keep(o, ni, info_fields[i]);
+		} else if (ni) {
+			add_static(s, "nodeInfo", cJSON_Duplicate(ni, 1));
+		}
+	}
+	return out;
+}
+
+/* What nodes_resolve keeps of each listed Node, page by page. */
+struct resolve {
+	const struct node_target *t;
+	cJSON *kept;  /* pruned nodes */
+	int total;    /* nodes listed */
+};
+
+static int resolve_item(void *ud, cJSON *node, struct gerr *err)
+{
+	(void)err;
+	struct resolve *r = ud;
+	if (!node) {
+		/* the list starts again */
+		cJSON_Delete(r->kept);
+		r->kept = cJSON_CreateArray();
+		r->total = 0;
+		if (r->t->each)
+			r->t->each(r->t->each_ud, NULL);
+		return 0;
+	}
+	r->total++;
+	int want;
+	if (r->t->nnames) {
+		want = 0;
+		for (size_t i = 0; i < r->t->nnames && !want; i++)
+			want = !strcmp(node_name(node), r->t->names[i]);
+	} else {
+		want = r->t->selector || r->t->all || node_is_gpu(node);
+	}
+	if (want && r->t->each)
+		r->t->each(r->t->each_ud, node);
+	if (want)
+		cJSON_AddItemToArray(r->kept, node_prune_parts(node, r->t->parts ? r->t->parts : NODE_PARTS_ALL));
+	cJSON_Delete(node);
+	return 0;
+}
+
 int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **nodes, struct gerr *err)
 {
 	if (node_target_check(t, err) < 0)
@@ -152,13 +304,18 @@ int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **n
 		fs = xasprintf("metadata.name=%s", t->names[0]);
 		lo.field_selector = fs;
 	}
-	cJSON *items = NULL;
-	int rc = kube_list(kc, "/api/v1/nodes", &lo, &items, NULL, err);
+	/* Each node is pruned to what gpuctl reads as its page arrives: a list
+	 * of 20,000 nodes never sits whole in memory. */
+	struct resolve res = { .t = t, .kept = cJSON_CreateArray() };
+	int rc = kube_list_each(kc, "/api/v1/nodes", &lo, resolve_item, &res, NULL, err);
 	free(fs);
-	if (rc < 0)
+	if (rc < 0) {
+		cJSON_Delete(res.kept);
 		return gerr_prefix(err, "list nodes");
-	cJSON *out = cJSON_CreateArray();
+	}
+	cJSON *items = res.kept;
 	if (t->nnames) {
+		cJSON *out = cJSON_CreateArray();
 		struct buf missing = BUF_INIT;
 		for (size_t i = 0; i < t->nnames; i++) {
 			cJSON *found = NULL, *it;
@@ -188,26 +345,16 @@ int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **n
 			return -1;
 		}
 		buf_release(&missing);
-	} else if (t->selector || t->all) {
-		cJSON_Delete(out);
-		out = items;
-	} else {
-		cJSON *it;
-		cJSON_ArrayForEach(it, items)
-			if (node_is_gpu(it))
-				cJSON_AddItemToArray(out, cJSON_Duplicate(it, 1));
-		int total = cJSON_GetArraySize(items);
+		items = out;
+	} else if (!t->selector && !t->all && cJSON_GetArraySize(items) == 0) {
 		cJSON_Delete(items);
-		if (cJSON_GetArraySize(out) == 0) {
-			cJSON_Delete(out);
-			gerr_set(err, GERR_NOTFOUND,
-				 "no GPU nodes found among %d node(s): none has nvidia.com/gpu capacity, the label feature.node.kubernetes.io/pci-10de.present=true or nvidia.com/gpu.present=true",
-				 total);
-			gerr_hint(err, "name the nodes, or select them with -l SELECTOR");
-			return -1;
-		}
+		gerr_set(err, GERR_NOTFOUND,
+			 "no GPU nodes found among %d node(s): none has nvidia.com/gpu capacity, the label feature.node.kubernetes.io/pci-10de.present=true or nvidia.com/gpu.present=true",
+			 res.total);
+		gerr_hint(err, "name the nodes, or select them with -l SELECTOR");
+		return -1;
 	}
-	*nodes = out;
+	*nodes = items;
 	return 0;
 }
 
@@ -247,22 +394,28 @@ static void run_plan(edit_plan_fn plan, void *ud, const cJSON *node, struct edit
 	r->status = r->patch ? EDIT_CHANGED : EDIT_UNCHANGED;
 }
 
-int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud, enum dry_run dry,
-	       struct edit_result **results, size_t *nresults, struct gerr *err)
+static int edit(struct kube_client *kc, cJSON *nodes, int consume, edit_plan_fn plan, void *ud, enum dry_run dry,
+		struct edit_result **results, size_t *nresults)
 {
-	(void)err;
 	size_t n = (size_t)cJSON_GetArraySize(nodes);
 	struct edit_result *r = xcalloc(n ? n : 1, sizeof(*r));
-	cJSON **cur = xcalloc(n ? n : 1, sizeof(cJSON *));
 	size_t i = 0;
-	cJSON *it;
+	cJSON *it, *next;
 	int any_failed = 0;
-	cJSON_ArrayForEach(it, nodes) {
+	for (it = nodes ? nodes->child : NULL; it; it = next, i++) {
+		next = it->next;
 		r[i].node = xstrdup(node_name(it));
-		cur[i] = it;
 		run_plan(plan, ud, it, &r[i]);
 		any_failed |= r[i].status == EDIT_FAILED;
-		i++;
+		if (dry == DRY_CLIENT) {
+			/* never sent: on 20,000 nodes the patches alone are 30 MB */
+			free(r[i].patch);
+			r[i].patch = NULL;
+		}
+		/* a node planned is not read again (a conflict re-plans from a
+		 * fresh GET): the results grow as the nodes go */
+		if (consume)
+			cJSON_Delete(cJSON_DetachItemViaPointer(nodes, it));
 	}
 	if (any_failed) {
 		/* refuse everything: never leave some nodes changed and others not */
@@ -271,13 +424,11 @@ int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud
 				r[i].status = EDIT_SKIPPED;
 				gerr_set(&r[i].err, GERR_CONFLICT, "not changed because other nodes failed validation");
 			}
-		free(cur);
 		*results = r;
 		*nresults = n;
 		return 0;
 	}
 	if (dry == DRY_CLIENT) {
-		free(cur);
 		*results = r;
 		*nresults = n;
 		return 0;
@@ -388,10 +539,23 @@ int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud
 	for (i = 0; i < n; i++)
 		cJSON_Delete(fresh[i]);
 	free(fresh);
-	free(cur);
 	*results = r;
 	*nresults = n;
 	return 0;
+}
+
+int nodes_edit(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud, enum dry_run dry,
+	       struct edit_result **results, size_t *nresults, struct gerr *err)
+{
+	(void)err;
+	return edit(kc, nodes, 0, plan, ud, dry, results, nresults);
+}
+
+int nodes_edit_consume(struct kube_client *kc, cJSON *nodes, edit_plan_fn plan, void *ud, enum dry_run dry,
+		       struct edit_result **results, size_t *nresults, struct gerr *err)
+{
+	(void)err;
+	return edit(kc, nodes, 1, plan, ud, dry, results, nresults);
 }
 
 int nodes_watch(struct kube_client *kc, const char *selector, nodes_watch_fn fn, void *ud, long timeout_ms,

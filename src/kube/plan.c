@@ -152,15 +152,29 @@ static void record_patch(cJSON *patch, const cJSON *node, const char *const *key
 }
 
 
-static void label_change(cJSON *changes, const char *op, const char *key, const char *value, const char *old)
+/* A change is kept for every node until the report (20,000 of them on a
+ * large cluster): its keys (literals) are not copied, nor is op, always one
+ * of the literals "add", "update", "remove". */
+static cJSON *change_new(const char *op)
 {
 	cJSON *c = cJSON_CreateObject();
-	cJSON_AddStringToObject(c, "op", op);
-	cJSON_AddStringToObject(c, "key", key);
+	cJSON_AddItemToObjectCS(c, "op", cJSON_CreateStringReference(op));
+	return c;
+}
+
+static void change_add(cJSON *c, const char *literal_key, const char *value)
+{
+	cJSON_AddItemToObjectCS(c, literal_key, cJSON_CreateString(value));
+}
+
+static void label_change(cJSON *changes, const char *op, const char *key, const char *value, const char *old)
+{
+	cJSON *c = change_new(op);
+	change_add(c, "key", key);
 	if (value)
-		cJSON_AddStringToObject(c, "value", value);
+		change_add(c, "value", value);
 	if (old)
-		cJSON_AddStringToObject(c, "old", old);
+		change_add(c, "old", old);
 	cJSON_AddItemToArray(changes, c);
 }
 
@@ -317,13 +331,12 @@ static cJSON *taint_json(const struct taint_op *op)
 static void taint_change(cJSON *changes, const char *op, const char *key, const char *value, const char *effect,
 		       const char *old)
 {
-	cJSON *c = cJSON_CreateObject();
-	cJSON_AddStringToObject(c, "op", op);
-	cJSON_AddStringToObject(c, "key", key);
-	cJSON_AddStringToObject(c, "value", value ? value : "");
-	cJSON_AddStringToObject(c, "effect", effect);
+	cJSON *c = change_new(op);
+	change_add(c, "key", key);
+	change_add(c, "value", value ? value : "");
+	change_add(c, "effect", effect);
 	if (old)
-		cJSON_AddStringToObject(c, "old", old);
+		change_add(c, "old", old);
 	cJSON_AddItemToArray(changes, c);
 }
 

@@ -40,7 +40,7 @@ const (
 	gpuResource    = corev1.ResourceName("nvidia.com/gpu")
 	h100           = "NVIDIA-H100-80GB-HBM3"
 	a100           = "NVIDIA-A100-SXM4-80GB"
-	maxGPUNodes    = 5000
+	maxGPUNodes    = 20000
 )
 
 var gpuNodeRE = regexp.MustCompile(`^gpu-node-([0-9]+)$`)
@@ -206,7 +206,7 @@ func retry(fn func() error) error {
 func mknodes(args []string) int {
 	fs := flag.NewFlagSet("mknodes", flag.ExitOnError)
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "admin kubeconfig")
-	count := fs.Int("gpu-nodes", 3, "number of GPU nodes (gpu-node-1 … gpu-node-N), 0…5000")
+	count := fs.Int("gpu-nodes", 3, "number of GPU nodes (gpu-node-1 … gpu-node-N), 0…20000")
 	ipList := fs.String("node-ips", os.Getenv("GPUCTL_NODE_IPS"), "InternalIP overrides: name=ip,name=ip,…")
 	ipFile := fs.String("node-ips-file", os.Getenv("GPUCTL_NODE_IPS_FILE"), "file of name=ip lines (InternalIP overrides)")
 	reset := fs.Bool("reset", false, "restore labels, annotations, taints and capacity of existing nodes to the baseline")
