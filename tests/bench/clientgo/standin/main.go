@@ -29,7 +29,9 @@
 // Output: "standin: ready nodes=N" on stderr once the informers have
 // synced, then one line per node answered:
 //
-//	standin: answer NODE count=C replicas=R strategy=S writes=W why=pod|label|start
+//	standin: answer NODE count=C replicas=R strategy=S writes=W why=pod|label|start t=UNIX
+//
+// where t is the time its last patch returned (Unix seconds, microseconds).
 //
 // and on SIGTERM/SIGINT a last line "standin: done writes=W".
 package main
@@ -224,7 +226,9 @@ func (s *standIn) answer(node, why string) {
 		w++
 	}
 	s.writes.Add(int64(w))
-	log("answer %s count=%d replicas=%d strategy=%s writes=%d why=%s", node, count, replicas, strategy, w, why)
+	t := time.Now()
+	log("answer %s count=%d replicas=%d strategy=%s writes=%d why=%s t=%d.%06d", node, count, replicas, strategy, w,
+		why, t.Unix(), t.Nanosecond()/1000)
 }
 
 func main() {
