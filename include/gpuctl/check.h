@@ -81,13 +81,11 @@ void checks_node_object(const cJSON *node, struct check_report *r);
 /* The GPU stack through the API (checks_stack.c): cluster.device-plugin,
  * cluster.conflicts, cluster.dcgm-exporter and per GPU node node.labels,
  * node.taints, node.device-plugin, node.gpu-health, node.sharing.  A constant
- * number of requests: DaemonSets listed once in every namespace, the pods of
- * each NVIDIA DaemonSet once, the plugin's ConfigMap and the DCGM exporter's
- * metrics once.  config: gpuctl's config file (label/taint defaults), may be
- * NULL. */
-void checks_stack(struct kube_client *kc, const cJSON *config, const cJSON *gpu_nodes, struct check_report *r);
-
-/* What checks_stack reads, and its judgement of it (split for tests). */
+ * number of requests: stack_read lists DaemonSets once in every namespace,
+ * the pods of each NVIDIA DaemonSet once, and GETs the plugin's ConfigMap and
+ * the DCGM exporter's metrics once; the judgements below read only that and
+ * the nodes (config: gpuctl's config file, for label/taint defaults; may be
+ * NULL). */
 enum stack_ds_kind { STACK_DS_OTHER, STACK_DS_PLUGIN, STACK_DS_GFD, STACK_DS_DCGM, STACK_DS_DRA, STACK_DS_DRIVER };
 struct stack_ds {
 	const cJSON *ds;          /* borrowed from stack_view.daemonsets */

@@ -19,6 +19,8 @@ int base64_decode(const char *in, struct buf *out);
 long mono_ms(void);
 /* Seconds of CLOCK_MONOTONIC as a double: for durations in reports. */
 double mono_s(void);
+/* The current time, UTC, as RFC 3339 ("2026-12-03T08:00:00Z"), into out. */
+void utc_now_rfc3339(char out[32]);
 
 /* The folder of path ("." without a slash, "/" for the root), new string. */
 char *path_dir(const char *path);

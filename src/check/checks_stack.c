@@ -674,19 +674,3 @@ void stack_view_release(struct stack_view *sv)
 	buf_release(&sv->driver_on_host);
 	memset(sv, 0, sizeof(*sv));
 }
-
-void checks_stack(struct kube_client *kc, const cJSON *config, const cJSON *gpu_nodes, struct check_report *r)
-{
-	struct stack_view sv;
-	struct gerr err = GERR_INIT;
-	if (stack_read(kc, &sv, &err) < 0) {
-		const char *m = err.msg ? err.msg : "error";
-		for (const char *const *id = (const char *const[]){ "cluster.device-plugin", "cluster.conflicts", NULL }; *id; id++)
-			check_add(r, *id, "cluster", CHECK_FAIL, err.hint, "cannot read the GPU stack: %.*s", (int)strcspn(m, "\n"), m);
-		gerr_clear(&err);
-		stack_view_release(&sv);
-		return;
-	}
-	stack_judge(&sv, config, gpu_nodes, r);
-	stack_view_release(&sv);
-}

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cmd.h"
 #include "deployset.h"
@@ -261,10 +260,7 @@ static int label_nodes(struct slice *s, struct gerr *err)
 		if (!s->v[i].own_config)
 			cJSON_AddItemToArray(targets, cJSON_Duplicate(s->v[i].node, 1));
 	char when[32];
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	utc_now_rfc3339(when);
 	struct slice_plan plan = { .labels = { .ops = ops, .nops = nops, .overwrite = 1 }, .mps = mps, .when = when };
 	struct edit_result *r = NULL;
 	size_t n = 0;

@@ -238,10 +238,7 @@ static cJSON *admit_nodes(struct gctx *g, struct kube_client *kc, const cJSON *n
 	}
 	struct taint_op op;
 	char when[32];
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	utc_now_rfc3339(when);
 	struct admit_plan ap = { .taints = { .ops = &op, .nops = 1 }, .when = when };
 	struct gerr err = GERR_INIT;
 	struct edit_result *res = NULL;

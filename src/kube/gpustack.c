@@ -81,6 +81,17 @@ int gpustack_cluster_policy(struct kube_client *kc, cJSON **policy, int *forbidd
 	return 0;
 }
 
+static int policy_merge_patch(struct kube_client *kc, const char *name, const cJSON *patch, int dry_server,
+			      struct gerr *err)
+{
+	char *path = kube_path("nvidia.com/v1", NULL, "clusterpolicies", name);
+	char *body = cJSON_PrintUnformatted(patch);
+	int rc = kube_patch(kc, path, KUBE_PATCH_MERGE, body, dry_server, 0, NULL, err);
+	free(body);
+	free(path);
+	return rc < 0 ? gerr_prefix(err, "clusterpolicy %s", name ? name : "?") : 0;
+}
+
 int gpustack_policy_patch(struct kube_client *kc, const cJSON *policy, const cJSON *patch, int dry_server,
 			  struct gerr *err)
 {
@@ -103,13 +114,9 @@ int gpustack_policy_patch(struct kube_client *kc, const cJSON *policy, const cJS
 			free(was);
 		}
 	}
-	char *path = kube_path("nvidia.com/v1", NULL, "clusterpolicies", name);
-	char *body = cJSON_PrintUnformatted(body_obj);
-	int rc = kube_patch(kc, path, KUBE_PATCH_MERGE, body, dry_server, 0, NULL, err);
-	free(body);
-	free(path);
+	int rc = policy_merge_patch(kc, name, body_obj, dry_server, err);
 	cJSON_Delete(body_obj);
-	return rc < 0 ? gerr_prefix(err, "clusterpolicy %s", name ? name : "?") : 0;
+	return rc;
 }
 
 int gpustack_policy_restore(struct kube_client *kc, const cJSON *policy, int dry_server, int *restored, struct gerr *err)
@@ -128,14 +135,10 @@ int gpustack_policy_restore(struct kube_client *kc, const cJSON *policy, int dry
 	cJSON_AddItemToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "spec"), "devicePlugin"), "config", before);
 	cJSON_AddNullToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "metadata"), "annotations"),
 			      GPUCTL_POLICY_RECORD_KEY);
-	char *path = kube_path("nvidia.com/v1", NULL, "clusterpolicies", name);
-	char *body = cJSON_PrintUnformatted(patch);
-	int rc = kube_patch(kc, path, KUBE_PATCH_MERGE, body, dry_server, 0, NULL, err);
-	free(body);
-	free(path);
+	int rc = policy_merge_patch(kc, name, patch, dry_server, err);
 	cJSON_Delete(patch);
 	if (rc < 0)
-		return gerr_prefix(err, "clusterpolicy %s", name ? name : "?");
+		return -1;
 	*restored = 1;
 	return 0;
 }

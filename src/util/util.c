@@ -128,3 +128,11 @@ char *path_dir(const char *path)
 		return xstrdup("/");
 	return xstrndup(path, (size_t)(slash - path));
 }
+
+void utc_now_rfc3339(char out[32])
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
