@@ -3,8 +3,10 @@
 
 STATE=${GPUCTL_CLUSTER_DIR:-/tmp/gpuctl-cluster}
 STATE=${STATE%/}
-# Components in start order; down stops them in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+# Components in start order; down stops them in reverse. kwok (the simulated
+# nodes) is left out with GPUCTL_CLUSTER_KWOK=0, for a cluster of real nodes.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+[ "${GPUCTL_CLUSTER_KWOK:-1}" = 0 ] || COMPONENTS+=(kwok)
 
 log() { printf '%s: %s\n' "${PROG:-cluster}" "$*" >&2; }
 

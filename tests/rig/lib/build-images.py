@@ -18,10 +18,12 @@ manifests use, nvcr.io/nvidia/k8s-device-plugin:VERSION (one image for the
 plugin and gpu-feature-discovery, as published; DIR from
 lib/build-nvidia-plugin): the busybox layer plus one with the binaries the
 build made (/usr/bin/{nvidia-device-plugin,gpu-feature-discovery,config-manager,
-mps-control-daemon}), the host's glibc they link (libc.so.6, the loader), and
-the published image's environment (NVIDIA_VISIBLE_DEVICES=all,
+mps-control-daemon}), the host's glibc (libc, libm, libdl, libpthread, librt,
+the loader, /etc/ld.so.conf and a real ld.so.cache, as a distribution image
+has them), and the published image's environment (NVIDIA_VISIBLE_DEVICES=all,
 NVIDIA_DRIVER_CAPABILITIES=compute,utility, NVIDIA_DISABLE_REQUIRE=true,
-Entrypoint nvidia-device-plugin). As in the published image there is no
+LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64 from the CUDA
+base image, Entrypoint nvidia-device-plugin). As in the published image there is no
 libnvidia-ml.so.1: the nvidia runtime mounts the node's (the stand-in) into
 containers that ask for GPUs, as the real toolkit mounts the driver's.
 
@@ -32,9 +34,11 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 
 BUSYBOX_IMAGE = "localhost/gpuctl-rig/busybox:1"
 PAUSE_IMAGE = "localhost/gpuctl-rig/pause:1"
@@ -48,7 +52,16 @@ PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:"
 # libnvidia-ml.so.1 and libcuda.so.1 (the node's stand-ins) into GPU pods.
 CUDA_BASE_IMAGE = "nvcr.io/nvidia/cuda:12.8.1-base-ubuntu24.04"
 PLUGIN_CMDS = ["nvidia-device-plugin", "gpu-feature-discovery", "config-manager", "mps-control-daemon"]
-GLIBC = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]
+# glibc as a distribution image ships it: the C library, the libraries that
+# programs built against an older glibc still name (the NVIDIA driver's
+# nvidia-smi and libcuda.so.1 need libm, libdl, libpthread and librt), the
+# loader, and /etc/ld.so.conf with a real /etc/ld.so.cache. On a real GPU host
+# the NVIDIA container toolkit's update-ldcache hook rebuilds that cache with
+# the driver's folder added, and only when the image has one.
+GLIBC = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libm.so.6", "/lib/x86_64-linux-gnu/libdl.so.2",
+         "/lib/x86_64-linux-gnu/libpthread.so.0", "/lib/x86_64-linux-gnu/librt.so.1", "/lib64/ld-linux-x86-64.so.2"]
+LD_SO_CONF = b"include /etc/ld.so.conf.d/*.conf\n"
+LD_SO_CONF_D = b"/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n"
 
 
 def tinfo(name, **kw):
@@ -61,6 +74,38 @@ def tinfo(name, **kw):
     return ti
 
 
+def glibc_files():
+    """(source, path in the image, mode) for glibc, its loader and its ld.so.cache."""
+    files = [(os.path.realpath(g), g.lstrip("/"), 0o755) for g in GLIBC]
+    with tempfile.TemporaryDirectory() as root:
+        for src, dst, _ in files:
+            os.makedirs(os.path.join(root, os.path.dirname(dst)), exist_ok=True)
+            shutil.copyfile(src, os.path.join(root, dst))
+        os.makedirs(os.path.join(root, "etc/ld.so.conf.d"))
+        with open(os.path.join(root, "etc/ld.so.conf"), "wb") as f:
+            f.write(LD_SO_CONF)
+        with open(os.path.join(root, "etc/ld.so.conf.d/x86_64-linux-gnu.conf"), "wb") as f:
+            f.write(LD_SO_CONF_D)
+        ldconfig = "/sbin/ldconfig" if os.path.exists("/sbin/ldconfig") else "ldconfig"
+        subprocess.run([ldconfig, "-r", root, "-X"], check=True)
+        with open(os.path.join(root, "etc/ld.so.cache"), "rb") as f:
+            cache = f.read()
+    return files, cache
+
+
+def add_glibc(tf):
+    for d in ("etc", "etc/ld.so.conf.d"):
+        tf.addfile(tinfo(d, type=tarfile.DIRTYPE, mode=0o755))
+    files, cache = glibc_files()
+    for src, dst, mode in files:
+        with open(src, "rb") as f:
+            data = f.read()
+        tf.addfile(tinfo(dst, size=len(data), mode=mode), io.BytesIO(data))
+    for name, data in (("etc/ld.so.conf", LD_SO_CONF), ("etc/ld.so.conf.d/x86_64-linux-gnu.conf", LD_SO_CONF_D),
+                       ("etc/ld.so.cache", cache)):
+        tf.addfile(tinfo(name, size=len(data), mode=0o644), io.BytesIO(data))
+
+
 def plugin_layer_tar(plugin_dir):
     """The plugin binaries and the glibc they need (real files, links resolved)."""
     buf = io.BytesIO()
@@ -70,7 +115,8 @@ def plugin_layer_tar(plugin_dir):
                   "etc/kubernetes", "etc/kubernetes/node-feature-discovery",
                   "etc/kubernetes/node-feature-discovery/features.d", "licenses"):
             tf.addfile(tinfo(d, type=tarfile.DIRTYPE, mode=0o755))
-        files = [(os.path.realpath(g), g.lstrip("/"), 0o755) for g in GLIBC]
+        add_glibc(tf)
+        files = []
         for c in PLUGIN_CMDS:
             src = os.path.join(plugin_dir, "bin", c)
             if os.path.exists(src):  # a command the proxy could not build is left out
@@ -87,10 +133,7 @@ def glibc_layer_tar():
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
         for d in ("lib", "lib/x86_64-linux-gnu", "lib64", "usr/local", "usr/local/nvidia"):
             tf.addfile(tinfo(d, type=tarfile.DIRTYPE, mode=0o755))
-        for g in GLIBC:
-            with open(os.path.realpath(g), "rb") as f:
-                data = f.read()
-            tf.addfile(tinfo(g.lstrip("/"), size=len(data), mode=0o755), io.BytesIO(data))
+        add_glibc(tf)
     return buf.getvalue()
 
 
@@ -106,7 +149,8 @@ def cuda_base_config():
 def plugin_config(version, layers):
     path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     return {"Env": [path, "NVIDIA_DISABLE_REQUIRE=true", "NVIDIA_VISIBLE_DEVICES=all",
-                    "NVIDIA_DRIVER_CAPABILITIES=compute,utility"],
+                    "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+                    "LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64"],
             "Entrypoint": ["nvidia-device-plugin"],
             "Labels": {"name": "NVIDIA Device Plugin", "vendor": "NVIDIA", "version": version,
                        "summary": "NVIDIA device plugin for Kubernetes (built by gpuctl tests/rig)"}}
