@@ -7,7 +7,12 @@ name), talking to the NVML stand-in; only the GPU is simulated.
 The flow a user runs: label, taint, deploy (node phase over SSH, then the
 plugin DaemonSet), pods that ask for a GPU see exactly theirs, slice 4 -> 8 ->
 2 -> none with the capacity the plugin advertises checked after each,
-per-node configs on two node groups, shared pods on one GPU, cleanup."""
+per-node configs on two node groups, shared pods on one GPU, smoke-test,
+validate, cleanup.  The module is that flow in order: the fixture records
+each node as it was before the first gpuctl command (its labels, taints and
+containerd config, read on the node), and the last test proves that after
+cleanup every node, and the cluster, is back to it: validate again, then
+direct reads through the rig and the API."""
 import json
 import os
 import subprocess
@@ -21,6 +26,8 @@ NODES = ["kubelet-gpu-node-1", "kubelet-gpu-node-2"]
 GPUS = {"kubelet-gpu-node-1": 1, "kubelet-gpu-node-2": 2}
 NS = "nvidia-device-plugin"
 TEST_NS = "gpuctl-e2e-kubelet"
+CONF = "/etc/containerd/config.toml"
+DROPIN = "/etc/containerd/conf.d/99-gpuctl-nvidia.toml"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +40,8 @@ def kr(cluster, gpuctl_bin, tmp_path_factory):
         k.kubectl("delete", "pods", "-n", ns, "--all", "--force", "--grace-period=0", check=False)
     k.kubectl("delete", "namespace", NS, TEST_NS, "--ignore-not-found", "--wait=true", "--timeout=120s", check=False)
     k.kubectl("create", "namespace", TEST_NS)
+    # the nodes as they were before the flow: what cleanup must give back
+    k.before = {n: k.state(n) for n in NODES}
     yield k
     k.kubectl("delete", "namespace", NS, TEST_NS, "--ignore-not-found", "--wait=false", check=False)
     subprocess.run([os.path.join(ROOT, "tests/rig/down")], capture_output=True, text=True)
@@ -65,6 +74,24 @@ class Kubelets:
 
     def node(self, name):
         return json.loads(self.kubectl("get", "node", name, "-o", "json").stdout)
+
+    def state(self, name):
+        """What cleanup must give back: the node's labels and taints (API), its
+        containerd config's bytes, digest and mode (read on the node)."""
+        node = self.node(name)
+        return {"labels": node["metadata"].get("labels", {}), "taints": node["spec"].get("taints", []),
+                "containerd": self.exec(name, "cat", CONF),
+                "containerd-file": self.exec(name, "sh", "-c", f"sha256sum {CONF}; stat -c '%s %a %U:%G' {CONF}"),
+                "dropin": self.exec(name, "sh", "-c", f"test -e {DROPIN} && echo present || echo absent").strip()}
+
+    def owned(self):
+        """Every object of every listable kind that carries gpuctl's managed-by
+        label, read by kubectl (not by gpuctl's own list of kinds)."""
+        kinds = self.kubectl("api-resources", "--verbs=list", "-o", "name").stdout.split()
+        kinds = [k for k in kinds if k not in ("events", "events.events.k8s.io", "componentstatuses")]
+        out = self.kubectl("get", ",".join(kinds), "-A", "-l", "app.kubernetes.io/managed-by=gpuctl", "-o", "name",
+                           "--ignore-not-found").stdout
+        return sorted(l for l in out.splitlines() if l.strip())
 
     def gpus(self, name, field="allocatable"):
         return int(self.node(name)["status"].get(field, {}).get("nvidia.com/gpu", "0"))
@@ -351,11 +378,58 @@ def test_smoke_test_fails_clearly_when_pods_cannot_run_and_cleans_up(kr):
 
 
 def test_cleanup_puts_the_nodes_back(kr):
-    before = {n: kr.exec(n, "cat", "/usr/local/share/gpuctl-rig/original/config.toml") for n in NODES}
-    kr.gpuctl("cleanup", *NODES, "--inventory", kr.env["GPUCTL_RIG_INVENTORY"], "--timeout", "3m")
+    """The end of the flow: cleanup, then validate again and direct reads show
+    every node and the cluster as they were before the first gpuctl command."""
+    inv = kr.env["GPUCTL_RIG_INVENTORY"]
+    original = {n: kr.exec(n, "cat", "/usr/local/share/gpuctl-rig/original/config.toml") for n in NODES}
+    # the flow did change them: otherwise "back as before" would prove nothing
     for n in NODES:
-        assert kr.exec(n, "cat", "/etc/containerd/config.toml") == before[n]
-        labels = kr.node(n)["metadata"]["labels"]
-        assert "accelerator" not in labels and "nvidia.com/device-plugin.config" not in labels
-        assert not [t for t in kr.node(n)["spec"].get("taints", []) if t["key"] == "nvidia.com/gpu"]
-    assert kr.kubectl("get", "daemonset", "-n", NS, "nvidia-device-plugin", check=False).returncode != 0
+        now = kr.state(n)
+        assert now["containerd-file"] != kr.before[n]["containerd-file"] or now["dropin"] == "present", now
+        assert now["labels"] != kr.before[n]["labels"] and now["taints"] != kr.before[n]["taints"], now
+    assert kr.owned(), "the flow created nothing gpuctl owns?"
+
+    p = kr.gpuctl("cleanup", *NODES, "--inventory", inv, "--timeout", "3m", "-o", "json")
+    doc = json.loads(p.stdout)
+    assert doc["kind"] == "CleanupResult", doc
+    assert not [x for x in doc["results"] if x["status"] == "failed"], doc["results"]
+
+    # validate again: the nodes read as never prepared, and it says so by check id
+    # (nvidia.com/gpu capacity is the kubelet's: it keeps the plugin's last count with
+    # 0 allocatable, then 0, after the plugin is gone, so node.gpu-resource/gpu-health
+    # depend on timing and are not judged here)
+    p = kr.gpuctl("validate", *NODES, "--inventory", inv, "-o", "json", check=1)
+    res = _checks(json.loads(p.stdout))
+    want = {("cluster", "cluster.runtimeclass"): ("fail", "RuntimeClass nvidia does not exist"),
+            ("cluster", "cluster.device-plugin"): ("fail", "no NVIDIA device plugin DaemonSet in any namespace"),
+            ("cluster", "cluster.conflicts"): ("pass", "no device plugin")}
+    for n in NODES:
+        want.update({(n, "node.labels"): ("warn", "missing: accelerator=nvidia"),
+                     (n, "node.taints"): ("warn", "missing: nvidia.com/gpu=true:NoSchedule"),
+                     (n, "node.device-plugin"): ("skip", "skipped: no device plugin is deployed"),
+                     (n, "node.sharing"): ("skip", "skipped: no device plugin is deployed"),
+                     (n, "node.nvidia-runtime"): ("fail", "containerd has no nvidia runtime"),
+                     (n, "node.compute-mode"): ("pass", f"DEFAULT on {GPUS[n]} GPU"),
+                     (n, "node.containerd"): ("pass", "containerd 1.6.20 (containerd1, config version 2) running")})
+    for key, (status, message) in want.items():
+        assert (res[key]["status"], res[key]["message"][:len(message)]) == (status, message), res[key]
+
+    # direct reads: the rig's files and the API
+    for n in NODES:
+        after, before = kr.state(n), kr.before[n]
+        assert after["containerd"] == before["containerd"] == original[n], f"{n}: {CONF} is not as before"
+        assert after["containerd-file"] == before["containerd-file"], (n, after["containerd-file"], before)
+        assert after["dropin"] == before["dropin"] == "absent", (n, after["dropin"])
+        assert after["labels"] == before["labels"], (n, after["labels"], before["labels"])
+        assert after["taints"] == before["taints"], (n, after["taints"], before["taints"])
+        ann = kr.node(n)["metadata"].get("annotations", {})
+        assert not [a for a in ann if a.startswith("gpuctl.io/")], (n, ann)
+    assert kr.owned() == [], "objects gpuctl created are left"
+    for what in (("namespace", NS), ("namespace", "gpuctl-smoke-test"), ("runtimeclass", "nvidia"),
+                 ("clusterrole", "nvidia-device-plugin-role")):
+        assert kr.kubectl("get", *what, check=False).returncode != 0, f"{what} is left"
+
+    # a second cleanup finds nothing to do
+    p = kr.gpuctl("cleanup", *NODES, "--inventory", inv, "--timeout", "3m", "-o", "json")
+    doc = json.loads(p.stdout)
+    assert all(x["status"] in ("unchanged", "skipped") for x in doc["results"]), doc["results"]

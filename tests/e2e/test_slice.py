@@ -14,6 +14,15 @@ test the real one.
 The kwok nodes have 1 (gpu-node-1, with the label nvidia.com/gpu.count=1),
 4 (gpu-node-2) and 8 (gpu-node-3) GPUs; the last two have no gpu.count label,
 so gpuctl must derive their physical GPUs from the capacity and replicas before.
+
+The tests own those three nodes only.  Other GPU nodes the cluster may have
+(the rig's kubelet-gpu-node-*, left by test_kubelet.py or tests/demo, with or
+without a config label of their own, with or without the nvidia runtime) are
+set aside for the test's duration (the `foreign` fixture): pinned to a
+configuration of their own, so gpuctl slice without node names leaves them as
+they are (skipped), and given a NoExecute taint the plugin does not tolerate,
+so the test's DaemonSet neither runs nor is waited for there.  The tests judge
+only their own nodes' rows; whatever order the test files run in.
 """
 import json
 import subprocess
@@ -30,6 +39,11 @@ PHYSICAL = {"gpu-node-1": 1, "gpu-node-2": 4, "gpu-node-3": 8}
 SLICE_LABELS = ["nvidia.com/device-plugin.config", "nvidia.com/gpu.replicas", "nvidia.com/gpu.sharing-strategy",
                 "nvidia.com/mig.strategy", "nvidia.com/mig.config", "nvidia.com/mig.config.state",
                 "nvidia.com/gpu.compute.major", "gpuctl.io/compute-mode", "pool"]
+# a config key no test writes: a foreign GPU node labelled with it has its own configuration
+FOREIGN_KEY = "e2e-not-this-test"
+# keeps the test's plugin DaemonSet off the GPU nodes that are not the test's
+FOREIGN_TAINT = {"key": "gpuctl-e2e/not-this-test", "value": "slice", "effect": "NoExecute"}
+CONFIG_LABEL = "nvidia.com/device-plugin.config"
 CLUSTER_OBJECTS = [("clusterrole", "nvidia-device-plugin-role"),
                    ("clusterrolebinding", "nvidia-device-plugin-role-binding")]
 
@@ -52,15 +66,62 @@ def _cleanup(k):
         k.kubectl("delete", kind, name, "--ignore-not-found", check=False)
 
 
+def _is_gpu_node(node):
+    """gpuctl's GPU node rule (src/kube/nodes.c): nvidia.com/gpu* capacity or an NVIDIA label."""
+    labels = node["metadata"].get("labels", {})
+    cap = node.get("status", {}).get("capacity", {})
+    return (any(k.startswith("nvidia.com/gpu") or k.startswith("nvidia.com/mig-") for k in cap)
+            or labels.get("feature.node.kubernetes.io/pci-10de.present") == "true"
+            or labels.get("nvidia.com/gpu.present") == "true")
+
+
 @pytest.fixture
-def sk(k8s):
+def foreign(k8s):
+    """The GPU nodes that are not this test's, set aside while the test runs: each
+    pinned to a configuration of its own (a label it had is kept; one it lacked is
+    added, then removed again) and tainted so the test's plugin stays off it (the
+    taint removed again).  Yields their labels as they are during the test."""
+    nodes = json.loads(k8s.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    others = [n for n in nodes if n["metadata"]["name"] not in GPU_NODES and _is_gpu_node(n)]
+    names = sorted(n["metadata"]["name"] for n in others)
+    pinned = [n["metadata"]["name"] for n in others if CONFIG_LABEL not in n["metadata"].get("labels", {})]
+    if pinned:
+        k8s.kubectl("label", "nodes", *pinned, f"{CONFIG_LABEL}={FOREIGN_KEY}")
+    taint = "{key}={value}:{effect}".format(**FOREIGN_TAINT)
+    if names:
+        k8s.kubectl("taint", "nodes", *names, taint, "--overwrite")
+    labels = {n: k8s.labels(n) for n in names}
+    yield labels
+    if names:
+        k8s.kubectl("taint", "nodes", *names, taint + "-", check=False)
+    if pinned:
+        k8s.kubectl("label", "nodes", *pinned, CONFIG_LABEL + "-", check=False)
+
+
+def own_results(doc, foreign):
+    """The results on this test's nodes; the others must have been left as they are."""
+    rows = nodes_of(doc)
+    for n in foreign:
+        assert rows[n]["result"] == "skipped", rows[n]
+    return {r["result"] for name, r in rows.items() if name not in foreign}
+
+
+def assert_foreign_unchanged(k, foreign):
+    for n, labels in foreign.items():
+        assert k.labels(n) == labels, f"{n}, not this test's node, was changed"
+
+
+@pytest.fixture
+def sk(k8s, foreign):
     _cleanup(k8s)
     _restore(k8s)
     k8s.kubectl("label", "nodes", *GPU_NODES, "accelerator=nvidia", "--overwrite")
     k8s.gpuctl("deploy", "--skip", "nodes", "--timeout", "2m", check=0, timeout=180)
+    k8s.foreign = foreign
     yield k8s
     _cleanup(k8s)
     _restore(k8s)
+    assert_foreign_unchanged(k8s, foreign)
 
 
 class PluginStandIn:
@@ -162,7 +223,7 @@ def test_default_config_4_8_2_none_and_second_run_unchanged(sk):
         before = snapshot(sk)
         doc, _ = slice_json(sk, "none")
         assert doc["config"]["result"] == "unchanged"
-        assert {n["result"] for n in doc["nodes"]} == {"unchanged"}, doc["nodes"]
+        assert own_results(doc, sk.foreign) == {"unchanged"}, doc["nodes"]
         assert snapshot(sk)["cm"] == before["cm"]
 
 
@@ -184,7 +245,7 @@ def test_per_node_configs_on_two_groups(sk):
         assert {"any", "ts-8", "mps-2"} <= set(data), "earlier keys are kept"
         # the default changes only the nodes without a configuration of their own: here none
         doc, _ = slice_json(sk, "--replicas", "3")
-        assert {n["result"] for n in doc["nodes"]} == {"skipped"}, doc["nodes"]
+        assert own_results(doc, sk.foreign) == {"skipped"}, doc["nodes"]
         assert capacity(sk, "gpu-node-2") == "32"
         # renamed resource on one node by name
         doc, _ = slice_json(sk, "--replicas", "2", "--rename", "gpu-node-1")
@@ -243,7 +304,7 @@ def test_dry_runs_change_nothing(sk):
     for mode in ("client", "server"):
         doc, _ = slice_json(sk, "--replicas", "4", f"--dry-run={mode}")
         assert doc["dryRun"] == mode
-        assert {n["result"] for n in doc["nodes"]} == {"changed"}
+        assert own_results(doc, sk.foreign) == {"changed"}, doc["nodes"]
         assert nodes_of(doc)["gpu-node-2"]["after"] == 16, "the expected capacity"
         doc, _ = slice_json(sk, "--replicas", "4", "gpu-node-2", f"--dry-run={mode}")
         assert doc["config"]["key"] == "ts-4"
