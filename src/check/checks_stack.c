@@ -525,6 +525,12 @@ static void judge_sharing(const struct stack_view *sv, const cJSON *node, struct
 	}
 	if (rep_s && strtol(rep_s, NULL, 10) != replicas)
 		buf_addf(&why, "%snvidia.com/gpu.replicas=%s (gpu-feature-discovery), want %ld", why.len ? "; " : "", rep_s, replicas);
+	/* MPS x4 and time-slicing x4 give the same capacity: GFD's strategy label tells them apart */
+	const char *strat = json_str(labels, SHARING_STRATEGY_LABEL);
+	const char *want_strat = mps ? "mps" : replicas > 1 ? "time-slicing" : "none";
+	if (strat && strcmp(strat, want_strat))
+		buf_addf(&why, "%s" SHARING_STRATEGY_LABEL "=%s (gpu-feature-discovery), want %s", why.len ? "; " : "", strat,
+			 want_strat);
 	if (why.len)
 		check_add(r, "node.sharing", name, CHECK_FAIL,
 			  "the plugin has not taken the config: gpuctl slice restarts it and waits; see the plugin's log",

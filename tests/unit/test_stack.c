@@ -165,7 +165,8 @@ Test(stack, a_healthy_sliced_platform_passes)
 	w.sv.configs = w.sv.cm;
 	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-1",
 					       "nvidia.com/device-plugin.config: ts-4, nvidia.com/gpu.count: '2', "
-					       "nvidia.com/gpu.replicas: '4', nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3, "
+					       "nvidia.com/gpu.replicas: '4', nvidia.com/gpu.sharing-strategy: time-slicing, "
+					       "nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3, "
 					       "accelerator: nvidia, gpu-type: NVIDIA-H100-80GB-HBM3",
 					       8, 8, "{key: nvidia.com/gpu, value: 'true', effect: NoSchedule}"));
 	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-2", "accelerator: nvidia", 1, 1, ""));
@@ -218,6 +219,10 @@ Test(stack, each_fault_fails_with_its_reason)
 	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-2", "", 0, 0, "{key: dedicated, value: ml, effect: NoSchedule}"));
 	/* gpu-3: the plugin crash-loops */
 	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-3", "nvidia.com/device-plugin.config: nope", 1, 1, ""));
+	/* gpu-6: the capacity of ts-4, but GFD says the plugin shares with MPS */
+	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-6", "nvidia.com/device-plugin.config: ts-4, nvidia.com/gpu.count: '2', "
+							"nvidia.com/gpu.replicas: '4', nvidia.com/gpu.sharing-strategy: mps",
+					       8, 8, ""));
 	/* gpu-5: an invalid config */
 	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-5", "nvidia.com/device-plugin.config: broken", 1, 1, ""));
 	stack_judge(&w.sv, NULL, w.nodes, &w.r);
@@ -234,6 +239,8 @@ Test(stack, each_fault_fails_with_its_reason)
 	EXPECT(&w, "node.sharing", "gpu-3", CHECK_FAIL, "names config \"nope\", which configmap nvidia-device-plugin-configs does not have");
 	EXPECT(&w, "node.sharing", "gpu-5", CHECK_FAIL, "config \"broken\" in configmap nvidia-device-plugin-configs is not valid");
 	EXPECT(&w, "node.sharing", "gpu-5", CHECK_FAIL, "replicas");
+	EXPECT(&w, "node.sharing", "gpu-6", CHECK_FAIL,
+	       "is time-slicing x4, but nvidia.com/gpu.sharing-strategy=mps (gpu-feature-discovery), want time-slicing");
 	world_free(&w);
 }
 
