@@ -122,6 +122,21 @@ void stack_view_release(struct stack_view *sv);
 struct ssh_conn;
 void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *node, const char *min_driver,
 		 struct check_report *r);
+/* node.plugin-config (group nodes): the configuration the device plugin on
+ * the node really loaded.  Its config-manager sidecar links config.yaml in
+ * the pod's emptyDir to /available-configs/<key> (or /dev/null); nothing of
+ * that reaches the API, so it is read on the node.  stack_plugin_expect
+ * (from the stack read through the API) gives the node's plugin pod's UID,
+ * the emptyDir's volume name and the key the node's label (or the default)
+ * names: 1, all three new; 0 when the plugin has no configurations or no pod
+ * there.  plugin_config_judge judges what readlink printed (status: its exit
+ * status); checks_plugin_config runs it over SSH under kubelet_root (NULL:
+ * /var/lib/kubelet). */
+int stack_plugin_expect(const struct stack_view *sv, const cJSON *node, char **pod_uid, char **volume, char **key);
+void plugin_config_judge(const char *name, const char *key, const char *path, int status, const char *out,
+			 struct check_report *r);
+void checks_plugin_config(struct ssh_conn *c, const char *name, const char *pod_uid, const char *volume,
+			  const char *key, const char *kubelet_root, struct check_report *r);
 /* A node that could not be reached: node.ssh fails, the rest are skipped. */
 void checks_node_unreachable(const char *name, const struct gerr *why, struct check_report *r);
 

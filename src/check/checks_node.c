@@ -8,6 +8,7 @@
 #include "gpuctl/buf.h"
 #include "gpuctl/check.h"
 #include "gpuctl/json.h"
+#include "gpuctl/ssh.h"
 #include "gpuctl/util.h"
 
 static void timed(struct check_report *r, size_t from, double secs)
@@ -126,6 +127,54 @@ static void compute_mode_check(struct check_report *r, const char *name, const c
 	buf_release(&excl);
 	buf_release(&prohib);
 	buf_release(&unknown);
+}
+
+void plugin_config_judge(const char *name, const char *key, const char *path, int status, const char *out,
+			 struct check_report *r)
+{
+	size_t len = out ? strcspn(out, "\n") : 0;
+	if (status != 0 || !len) {
+		check_add(r, "node.plugin-config", name, CHECK_WARN,
+			  "is the kubelet's root elsewhere (microk8s, k0s)? look for the link in the plugin pod's config volume",
+			  "cannot read which config the device plugin loaded: no link at %s", path);
+		return;
+	}
+	const char *slash = memrchr(out, '/', len);
+	const char *loaded = slash ? slash + 1 : out;
+	int n = (int)(out + len - loaded);
+	if (len == strlen("/dev/null") && !strncmp(out, "/dev/null", len))
+		check_add(r, "node.plugin-config", name, CHECK_FAIL,
+			  "the config-manager found no config of that name when it last looked: see its log (kubectl logs -c nvidia-device-plugin-sidecar)",
+			  "the device plugin runs without a config (its link points to /dev/null), the node wants \"%s\"", key);
+	else if ((size_t)n != strlen(key) || strncmp(loaded, key, (size_t)n))
+		check_add(r, "node.plugin-config", name, CHECK_FAIL,
+			  "the config-manager follows the node's label: see its log, or restart the plugin pod (gpuctl slice does)",
+			  "the device plugin loaded config \"%.*s\", the node wants \"%s\"", n, loaded, key);
+	else
+		check_add(r, "node.plugin-config", name, CHECK_PASS, NULL, "the device plugin loaded config \"%s\"", key);
+}
+
+void checks_plugin_config(struct ssh_conn *c, const char *name, const char *pod_uid, const char *volume,
+			  const char *key, const char *kubelet_root, struct check_report *r)
+{
+	char *path = xasprintf("%s/pods/%s/volumes/kubernetes.io~empty-dir/%s/config.yaml",
+			       kubelet_root ? kubelet_root : "/var/lib/kubelet", pod_uid, volume);
+	struct buf cmd = BUF_INIT, out = BUF_INIT;
+	buf_adds(&cmd, "readlink ");
+	sh_quote(&cmd, path);
+	int status = -1;
+	struct gerr err = GERR_INIT;
+	if (ssh_exec(c, cmd.s, NULL, 0, &out, NULL, &status, &err) < 0) {
+		const char *m = err.msg ? err.msg : "error";
+		check_add(r, "node.plugin-config", name, CHECK_WARN, NULL, "cannot read which config the device plugin loaded: %.*s",
+			  (int)strcspn(m, "\n"), m);
+		gerr_clear(&err);
+	} else {
+		plugin_config_judge(name, key, path, status, out.s, r);
+	}
+	buf_release(&cmd);
+	buf_release(&out);
+	free(path);
 }
 
 void checks_node(struct ssh_conn *c, const struct node_spec *spec, const cJSON *node, const char *min_driver,

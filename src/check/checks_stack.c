@@ -557,6 +557,43 @@ void stack_judge_node(struct stack_view *sv, const cJSON *config, const cJSON *n
 		buf_addf(&sv->driver_on_host, "%s%s", sv->driver_on_host.len ? ", " : "", node_name(node));
 }
 
+int stack_plugin_expect(const struct stack_view *sv, const cJSON *node, char **pod_uid, char **volume, char **key)
+{
+	*pod_uid = *volume = *key = NULL;
+	const struct stack_ds *p = first_kind(sv, STACK_DS_PLUGIN);
+	const char *cm = NULL, *def = NULL;
+	if (!p)
+		return 0;
+	plugin_configs(p->ds, &cm, &def);
+	const char *name = node_name(node);
+	const cJSON *pod = NULL;
+	for (size_t i = 0; i < sv->n && !pod; i++)
+		if (sv->v[i].kind == STACK_DS_PLUGIN)
+			pod = pod_on(sv->v[i].pods, name);
+	const char *uid = pod ? str2(pod, "metadata", "uid") : NULL;
+	const char *want = json_str(json_get2(node, "metadata", "labels"), GPUCTL_DEVICE_PLUGIN_CONFIG_LABEL);
+	if (!want)
+		want = def;
+	if (!cm || !uid || !want)
+		return 0;
+	/* the emptyDir a container mounts at /config (the config-manager's) */
+	const char *vol = NULL;
+	const cJSON *c, *m;
+	cJSON_ArrayForEach(c, json_get2(pod, "spec", "containers")) {
+		cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(c, "volumeMounts")) {
+			const char *mp = json_str(m, "mountPath");
+			if (mp && !strcmp(mp, "/config"))
+				vol = json_str(m, "name");
+		}
+	}
+	if (!vol)
+		return 0;
+	*pod_uid = xstrdup(uid);
+	*volume = xstrdup(vol);
+	*key = xstrdup(want);
+	return 1;
+}
+
 void stack_judge_cluster(const struct stack_view *sv, struct check_report *r)
 {
 	judge_plugin(sv, r);

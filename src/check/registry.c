@@ -20,7 +20,7 @@ const struct check_def check_defs[] = {
 	{ "node.gpu-resource", "cluster", "the node advertises nvidia.com/gpu (the device plugin runs)" },
 	{ "node.device-plugin", "cluster", "a device plugin pod runs ready on the node and registered its GPUs" },
 	{ "node.gpu-health", "cluster", "every GPU the node advertises is allocatable (none marked unhealthy)" },
-	{ "node.sharing", "cluster", "the sharing config the node's label names exists, is valid and is in use (capacity, GFD's replicas)" },
+	{ "node.sharing", "cluster", "the sharing config the node's label names exists, is valid and is in use (capacity, GFD's replicas and strategy)" },
 	{ "node.ssh", "nodes", "gpuctl reaches the node over SSH (host key checked)" },
 	{ "node.driver", "nodes", "nvidia-smi works and the driver meets the minimum version" },
 	{ "node.gpus", "nodes", "the driver sees GPUs, as many as the node's labels say" },
@@ -30,6 +30,7 @@ const struct check_def check_defs[] = {
 	{ "node.containerd", "nodes", "containerd is installed and answers on its socket" },
 	{ "node.toolkit", "nodes", "the NVIDIA Container Toolkit (nvidia-container-runtime) is installed" },
 	{ "node.nvidia-runtime", "nodes", "containerd's configuration has the nvidia runtime and its binary exists" },
+	{ "node.plugin-config", "nodes", "the device plugin on the node loaded the config the node's label (or the default) names" },
 	/* with --smoke: gpuctl smoke-test's checks (gpuctl-smoke-test(1)) */
 	{ "smoke.gpu", "smoke", "a pod given one GPU runs nvidia-smi -L and names a GPU of the node" },
 	{ "smoke.allocatable", "smoke", "the node advertises physical GPUs x replicas" },

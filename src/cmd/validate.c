@@ -41,6 +41,9 @@ struct vjob {
 	const cJSON *node;
 	struct check_report rep;
 	int started;
+	/* node.plugin-config: what the plugin should have loaded (from the API), or why not checked */
+	char *plugin_uid, *plugin_volume, *plugin_key;
+	const char *plugin_skip;
 };
 
 struct validate {
@@ -70,6 +73,10 @@ static void vjob_run(void *ud, size_t i)
 		return;
 	}
 	checks_node(c, &j->spec, j->node, v->a->min_driver, &j->rep);
+	if (j->plugin_uid)
+		checks_plugin_config(c, j->spec.name, j->plugin_uid, j->plugin_volume, j->plugin_key, NULL, &j->rep);
+	else
+		check_add(&j->rep, "node.plugin-config", j->spec.name, CHECK_SKIP, NULL, "skipped: %s", j->plugin_skip);
 	ssh_close(c);
 }
 
@@ -428,8 +435,8 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 		gerr_move(&stop, &err);
 		goto report;
 	}
-	if (run_cluster)
-		objects.sv_read = stack_read(kc, &objects.sv, &objects.sv_err) == 0;
+	/* the nodes group reads it too, for node.plugin-config: a constant number of requests */
+	objects.sv_read = stack_read(kc, &objects.sv, &objects.sv_err) == 0;
 	if (nodes_resolve(kc, &t, &nodes, &err) < 0) {
 		if (err.code != GERR_NOTFOUND) {
 			const char *m = err.msg ? err.msg : "error";
@@ -463,9 +470,15 @@ run_nodes:
 		size_t i = 0;
 		const cJSON *it;
 		cJSON_ArrayForEach(it, nodes) {
-			v.jobs[i].node = it;
-			node_access_spec(&a, it, &v.jobs[i].spec, &v.jobs[i].talos_os);
-			i++;
+			struct vjob *j = &v.jobs[i++];
+			j->node = it;
+			node_access_spec(&a, it, &j->spec, &j->talos_os);
+			if (a.from_inventory)
+				j->plugin_skip = "the nodes come from the inventory, not the cluster";
+			else if (!objects.sv_read)
+				j->plugin_skip = "the device plugin could not be read through the API";
+			else if (!stack_plugin_expect(&objects.sv, it, &j->plugin_uid, &j->plugin_volume, &j->plugin_key))
+				j->plugin_skip = "no device plugin pod with sharing configurations on the node";
 		}
 		if (fanout_run(v.n, a.parallel, vjob_run, vjob_done, &v) > 0) {
 			/* interrupted: the nodes not reached yet are reported as not checked */
@@ -475,8 +488,12 @@ run_nodes:
 						  "run gpuctl validate again", "not checked: gpuctl was interrupted (%s)",
 						  sig_name(sig_interrupted()));
 		}
-		for (i = 0; i < v.n; i++)
+		for (i = 0; i < v.n; i++) {
 			check_report_take(&rep, &v.jobs[i].rep);
+			free(v.jobs[i].plugin_uid);
+			free(v.jobs[i].plugin_volume);
+			free(v.jobs[i].plugin_key);
+		}
 	}
 	if (smoke && kc && !sig_interrupted())
 		run_smoke(g, kc, nodes, smoke_image, smoke_timeout_ms, &left, &rep);

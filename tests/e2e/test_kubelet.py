@@ -296,8 +296,11 @@ def test_validate_proves_the_stack_on_real_nodes_and_names_each_fault(kr):
     assert res[("cluster", "cluster.dcgm-exporter")]["status"] == "skip"
     for n in NODES:
         for c in ("node.labels", "node.taints", "node.device-plugin", "node.gpu-health", "node.sharing",
-                  "node.compute-mode"):
+                  "node.compute-mode", "node.plugin-config"):
             assert res[(n, c)]["status"] == "pass", res[(n, c)]
+    # what the plugin really loaded, read on the node (its config-manager's link)
+    assert res[(NODES[0], "node.plugin-config")]["message"] == 'the device plugin loaded config "ts-4"', res
+    assert res[(NODES[1], "node.plugin-config")]["message"] == 'the device plugin loaded config "none"', res
     assert "time-slicing x4 (nvidia.com/gpu 4)" in res[(NODES[0], "node.sharing")]["message"]
     assert "no sharing x1 (nvidia.com/gpu 2)" in res[(NODES[1], "node.sharing")]["message"]
     assert "registered (nvidia.com/gpu 4)" in res[(NODES[0], "node.device-plugin")]["message"]
@@ -408,6 +411,7 @@ def test_cleanup_puts_the_nodes_back(kr):
                      (n, "node.taints"): ("warn", "missing: nvidia.com/gpu=true:NoSchedule"),
                      (n, "node.device-plugin"): ("skip", "skipped: no device plugin is deployed"),
                      (n, "node.sharing"): ("skip", "skipped: no device plugin is deployed"),
+                     (n, "node.plugin-config"): ("skip", "skipped: no device plugin pod with sharing configurations"),
                      (n, "node.nvidia-runtime"): ("fail", "containerd has no nvidia runtime"),
                      (n, "node.compute-mode"): ("pass", f"DEFAULT on {GPUS[n]} GPU"),
                      (n, "node.containerd"): ("pass", "containerd 1.6.20 (containerd1, config version 2) running")})

@@ -284,3 +284,57 @@ Test(stack, labels_and_taints_follow_the_config_file)
 	cJSON_Delete(cfg);
 	world_free(&w);
 }
+
+Test(stack, which_config_the_plugin_loaded)
+{
+	struct world w;
+	world_init(&w);
+	struct stack_ds *p = add_ds(&w, plugin_ds);
+	cJSON_AddItemToArray(p->pods, yaml("metadata: {name: dp-a, namespace: nvidia-device-plugin, uid: 1f2e-33}\n"
+					   "spec:\n"
+					   "  nodeName: gpu-1\n"
+					   "  containers:\n"
+					   "  - {name: nvidia-device-plugin-sidecar, volumeMounts: [{name: available-configs, "
+					   "mountPath: /available-configs}, {name: cfg, mountPath: /config}]}\n"
+					   "  - {name: nvidia-device-plugin-ctr, volumeMounts: [{name: cfg, mountPath: /config}]}\n"
+					   "status: {phase: Running, conditions: [{type: Ready, status: 'True'}]}\n"));
+	cJSON_AddItemToArray(p->pods, ready_pod("dp-b", "gpu-2")); /* no /config mount: not checked */
+	cJSON *n1 = gpu_node("gpu-1", "nvidia.com/device-plugin.config: ts-4", 8, 8, "");
+	cJSON *n2 = gpu_node("gpu-2", "", 1, 1, "");
+	cJSON *n3 = gpu_node("gpu-3", "", 1, 1, ""); /* no plugin pod */
+	char *uid, *vol, *key;
+	cr_assert_eq(stack_plugin_expect(&w.sv, n1, &uid, &vol, &key), 1);
+	cr_expect_str_eq(uid, "1f2e-33");
+	cr_expect_str_eq(vol, "cfg");
+	cr_expect_str_eq(key, "ts-4");
+	free(uid);
+	free(vol);
+	free(key);
+	cr_expect_eq(stack_plugin_expect(&w.sv, n2, &uid, &vol, &key), 0);
+	cr_expect_null(uid);
+	cr_expect_eq(stack_plugin_expect(&w.sv, n3, &uid, &vol, &key), 0);
+	/* a node without a label wants the default config */
+	cJSON *n1d = gpu_node("gpu-1", "", 8, 8, "");
+	cr_assert_eq(stack_plugin_expect(&w.sv, n1d, &uid, &vol, &key), 1);
+	cr_expect_str_eq(key, "any");
+	free(uid);
+	free(vol);
+	free(key);
+	cJSON_Delete(n1);
+	cJSON_Delete(n2);
+	cJSON_Delete(n3);
+	cJSON_Delete(n1d);
+
+	const char *path = "/var/lib/kubelet/pods/1f2e-33/volumes/kubernetes.io~empty-dir/cfg/config.yaml";
+	plugin_config_judge("a", "ts-4", path, 0, "/available-configs/ts-4\n", &w.r);
+	plugin_config_judge("b", "ts-4", path, 0, "/available-configs/ts-8\n", &w.r);
+	plugin_config_judge("c", "ts-4", path, 0, "/dev/null\n", &w.r);
+	plugin_config_judge("d", "ts-4", path, 1, "", &w.r);
+	plugin_config_judge("e", "ts-4", path, 0, "/available-configs/ts-40\n", &w.r);
+	EXPECT(&w, "node.plugin-config", "a", CHECK_PASS, "the device plugin loaded config \"ts-4\"");
+	EXPECT(&w, "node.plugin-config", "b", CHECK_FAIL, "loaded config \"ts-8\", the node wants \"ts-4\"");
+	EXPECT(&w, "node.plugin-config", "c", CHECK_FAIL, "runs without a config (its link points to /dev/null)");
+	EXPECT(&w, "node.plugin-config", "d", CHECK_WARN, "no link at /var/lib/kubelet/pods/1f2e-33/");
+	EXPECT(&w, "node.plugin-config", "e", CHECK_FAIL, "loaded config \"ts-40\"");
+	world_free(&w);
+}
