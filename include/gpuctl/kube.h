@@ -33,6 +33,7 @@ struct kube_opts {
 	int max_retries;          /* retries after the first attempt; default 5 */
 	long backoff_base_ms;     /* first backoff; default 200 ms */
 	long backoff_max_ms;      /* cap; default 10 s */
+	long chunk_size;          /* --chunk-size: items per list page; 0: 500; -1: the whole list in one response */
 	kube_warn_fn warn;
 	void *warn_ud;
 	kube_warn_fn log;         /* when set: one line per HTTP request (-v) */
@@ -159,7 +160,7 @@ const char *kube_patch_content_type(enum kube_patch_type t);
 struct kube_list_opts {
 	const char *label_selector;
 	const char *field_selector;
-	long limit;              /* page size; default 500 */
+	long limit;              /* page size; default the client's chunk_size */
 	long max_pages;          /* give up after this many pages; default 20000 */
 };
 
