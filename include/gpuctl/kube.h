@@ -186,6 +186,23 @@ typedef int (*kube_item_fn)(void *ud, cJSON *item, struct gerr *err);
  * Errors as kube_list's, or fn's. */
 int kube_list_each(struct kube_client *c, const char *path, const struct kube_list_opts *lo, kube_item_fn fn,
 		   void *ud, char **rv, struct gerr *err);
+/* What a list keeps of an item (borrowed): a new, smaller object, or NULL
+ * to leave the item out. */
+typedef cJSON *(*kube_prune_fn)(const cJSON *item);
+/* kube_list, keeping prune(item) of each item as its page arrives (the item
+ * itself is freed at once): for lists that grow with the cluster.  *items
+ * is a new array, in the list's order; errors as kube_list's. */
+int kube_list_pruned(struct kube_client *c, const char *path, const struct kube_list_opts *lo, kube_prune_fn prune,
+		     cJSON **items, char **rv, struct gerr *err);
+/* A new Pod holding only what gpuctl reads of one: metadata name, namespace
+ * and deletionTimestamp; spec.nodeName; the name, ports and resources of
+ * each container and init container; status.phase, each condition's type
+ * and status, each (init) container status's name and state.  Arrays keep
+ * their length and order. */
+cJSON *kube_pod_prune(const cJSON *pod);
+/* A new object holding apiVersion, kind and metadata's name, namespace and
+ * labels of obj: enough to tell gpuctl's own objects and delete them. */
+cJSON *kube_meta_prune(const cJSON *obj);
 /* POST an object. dry_run: append dryRun=All. */
 int kube_create(struct kube_client *c, const char *path, const cJSON *obj, int dry_run, cJSON **out,
 		struct gerr *err);

@@ -612,6 +612,47 @@ Test(http, list_chunk_size)
 	}
 }
 
+/* kube_list_pruned: each item through the prune function as its page
+ * arrives, in order; NULL leaves an item out. */
+static cJSON *keep_name_but_n1(const cJSON *item)
+{
+	const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(item, "metadata"), "name"));
+	if (!n || !strcmp(n, "n1"))
+		return NULL;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "kept", n);
+	return o;
+}
+
+static void route_three(void *ud, const struct ts_request *r, struct ts_reply *out)
+{
+	(void)ud;
+	if (strstr(r->path, "continue=abc"))
+		ts_reply_set(out, 200, NULL,
+			     "{\"metadata\":{\"resourceVersion\":\"9\"},\"items\":[{\"metadata\":{\"name\":\"n3\"},\"spec\":{\"big\":1}}]}");
+	else
+		ts_reply_set(out, 200, NULL,
+			     "{\"metadata\":{\"continue\":\"abc\"},\"items\":[{\"metadata\":{\"name\":\"n1\"}},"
+			     "{\"metadata\":{\"name\":\"n2\"},\"spec\":{\"big\":1}}]}");
+}
+
+Test(http, list_pruned)
+{
+	client();
+	ts_set_route(srv, route_three, NULL);
+	struct gerr err = GERR_INIT;
+	cJSON *items = NULL;
+	char *rv = NULL;
+	cr_assert_eq(kube_list_pruned(kc, "/api/v1/pods", NULL, keep_name_but_n1, &items, &rv, &err), 0, "%s", err.msg);
+	char *s = cJSON_PrintUnformatted(items);
+	cr_assert_str_eq(s, "[{\"kept\":\"n2\"},{\"kept\":\"n3\"}]");
+	cr_assert_str_eq(rv, "9");
+	cr_assert_eq(ts_nrequests(srv), 2);
+	free(s);
+	free(rv);
+	cJSON_Delete(items);
+}
+
 /* ---- read-modify-write on 409 (nodes_edit) ---- */
 
 
