@@ -127,6 +127,7 @@ struct kube_call {
 	const char *path;         /* /api/v1/nodes?labelSelector=... */
 	const char *body;         /* NULL for none */
 	const char *content_type; /* default application/json */
+	const char *accept;       /* the Accept header's value; default application/json (raw: any) */
 	int idempotent;           /* -1: from the method; 0/1: override */
 	int raw;                  /* response is text, not JSON (pod logs) */
 	int no_parse;             /* a JSON response stays in text, unparsed (kube_list_each reads it item by item) */
@@ -162,6 +163,8 @@ struct kube_list_opts {
 	const char *field_selector;
 	long limit;              /* page size; default the client's chunk_size */
 	long max_pages;          /* give up after this many pages; default 20000 */
+	int metadata_only;       /* ask for apiVersion, kind and metadata of each item only (a
+				  * PartialObjectMetadataList; a server that cannot sends whole objects) */
 };
 
 /* Build a path: /api/v1[/namespaces/NS]/RESOURCE[/NAME] or /apis/GROUP/VERSION/...

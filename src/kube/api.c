@@ -229,6 +229,10 @@ int kube_list_each(struct kube_client *c, const char *path, const struct kube_li
 			kube_query_add(&p, "continue", cont);
 		c->stats.lists++;
 		struct kube_call call = { .method = "GET", .path = p.s, .idempotent = -1, .no_parse = 1 };
+		/* as kubectl asks (v1, then v1beta1, then the objects themselves) */
+		if (lo && lo->metadata_only)
+			call.accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,"
+				      "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta1,application/json";
 		int rc = kube_do(c, &call, err);
 		buf_release(&p);
 		if (rc < 0) {
