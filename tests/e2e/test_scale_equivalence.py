@@ -5,6 +5,8 @@ command that lists nodes runs with the list in one response (--chunk-size 0), in
 default), of 7 (a page boundary every few nodes: 143 pages) and of 999 (the last page holds two
 nodes); their stdout and exit status must be the same. The node names reported are also checked
 against kubectl's list, so a node dropped or reordered by every page size alike is caught too.
+A device plugin DaemonSet (a pod on every node, Running through kwok) gives validate's stack checks
+a list of 1,001 pods to read page by page as well.
 
 The cluster's state folder: $GPUCTL_E2E_SCALE_CLUSTER_DIR, default $GPUCTL_CLUSTER_DIR (or
 /tmp/gpuctl-cluster) with "-1000" appended. A cluster this test started is stopped afterwards; one
@@ -16,6 +18,7 @@ import json
 import os
 import re
 import tempfile
+import time
 
 import pytest
 
@@ -27,6 +30,23 @@ SIZES = ["0", None, "7", "999"]  # None: no flag, the default of 500
 # and nodes a person labelled (label reports them unchanged, or refuses to overwrite)
 TAINTED = [f"gpu-node-{i}" for i in range(100, 200)]
 LABELLED = [f"gpu-node-{i}" for i in range(200, 300)]
+PLUGIN_NS = "gpuctl-e2e-scale-plugin"
+PLUGIN = {
+    "apiVersion": "apps/v1", "kind": "DaemonSet",
+    "metadata": {"name": "nvidia-device-plugin", "namespace": PLUGIN_NS},
+    "spec": {
+        "selector": {"matchLabels": {"app": "e2e-scale-plugin"}},
+        "template": {
+            "metadata": {"labels": {"app": "e2e-scale-plugin"}},
+            "spec": {
+                "tolerations": [{"operator": "Exists"}],
+                "containers": [{
+                    "name": "nvidia-device-plugin-ctr", "image": "nvcr.io/nvidia/k8s-device-plugin:v0.19.3",
+                    "command": ["nvidia-device-plugin"],
+                    "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                    "resources": {"requests": {"cpu": "10m"}},
+                    "volumeMounts": [{"name": "dp", "mountPath": "/var/lib/kubelet/device-plugins"}]}],
+                "volumes": [{"name": "dp", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}]}}}}
 COMMANDS = [
     ("label", "--dry-run", "-o", "json"),
     ("label", "--dry-run"),
@@ -53,9 +73,21 @@ def big(gpuctl_bin):
         try:
             c.gpuctl("taint", *TAINTED, check=0, timeout=300)
             c.kubectl("label", "nodes", "--overwrite", *LABELLED, "accelerator=nvidia", "tier=silver")
+            c.kubectl("create", "namespace", PLUGIN_NS, check=False)
+            c.kubectl("apply", "-f", "-", input=json.dumps(PLUGIN))
+            deadline = time.monotonic() + 600
+            while True:
+                st = json.loads(c.kubectl("-n", PLUGIN_NS, "get", "daemonset", "nvidia-device-plugin", "-o",
+                                          "json").stdout).get("status", {})
+                want = st.get("desiredNumberScheduled", 0)
+                if want > NODES and st.get("numberReady") == want:
+                    break
+                assert time.monotonic() < deadline, f"the plugin's pods are not all ready after 10 min: {st}"
+                time.sleep(3)
             yield c
         finally:
             if reused:
+                c.kubectl("delete", "namespace", PLUGIN_NS, "--wait=false", check=False)
                 c.gpuctl("cleanup", "--only", "labels", timeout=300)
                 c.kubectl("label", "nodes", *LABELLED, "accelerator-", "tier-", check=False)
             else:
@@ -96,7 +128,8 @@ def test_same_output_whatever_the_page_size(big, args):
         if p.stdout != ref.stdout:
             a, b = ref.stdout.splitlines(), p.stdout.splitlines()
             i = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), min(len(a), len(b)))
-            pytest.fail(f"gpuctl {' '.join(args)}: --chunk-size {name.get(size, size)} differs from one page at line {i + 1} "
+            pytest.fail(f"gpuctl {' '.join(args)}: --chunk-size {name.get(size, size)} differs from one page "
+                        f"at line {i + 1} "
                         f"({len(b)} lines vs {len(a)}):\n  one page: {a[i] if i < len(a) else '<end>'}\n"
                         f"  paged:    {b[i] if i < len(b) else '<end>'}")
     # the page size was really used: one request without a limit, or one per page
@@ -123,3 +156,11 @@ def test_label_reports_every_gpu_node_in_the_api_order(big):
     assert [n for n in want if res[n] == "unchanged"] == TAINTED
     doc = json.loads(big.gpuctl("cleanup", "--only", "labels", "--dry-run", "-o", "json").stdout)
     assert doc, "cleanup printed no document"
+
+
+def test_validate_reads_every_plugin_pod(big):
+    """validate's stack checks found each node's pod in the pruned, paged list of pods."""
+    doc = json.loads(big.gpuctl("--chunk-size", "7", "validate", "--only", "cluster", "-o", "json").stdout)
+    ok = [c["target"] for c in doc["checks"] if c["id"] == "node.device-plugin" and c["status"] == "pass"]
+    bad = [c for c in doc["checks"] if c["id"] == "node.device-plugin" and c["status"] != "pass"]
+    assert len(ok) == NODES, bad[:3]
