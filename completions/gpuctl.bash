@@ -13,10 +13,10 @@ _gpuctl_commands="label taint deploy slice smoke-test validate cleanup help"
 # Global options (any command), those that take a value, and the flags that
 # are passed through to `gpuctl __complete nodes`.
 _gpuctl_global_opts="--kubeconfig --context --cluster --user -n --namespace -s --server
-	--token --insecure-skip-tls-verify --request-timeout -o --output --config --templates
+	--token --insecure-skip-tls-verify --request-timeout --chunk-size -o --output --config --templates
 	-v --verbose -h --help"
 _gpuctl_arg_opts="--kubeconfig --context --cluster --user -n --namespace -s --server
-	--token --request-timeout -o --output --config --templates -l --selector"
+	--token --request-timeout --chunk-size -o --output --config --templates -l --selector"
 _gpuctl_conn_opts="--kubeconfig --context --cluster --user -n --namespace -s --server --token"
 _gpuctl_node_opts="-l --selector --all --overwrite --dry-run --dry-run="
 # deploy: its options, and those of them that take a value.

@@ -10,7 +10,7 @@
 # Options that take a value in the next word, and the connection flags that
 # are passed through to `gpuctl __complete nodes`.
 set -g __gpuctl_arg_opts --kubeconfig --context --cluster --user -n --namespace -s --server \
-    --token --request-timeout -o --output --config --templates -l --selector
+    --token --request-timeout --chunk-size -o --output --config --templates -l --selector
 set -g __gpuctl_conn_opts --kubeconfig --context --cluster --user -n --namespace -s --server --token
 # deploy's options that take a value in the next word.
 set -g __gpuctl_deploy_arg_opts --only --skip --inventory --ssh-user -i --identity --ssh-port \
@@ -192,6 +192,7 @@ complete -c gpuctl -n $g -s s -l server -x -d 'API server address'
 complete -c gpuctl -n $g -l token -x -d 'bearer token'
 complete -c gpuctl -n $g -l insecure-skip-tls-verify -d "do not verify the server's certificate"
 complete -c gpuctl -n $g -l request-timeout -x -d 'timeout of one API request, e.g. 30s, 2m'
+complete -c gpuctl -n $g -l chunk-size -x -d 'list objects N at a time (0: all at once)'
 complete -c gpuctl -n $g -s o -l output -x -a '(__gpuctl_output_formats)' -d 'output format'
 complete -c gpuctl -n $g -l config -r -F -d 'gpuctl config file'
 complete -c gpuctl -n $g -l templates -x -a '(__fish_complete_directories (commandline -ct))' -d 'templates here replace the built-in ones'

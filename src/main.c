@@ -38,7 +38,7 @@ static void usage(FILE *f)
 		if (!commands[i].hidden)
 			fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
 	fputs("\nGlobal options (any command): --kubeconfig FILE, --context NAME, -n NS, -o json|yaml,\n"
-	      "  --request-timeout DURATION, --insecure-skip-tls-verify, --config FILE, --templates DIR, -v.\n"
+	      "  --request-timeout DURATION, --chunk-size N, --insecure-skip-tls-verify, --config FILE, --templates DIR, -v.\n"
 	      "Exit codes: 0 done, 1 something failed, 2 usage error, 3 cluster unreachable or unauthorized.\n\n"
 	      "Run 'gpuctl help <command>' for a command's options; 'man gpuctl' for more.\n", f);
 }

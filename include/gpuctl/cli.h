@@ -54,6 +54,7 @@ struct gctx {
 	const char *output;       /* NULL (table), "json", "yaml", "name" */
 	const char *config_path;  /* --config */
 	const char *request_timeout; /* --request-timeout as given */
+	const char *chunk_size;   /* --chunk-size as given */
 	const char *templates_dir; /* --templates: files here replace the embedded templates (render.h) */
 	cJSON *config;            /* the parsed gpuctl config file (or NULL) */
 	int verbose;

@@ -33,6 +33,7 @@ struct kube_opts {
 	int max_retries;          /* retries after the first attempt; default 5 */
 	long backoff_base_ms;     /* first backoff; default 200 ms */
 	long backoff_max_ms;      /* cap; default 10 s */
+	long chunk_size;          /* --chunk-size: items per list page; 0: 500; -1: the whole list in one response */
 	kube_warn_fn warn;
 	void *warn_ud;
 	kube_warn_fn log;         /* when set: one line per HTTP request (-v) */
@@ -126,6 +127,7 @@ struct kube_call {
 	const char *path;         /* /api/v1/nodes?labelSelector=... */
 	const char *body;         /* NULL for none */
 	const char *content_type; /* default application/json */
+	const char *accept;       /* the Accept header's value; default application/json (raw: any) */
 	int idempotent;           /* -1: from the method; 0/1: override */
 	int raw;                  /* response is text, not JSON (pod logs) */
 	int no_parse;             /* a JSON response stays in text, unparsed (kube_list_each reads it item by item) */
@@ -159,8 +161,10 @@ const char *kube_patch_content_type(enum kube_patch_type t);
 struct kube_list_opts {
 	const char *label_selector;
 	const char *field_selector;
-	long limit;              /* page size; default 500 */
+	long limit;              /* page size; default the client's chunk_size */
 	long max_pages;          /* give up after this many pages; default 20000 */
+	int metadata_only;       /* ask for apiVersion, kind and metadata of each item only (a
+				  * PartialObjectMetadataList; a server that cannot sends whole objects) */
 };
 
 /* Build a path: /api/v1[/namespaces/NS]/RESOURCE[/NAME] or /apis/GROUP/VERSION/...
@@ -185,6 +189,23 @@ typedef int (*kube_item_fn)(void *ud, cJSON *item, struct gerr *err);
  * Errors as kube_list's, or fn's. */
 int kube_list_each(struct kube_client *c, const char *path, const struct kube_list_opts *lo, kube_item_fn fn,
 		   void *ud, char **rv, struct gerr *err);
+/* What a list keeps of an item (borrowed): a new, smaller object, or NULL
+ * to leave the item out. */
+typedef cJSON *(*kube_prune_fn)(const cJSON *item);
+/* kube_list, keeping prune(item) of each item as its page arrives (the item
+ * itself is freed at once): for lists that grow with the cluster.  *items
+ * is a new array, in the list's order; errors as kube_list's. */
+int kube_list_pruned(struct kube_client *c, const char *path, const struct kube_list_opts *lo, kube_prune_fn prune,
+		     cJSON **items, char **rv, struct gerr *err);
+/* A new Pod holding only what gpuctl reads of one: metadata name, namespace
+ * and deletionTimestamp; spec.nodeName; the name, ports and resources of
+ * each container and init container; status.phase, each condition's type
+ * and status, each (init) container status's name and state.  Arrays keep
+ * their length and order. */
+cJSON *kube_pod_prune(const cJSON *pod);
+/* A new object holding apiVersion, kind and metadata's name, namespace and
+ * labels of obj: enough to tell gpuctl's own objects and delete them. */
+cJSON *kube_meta_prune(const cJSON *obj);
 /* POST an object. dry_run: append dryRun=All. */
 int kube_create(struct kube_client *c, const char *path, const cJSON *obj, int dry_run, cJSON **out,
 		struct gerr *err);

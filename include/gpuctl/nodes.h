@@ -81,6 +81,12 @@ struct node_target {
 	void *each_ud;
 };
 
+/* Whether nodes_resolve can list only the nodes' metadata (a
+ * PartialObjectMetadataList, a third less to send and parse): when t->parts
+ * asks for nothing beyond metadata, the nodes are named, selected or all (no
+ * GPU detection, which reads the capacity), and there is no t->each. */
+int node_target_metadata_only(const struct node_target *t);
+
 /* Validate the target (the selector's syntax) before any request. */
 int node_target_check(const struct node_target *t, struct gerr *err);
 

@@ -105,6 +105,9 @@ long smoke_pod_gpus(const cJSON *pod, const char *resource);
  * object {node: {resource: n}} for every nvidia.com/ resource the pods ask
  * for (pods without spec.nodeName, and finished pods, are not counted). */
 cJSON *smoke_usage(const cJSON *pods);
+/* Add one pod (borrowed) to such an object u: smoke_usage one pod at a
+ * time, for a list read page by page. */
+void smoke_usage_add(cJSON *u, const cJSON *pod);
 
 struct smoke_plan_opts {
 	int pods;        /* --pods N; 0: the free slots */

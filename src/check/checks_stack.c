@@ -4,7 +4,7 @@
  *
  * A constant number of requests however many nodes: one LIST of DaemonSets
  * in every namespace, one LIST of pods per NVIDIA DaemonSet found (by its
- * selector), one GET of the plugin's configurations and, when the DCGM
+ * selector; each pod pruned with kube_pod_prune as its page arrives), one GET of the plugin's configurations and, when the DCGM
  * exporter runs, one GET of its metrics.  The judgements are pure functions
  * of what was read (stack_judge), so they are unit-tested without a server. */
 #include <stdlib.h>
@@ -645,7 +645,8 @@ int stack_read(struct kube_client *kc, struct stack_view *sv, struct gerr *err)
 		struct kube_list_opts lo = { .label_selector = sel };
 		char *pp = kube_path("v1", meta(ds, "namespace"), "pods", NULL);
 		struct gerr e = GERR_INIT;
-		if (sel && *sel && kube_list(kc, pp, &lo, &d->pods, NULL, &e) < 0) {
+		/* one pod per node: each is pruned to what the checks read as its page arrives */
+		if (sel && *sel && kube_list_pruned(kc, pp, &lo, kube_pod_prune, &d->pods, NULL, &e) < 0) {
 			free(pp);
 			free(sel);
 			char *id = ds_id(ds);

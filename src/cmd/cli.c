@@ -92,6 +92,7 @@ void gctx_global_opts(struct gctx *g, struct opt *o)
 		{ "token", 0, OPT_STRING, &g->kopts.token, "TOKEN", "bearer token (overrides the kubeconfig)", NULL },
 		{ "insecure-skip-tls-verify", 0, OPT_BOOL, &g->kopts.insecure, NULL, "do not verify the server's certificate (dangerous)", NULL },
 		{ "request-timeout", 0, OPT_STRING, &g->request_timeout, "DURATION", "timeout of one API request, e.g. 30s, 2m (0: none; default 60s)", NULL },
+		{ "chunk-size", 0, OPT_STRING, &g->chunk_size, "N", "list nodes and other objects N at a time (0: all in one response; default 500)", NULL },
 		{ "output", 'o', OPT_STRING, &g->output, "FORMAT", "output format: json or yaml, and junit for validate (default: a table, one line per object)", NULL },
 		{ "config", 0, OPT_STRING, &g->config_path, "FILE", "gpuctl config file (default: $GPUCTL_CONFIG, ~/.config/gpuctl/config.yaml)", NULL },
 		{ "templates", 0, OPT_STRING, &g->templates_dir, "DIR", "templates here replace the built-in ones of the same name", NULL },
@@ -273,6 +274,17 @@ int opt_parse(struct gctx *g, int argc, char **argv, const struct opt *opts, con
 				      g->request_timeout);
 		else
 			g->kopts.request_timeout_ms = ms;
+	}
+	if (rc == 0 && g->chunk_size) {
+		/* kubectl's --chunk-size: 0 turns paging off */
+		char *end;
+		errno = 0;
+		long n = strtol(g->chunk_size, &end, 10);
+		if (errno || end == g->chunk_size || *end || n < 0 || n > 1000000)
+			rc = gerr_set(err, GERR_USAGE, "--chunk-size: \"%s\" is not a number from 0 to 1000000",
+				      g->chunk_size);
+		else
+			g->kopts.chunk_size = n ? n : -1;
 	}
 	if (rc == 0 && g->templates_dir)
 		rc = render_check_dir(g->templates_dir, err);

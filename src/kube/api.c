@@ -205,7 +205,10 @@ fail:
 int kube_list_each(struct kube_client *c, const char *path, const struct kube_list_opts *lo, kube_item_fn fn,
 		   void *ud, char **rv, struct gerr *err)
 {
-	long limit = lo && lo->limit > 0 ? lo->limit : DEFAULT_PAGE;
+	/* limit 0: no limit parameter, the server sends the whole list at once */
+	long limit = lo && lo->limit > 0 ? lo->limit
+		     : c->opts.chunk_size > 0 ? c->opts.chunk_size
+		     : c->opts.chunk_size < 0 ? 0 : DEFAULT_PAGE;
 	long max_pages = lo && lo->max_pages > 0 ? lo->max_pages : DEFAULT_MAX_PAGES;
 	long pages = 0;
 	char *cont = NULL;
@@ -217,13 +220,19 @@ int kube_list_each(struct kube_client *c, const char *path, const struct kube_li
 			kube_query_add(&p, "labelSelector", lo->label_selector);
 		if (lo && lo->field_selector && *lo->field_selector)
 			kube_query_add(&p, "fieldSelector", lo->field_selector);
-		char lim[32];
-		snprintf(lim, sizeof(lim), "%ld", limit);
-		kube_query_add(&p, "limit", lim);
+		if (limit > 0) {
+			char lim[32];
+			snprintf(lim, sizeof(lim), "%ld", limit);
+			kube_query_add(&p, "limit", lim);
+		}
 		if (cont)
 			kube_query_add(&p, "continue", cont);
 		c->stats.lists++;
 		struct kube_call call = { .method = "GET", .path = p.s, .idempotent = -1, .no_parse = 1 };
+		/* as kubectl asks (v1, then v1beta1, then the objects themselves) */
+		if (lo && lo->metadata_only)
+			call.accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,"
+				      "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta1,application/json";
 		int rc = kube_do(c, &call, err);
 		buf_release(&p);
 		if (rc < 0) {

@@ -167,7 +167,8 @@ int gpustack_delete_pods_on(struct kube_client *kc, const char *ns, const char *
 	char *path = kube_path("v1", ns, "pods", NULL);
 	struct kube_list_opts lo = { .label_selector = selector };
 	cJSON *pods = NULL;
-	int rc = kube_list(kc, path, &lo, &pods, NULL, err);
+	/* the plugin's pods on every node: only their names and nodes are read */
+	int rc = kube_list_pruned(kc, path, &lo, kube_pod_prune, &pods, NULL, err);
 	free(path);
 	if (rc < 0)
 		return gerr_prefix(err, "list pods in %s", ns);

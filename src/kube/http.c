@@ -429,7 +429,13 @@ static int xfer_start(struct kube_client *c, struct xfer *x, long timeout_ms)
 		curl_easy_setopt(e, CURLOPT_PROXY, cfg->proxy_url);
 	const char *token = c->cred.token ? c->cred.token : cfg->token;
 	struct curl_slist *h = NULL;
-	h = curl_slist_append(h, call->raw ? "Accept: */*" : "Accept: application/json");
+	if (call->accept) {
+		char *acc = xasprintf("Accept: %s", call->accept);
+		h = curl_slist_append(h, acc);
+		free(acc);
+	} else {
+		h = curl_slist_append(h, call->raw ? "Accept: */*" : "Accept: application/json");
+	}
 	if (call->body) {
 		char *ct = xasprintf("Content-Type: %s", call->content_type ? call->content_type : "application/json");
 		h = curl_slist_append(h, ct);

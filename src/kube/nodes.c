@@ -294,11 +294,18 @@ static int resolve_item(void *ud, cJSON *node, struct gerr *err)
 	return 0;
 }
 
+int node_target_metadata_only(const struct node_target *t)
+{
+	/* the GPU nodes are told by their capacity (status), and each gets whole nodes */
+	return t->parts && !(t->parts & (NODE_PART_SPEC | NODE_PART_STATUS | NODE_PART_ADDRESS)) &&
+	       (t->nnames || t->selector || t->all) && !t->each;
+}
+
 int nodes_resolve(struct kube_client *kc, const struct node_target *t, cJSON **nodes, struct gerr *err)
 {
 	if (node_target_check(t, err) < 0)
 		return -1;
-	struct kube_list_opts lo = { .label_selector = t->selector };
+	struct kube_list_opts lo = { .label_selector = t->selector, .metadata_only = node_target_metadata_only(t) };
 	char *fs = NULL;
 	if (t->nnames == 1 && !t->selector) {
 		fs = xasprintf("metadata.name=%s", t->names[0]);

@@ -247,37 +247,41 @@ static char **resource_names(char **names, const cJSON *c)
 	return names;
 }
 
+void smoke_usage_add(cJSON *u, const cJSON *p)
+{
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(p, "spec");
+	const char *node = json_str(spec, "nodeName");
+	const char *phase = json_str(cJSON_GetObjectItemCaseSensitive(p, "status"), "phase");
+	if (!node || !*node || (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"))))
+		return;
+	char **names = NULL;
+	const cJSON *c;
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(spec, "containers"))
+		names = resource_names(names, c);
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(spec, "initContainers"))
+		names = resource_names(names, c);
+	for (size_t i = 0; names && names[i]; i++) {
+		long g = smoke_pod_gpus(p, names[i]);
+		if (!g)
+			continue;
+		cJSON *n = cJSON_GetObjectItemCaseSensitive(u, node);
+		if (!n)
+			n = cJSON_AddObjectToObject(u, node);
+		cJSON *have = cJSON_GetObjectItemCaseSensitive(n, names[i]);
+		if (have)
+			cJSON_SetNumberValue(have, have->valuedouble + (double)g);
+		else
+			cJSON_AddNumberToObject(n, names[i], (double)g);
+	}
+	strv_free(names);
+}
+
 cJSON *smoke_usage(const cJSON *pods)
 {
 	cJSON *u = cJSON_CreateObject();
 	const cJSON *p;
-	cJSON_ArrayForEach(p, pods) {
-		const cJSON *spec = cJSON_GetObjectItemCaseSensitive(p, "spec");
-		const char *node = json_str(spec, "nodeName");
-		const char *phase = json_str(cJSON_GetObjectItemCaseSensitive(p, "status"), "phase");
-		if (!node || !*node || (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"))))
-			continue;
-		char **names = NULL;
-		const cJSON *c;
-		cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(spec, "containers"))
-			names = resource_names(names, c);
-		cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(spec, "initContainers"))
-			names = resource_names(names, c);
-		for (size_t i = 0; names && names[i]; i++) {
-			long g = smoke_pod_gpus(p, names[i]);
-			if (!g)
-				continue;
-			cJSON *n = cJSON_GetObjectItemCaseSensitive(u, node);
-			if (!n)
-				n = cJSON_AddObjectToObject(u, node);
-			cJSON *have = cJSON_GetObjectItemCaseSensitive(n, names[i]);
-			if (have)
-				cJSON_SetNumberValue(have, have->valuedouble + (double)g);
-			else
-				cJSON_AddNumberToObject(n, names[i], (double)g);
-		}
-		strv_free(names);
-	}
+	cJSON_ArrayForEach(p, pods)
+		smoke_usage_add(u, p);
 	return u;
 }
 

@@ -772,17 +772,35 @@ static int load_apply(struct run *r, struct gerr *err)
 	return rc;
 }
 
+/* usage_of's gatherer: each pod counted and freed as its page arrives */
+static int usage_item(void *ud, cJSON *pod, struct gerr *err)
+{
+	(void)err;
+	cJSON **u = ud;
+	if (!pod) {
+		/* the list starts again */
+		cJSON_Delete(*u);
+		*u = cJSON_CreateObject();
+		return 0;
+	}
+	smoke_usage_add(*u, pod);
+	cJSON_Delete(pod);
+	return 0;
+}
+
 static int usage_of(struct run *r, cJSON **usage, struct gerr *err)
 {
+	/* every running pod of the cluster: never held, only counted */
 	struct kube_list_opts lo = { .field_selector = "status.phase!=Succeeded,status.phase!=Failed" };
-	cJSON *pods = NULL;
+	cJSON *u = cJSON_CreateObject();
 	char *p = kube_path("v1", NULL, "pods", NULL);
-	int rc = kube_list(r->kc, p, &lo, &pods, NULL, err);
+	int rc = kube_list_each(r->kc, p, &lo, usage_item, &u, NULL, err);
 	free(p);
-	if (rc < 0)
+	if (rc < 0) {
+		cJSON_Delete(u);
 		return gerr_prefix(err, "list pods (the GPUs in use)");
-	*usage = smoke_usage(pods);
-	cJSON_Delete(pods);
+	}
+	*usage = u;
 	return 0;
 }
 

@@ -30,14 +30,26 @@ def _exports(text):
     return env
 
 
-@pytest.fixture(scope="session")
-def cluster():
-    up = subprocess.run([os.path.join(ROOT, "tests/cluster/up")], capture_output=True, text=True)
+def cluster_up(**extra):
+    """Start (or reuse) a local cluster with tests/cluster/up; extra: its environment
+    variables (GPUCTL_CLUSTER_DIR, GPUCTL_TEST_NODES...). Returns its exports."""
+    up = subprocess.run([os.path.join(ROOT, "tests/cluster/up")], capture_output=True, text=True,
+                        env=dict(os.environ, **extra))
     if up.returncode != 0:
         raise RuntimeError("tests/cluster/up failed:\n" + up.stderr[-4000:])
     env = _exports(up.stdout)
     assert "KUBECONFIG" in env and "KUBECTL" in env, up.stdout
     return env
+
+
+def cluster_down(**extra):
+    subprocess.run([os.path.join(ROOT, "tests/cluster/down")], capture_output=True, text=True,
+                   env=dict(os.environ, **extra))
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    return cluster_up()
 
 
 @pytest.fixture(scope="session")

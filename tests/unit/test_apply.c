@@ -6,6 +6,7 @@
 
 #include "gpuctl/apply.h"
 #include "gpuctl/buf.h"
+#include "gpuctl/kube.h"
 
 static int contains(const char *have, const char *want)
 {
@@ -104,4 +105,22 @@ Test(apply, daemonset_readiness)
 		free(last);
 		cJSON_Delete(o);
 	}
+}
+
+/* cleanup lists gpuctl's objects pruned with kube_meta_prune: what it reads
+ * (owned or not, kind, name, namespace) survives; the rest is gone. */
+Test(apply, meta_prune_keeps_ownership_and_names)
+{
+	cJSON *pod = cJSON_Parse("{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\",\"namespace\":\"ns\","
+				 "\"labels\":{\"app.kubernetes.io/managed-by\":\"gpuctl\"},\"annotations\":{\"a\":\"b\"},"
+				 "\"managedFields\":[{}]},\"spec\":{\"nodeName\":\"n\"},\"status\":{\"phase\":\"Running\"}}");
+	cr_assert(apply_is_owned(pod));
+	cJSON *m = kube_meta_prune(pod);
+	cr_assert(apply_is_owned(m));
+	char *s = cJSON_PrintUnformatted(m);
+	cr_assert_str_eq(s, "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\",\"namespace\":\"ns\","
+			    "\"labels\":{\"app.kubernetes.io/managed-by\":\"gpuctl\"}}}");
+	free(s);
+	cJSON_Delete(m);
+	cJSON_Delete(pod);
 }

@@ -76,6 +76,40 @@ Test(cli, request_timeout_overflow_is_a_usage_error)
 	gerr_clear(&err);
 }
 
+/* --chunk-size N: kubectl's flag; 0 turns paging off (the client's -1), and
+ * without it the client keeps its default (0: 500 a page). */
+Test(cli, chunk_size)
+{
+	static const struct {
+		const char *in;
+		int rc;
+		long chunk;
+	} cases[] = {
+		{ NULL, 0, 0 }, { "7", 0, 7 }, { "500", 0, 500 }, { "0", 0, -1 }, { "1000000", 0, 1000000 },
+		{ "-1", -1, 0 }, { "", -1, 0 }, { "5x", -1, 0 }, { "1000001", -1, 0 }, { "99999999999999999999", -1, 0 },
+	};
+	static const struct opt none[] = { OPT_END };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct gctx g = { 0 };
+		char a0[] = "gpuctl", a1[] = "--chunk-size";
+		char *argv[] = { a0, a1, (char *)cases[i].in, NULL };
+		int argc = cases[i].in ? 3 : 1;
+		char **rest;
+		int nrest, help;
+		struct gerr err = GERR_INIT;
+		int rc = opt_parse(&g, argc, argv, none, "gpuctl", NULL, &rest, &nrest, &help, &err);
+		cr_expect_eq(rc, cases[i].rc, "\"%s\": rc %d", cases[i].in ? cases[i].in : "(none)", rc);
+		if (rc == 0) {
+			cr_expect_eq(g.kopts.chunk_size, cases[i].chunk, "\"%s\": %ld", cases[i].in ? cases[i].in : "(none)",
+				     g.kopts.chunk_size);
+		} else {
+			cr_expect_eq(err.code, GERR_USAGE);
+			cr_expect(strstr(err.msg, "--chunk-size"), "%s", err.msg);
+		}
+		gerr_clear(&err);
+	}
+}
+
 /* Run gctx_print_error (or gctx_warn) with stderr going to a file; return what it wrote. */
 static char *printed(const char *msg, int warning)
 {

@@ -568,6 +568,91 @@ Test(http, list_pagination)
 	free(rv);
 }
 
+/* Two pages of one node each whatever the limit asked, recording it. */
+static void route_any_limit(void *ud, const struct ts_request *r, struct ts_reply *out)
+{
+	(void)ud;
+	if (strstr(r->path, "continue=abc"))
+		ts_reply_set(out, 200, NULL, "{\"metadata\":{},\"items\":[{\"metadata\":{\"name\":\"n2\"}}]}");
+	else
+		ts_reply_set(out, 200, NULL,
+			     "{\"metadata\":{\"continue\":\"abc\"},\"items\":[{\"metadata\":{\"name\":\"n1\"}}]}");
+}
+
+/* --chunk-size (kube_opts.chunk_size) is the page size of every list; -1
+ * (--chunk-size 0) sends no limit, as kubectl does; a list's own limit wins. */
+Test(http, list_chunk_size)
+{
+	static const struct {
+		long chunk, own;
+		const char *first, *second;
+	} cases[] = {
+		{ 7, 0, "/api/v1/pods?labelSelector=a%3Db&limit=7", "/api/v1/pods?labelSelector=a%3Db&limit=7&continue=abc" },
+		{ -1, 0, "/api/v1/pods?labelSelector=a%3Db", "/api/v1/pods?labelSelector=a%3Db&continue=abc" },
+		{ 0, 0, "/api/v1/pods?labelSelector=a%3Db&limit=500", "/api/v1/pods?labelSelector=a%3Db&limit=500&continue=abc" },
+		{ 7, 3, "/api/v1/pods?labelSelector=a%3Db&limit=3", "/api/v1/pods?labelSelector=a%3Db&limit=3&continue=abc" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kube_opts o = opts_for(kcpath);
+		o.chunk_size = cases[i].chunk;
+		client_with(&o);
+		ts_set_route(srv, route_any_limit, NULL);
+		size_t before = ts_nrequests(srv);
+		struct kube_list_opts lo = { .label_selector = "a=b", .limit = cases[i].own };
+		cJSON *items = NULL;
+		struct gerr err = GERR_INIT;
+		cr_assert_eq(kube_list(kc, "/api/v1/pods", &lo, &items, NULL, &err), 0, "%s", err.msg);
+		cr_assert_eq(cJSON_GetArraySize(items), 2);
+		cr_assert_eq(ts_nrequests(srv), before + 2);
+		cr_expect_str_eq(req(before)->path, cases[i].first);
+		cr_expect_str_eq(req(before + 1)->path, cases[i].second);
+		cJSON_Delete(items);
+		kube_client_free(kc);
+		kc = NULL;
+	}
+}
+
+/* kube_list_pruned: each item through the prune function as its page
+ * arrives, in order; NULL leaves an item out. */
+static cJSON *keep_name_but_n1(const cJSON *item)
+{
+	const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(item, "metadata"), "name"));
+	if (!n || !strcmp(n, "n1"))
+		return NULL;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "kept", n);
+	return o;
+}
+
+static void route_three(void *ud, const struct ts_request *r, struct ts_reply *out)
+{
+	(void)ud;
+	if (strstr(r->path, "continue=abc"))
+		ts_reply_set(out, 200, NULL,
+			     "{\"metadata\":{\"resourceVersion\":\"9\"},\"items\":[{\"metadata\":{\"name\":\"n3\"},\"spec\":{\"big\":1}}]}");
+	else
+		ts_reply_set(out, 200, NULL,
+			     "{\"metadata\":{\"continue\":\"abc\"},\"items\":[{\"metadata\":{\"name\":\"n1\"}},"
+			     "{\"metadata\":{\"name\":\"n2\"},\"spec\":{\"big\":1}}]}");
+}
+
+Test(http, list_pruned)
+{
+	client();
+	ts_set_route(srv, route_three, NULL);
+	struct gerr err = GERR_INIT;
+	cJSON *items = NULL;
+	char *rv = NULL;
+	cr_assert_eq(kube_list_pruned(kc, "/api/v1/pods", NULL, keep_name_but_n1, &items, &rv, &err), 0, "%s", err.msg);
+	char *s = cJSON_PrintUnformatted(items);
+	cr_assert_str_eq(s, "[{\"kept\":\"n2\"},{\"kept\":\"n3\"}]");
+	cr_assert_str_eq(rv, "9");
+	cr_assert_eq(ts_nrequests(srv), 2);
+	free(s);
+	free(rv);
+	cJSON_Delete(items);
+}
+
 /* ---- read-modify-write on 409 (nodes_edit) ---- */
 
 

@@ -706,3 +706,55 @@ Test(nodes, edit_consume_frees_each_node_once_planned)
 		cJSON_Delete(nodes);
 	}
 }
+
+/* The metadata of the nodes only (a PartialObjectMetadataList, a third less
+ * to send, measured in tests/bench/README.md) where nothing else is read:
+ * label's parts with names, -l or --all; never for the GPU nodes (their
+ * capacity tells them), taint (spec), validate (status, each). */
+static void noop_each(void *ud, const cJSON *node)
+{
+	(void)ud;
+	(void)node;
+}
+
+Test(nodes_api, metadata_only_lists_where_only_metadata_is_read)
+{
+	char n1[] = "gpu-node-9";
+	char *names[] = { n1 };
+	const unsigned label = NODE_PART_LABELS | NODE_PART_ANNOTATIONS;
+	const struct {
+		struct node_target t;
+		int want;
+	} cases[] = {
+		{ { .names = names, .nnames = 1, .parts = label }, 1 },
+		{ { .selector = "a=b", .parts = label }, 1 },
+		{ { .all = 1, .parts = label }, 1 },
+		{ { .all = 1, .parts = NODE_PART_NAME }, 1 },
+		{ { .parts = label }, 0 },                                            /* the GPU nodes */
+		{ { .all = 1 }, 0 },                                                  /* parts 0: everything */
+		{ { .all = 1, .parts = NODE_PART_SPEC | NODE_PART_ANNOTATIONS }, 0 }, /* taint */
+		{ { .all = 1, .parts = NODE_PART_NVIDIA_LABELS | NODE_PART_STATUS }, 0 },
+		{ { .all = 1, .parts = NODE_PART_LABELS | NODE_PART_ADDRESS }, 0 },
+		{ { .all = 1, .parts = NODE_PART_NAME, .each = noop_each }, 0 },       /* validate */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cr_expect_eq(node_target_metadata_only(&cases[i].t), cases[i].want, "case %zu", i);
+
+	/* and the list asks for it, as kubectl does; the nodes are the same */
+	ts_set_route(srv, route_pages, NULL);
+	struct node_target t = { .all = 1, .parts = label };
+	cJSON *nodes = NULL;
+	struct gerr err = GERR_INIT;
+	cr_assert_eq(nodes_resolve(kc, &t, &nodes, &err), 0, "%s", err.msg);
+	cr_assert_eq(cJSON_GetArraySize(nodes), 5);
+	cJSON_Delete(nodes);
+	const char *acc = ts_req_header(ts_request(srv, 0), "Accept");
+	cr_assert_not_null(acc);
+	cr_assert_str_eq(acc, "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,"
+			      "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta1,application/json");
+	size_t before = ts_nrequests(srv);
+	struct node_target gpu = { .parts = label };
+	cr_assert_eq(nodes_resolve(kc, &gpu, &nodes, &err), 0, "%s", err.msg);
+	cJSON_Delete(nodes);
+	cr_assert_str_eq(ts_req_header(ts_request(srv, before), "Accept"), "application/json");
+}

@@ -9,6 +9,7 @@
 
 #include "gpuctl/buf.h"
 #include "gpuctl/json.h"
+#include "gpuctl/kube.h"
 #include "gpuctl/smoke.h"
 #include "gpuctl/util.h"
 #include "gpuctl/yaml.h"
@@ -837,4 +838,39 @@ Test(smoke, judge_measure_fails_on_error_or_missing_line)
 	smoke_verdict_release(&v);
 	for (int i = 0; i < 3; i++)
 		smoke_pod_release(&p[i]);
+}
+
+/* usage_of counts each pod as its page arrives (smoke_usage_add), and
+ * kube_pod_prune keeps what smoke_pod_gpus reads: the same usage as the
+ * whole list at once. */
+Test(smoke, usage_pod_by_pod_and_pruned_is_the_same)
+{
+	cJSON *pods = yaml("- metadata: {name: a, managedFields: [{manager: x}]}\n"
+			   "  spec: {nodeName: gpu-1, volumes: [{name: v}], containers: [{name: c, image: i, env: [{name: E}],\n"
+			   "    resources: {limits: {nvidia.com/gpu: '1', cpu: '2'}, requests: {nvidia.com/gpu: '1'}}},\n"
+			   "    {name: d, resources: {requests: {nvidia.com/mig-1g.10gb: 2}}}],\n"
+			   "    initContainers: [{name: i, resources: {limits: {nvidia.com/gpu: '3'}}}]}\n"
+			   "  status: {phase: Running, podIP: 1.2.3.4}\n"
+			   "- spec: {nodeName: gpu-2, containers: [{resources: {limits: {nvidia.com/gpu: '2'}}}]}\n"
+			   "  status: {phase: Pending}\n"
+			   "- spec: {nodeName: gpu-2, containers: [{resources: {limits: {nvidia.com/gpu: '4'}}}]}\n"
+			   "  status: {phase: Failed}\n"
+			   "- spec: {nodeName: gpu-1, containers: [{resources: {limits: {cpu: '1'}}}]}\n"
+			   "- spec: {containers: [{resources: {limits: {nvidia.com/gpu: '1'}}}]}\n");
+	cJSON *whole = smoke_usage(pods);
+	cJSON *u = cJSON_CreateObject();
+	const cJSON *p;
+	cJSON_ArrayForEach(p, pods) {
+		cJSON *pruned = kube_pod_prune(p);
+		smoke_usage_add(u, pruned);
+		cJSON_Delete(pruned);
+	}
+	char *a = cJSON_PrintUnformatted(whole), *b = cJSON_PrintUnformatted(u);
+	cr_assert_str_eq(a, "{\"gpu-1\":{\"nvidia.com/gpu\":3,\"nvidia.com/mig-1g.10gb\":2},\"gpu-2\":{\"nvidia.com/gpu\":2}}");
+	cr_assert_str_eq(b, a);
+	free(a);
+	free(b);
+	cJSON_Delete(whole);
+	cJSON_Delete(u);
+	cJSON_Delete(pods);
 }

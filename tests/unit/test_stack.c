@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpuctl/buf.h"
 #include "gpuctl/check.h"
+#include "gpuctl/kube.h"
 #include "gpuctl/yaml.h"
 
 static cJSON *yaml(const char *text)
@@ -290,14 +292,17 @@ Test(stack, which_config_the_plugin_loaded)
 	struct world w;
 	world_init(&w);
 	struct stack_ds *p = add_ds(&w, plugin_ds);
-	cJSON_AddItemToArray(p->pods, yaml("metadata: {name: dp-a, namespace: nvidia-device-plugin, uid: 1f2e-33}\n"
+	/* as validate lists it: pruned (kube_pod_prune keeps the uid and the mounts) */
+	cJSON *raw = yaml("metadata: {name: dp-a, namespace: nvidia-device-plugin, uid: 1f2e-33}\n"
 					   "spec:\n"
 					   "  nodeName: gpu-1\n"
 					   "  containers:\n"
 					   "  - {name: nvidia-device-plugin-sidecar, volumeMounts: [{name: available-configs, "
 					   "mountPath: /available-configs}, {name: cfg, mountPath: /config}]}\n"
 					   "  - {name: nvidia-device-plugin-ctr, volumeMounts: [{name: cfg, mountPath: /config}]}\n"
-					   "status: {phase: Running, conditions: [{type: Ready, status: 'True'}]}\n"));
+					   "status: {phase: Running, conditions: [{type: Ready, status: 'True'}]}\n");
+	cJSON_AddItemToArray(p->pods, kube_pod_prune(raw));
+	cJSON_Delete(raw);
 	cJSON_AddItemToArray(p->pods, ready_pod("dp-b", "gpu-2")); /* no /config mount: not checked */
 	cJSON *n1 = gpu_node("gpu-1", "nvidia.com/device-plugin.config: ts-4", 8, 8, "");
 	cJSON *n2 = gpu_node("gpu-2", "", 1, 1, "");
@@ -337,4 +342,148 @@ Test(stack, which_config_the_plugin_loaded)
 	EXPECT(&w, "node.plugin-config", "d", CHECK_WARN, "no link at /var/lib/kubelet/pods/1f2e-33/");
 	EXPECT(&w, "node.plugin-config", "e", CHECK_FAIL, "loaded config \"ts-40\"");
 	world_free(&w);
+}
+
+/* A device plugin pod as the API server returns it: managed fields, volumes,
+ * env, tolerations, a container waiting, an old terminated state. */
+static const char full_pod_fmt[] =
+	"apiVersion: v1\nkind: Pod\n"
+	"metadata:\n"
+	"  name: %s\n  namespace: nvidia-device-plugin\n  generateName: nvidia-device-plugin-\n"
+	"  uid: 7f9c0b2e-1111-2222-3333-444455556666\n  resourceVersion: '123456'\n%s"
+	"  labels: {app.kubernetes.io/name: nvidia-device-plugin, controller-revision-hash: 6d7f8, pod-template-generation: '3'}\n"
+	"  annotations: {kubectl.kubernetes.io/restartedAt: '2026-01-01T00:00:00Z'}\n"
+	"  ownerReferences: [{apiVersion: apps/v1, kind: DaemonSet, name: nvidia-device-plugin, uid: x, controller: true}]\n"
+	"  managedFields: [{manager: kube-controller-manager, operation: Update, apiVersion: v1, fieldsType: FieldsV1,\n"
+	"    fieldsV1: {'f:metadata': {'f:labels': {'.': {}}}, 'f:spec': {'f:containers': {}}}}]\n"
+	"spec:\n"
+	"  nodeName: %s\n  serviceAccountName: nvidia-device-plugin\n  priorityClassName: system-node-critical\n"
+	"  tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]\n"
+	"  affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchFields: "
+	"[{key: metadata.name, operator: In, values: [%s]}]}]}}}\n"
+	"  initContainers:\n"
+	"  - {name: nvidia-device-plugin-init, image: 'nvcr.io/nvidia/k8s-device-plugin:v0.19.3', command: [config-manager],\n"
+	"     env: [{name: NODE_NAME, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]}\n"
+	"  containers:\n"
+	"  - name: nvidia-device-plugin-ctr\n    image: 'nvcr.io/nvidia/k8s-device-plugin:v0.19.3'\n"
+	"    command: [nvidia-device-plugin]\n    env: [{name: FAIL_ON_INIT_ERROR, value: 'false'}]\n"
+	"    ports: [{containerPort: 9400, name: metrics, protocol: TCP}]\n"
+	"    resources: {requests: {cpu: 10m}}\n"
+	"    volumeMounts: [{name: device-plugin, mountPath: /var/lib/kubelet/device-plugins}]\n"
+	"  volumes: [{name: device-plugin, hostPath: {path: /var/lib/kubelet/device-plugins}}]\n"
+	"status:\n"
+	"  phase: %s\n  hostIP: 10.0.0.1\n  podIP: 10.1.0.1\n  startTime: '2026-01-01T00:00:00Z'\n  qosClass: Burstable\n"
+	"  conditions:\n"
+	"  - {type: PodReadyToStartContainers, status: 'True', lastTransitionTime: '2026-01-01T00:00:00Z'}\n"
+	"  - {type: Ready, status: '%s', lastTransitionTime: '2026-01-01T00:00:00Z', reason: ContainersNotReady}\n"
+	"  initContainerStatuses:\n"
+	"  - {name: nvidia-device-plugin-init, ready: true, restartCount: 0, image: x, imageID: y, containerID: z,\n"
+	"     state: {terminated: {reason: Completed, exitCode: 0}}}\n"
+	"  containerStatuses:\n"
+	"  - {name: nvidia-device-plugin-ctr, ready: false, restartCount: 7, image: x, imageID: y, containerID: z,\n"
+	"     lastState: {terminated: {reason: Error, exitCode: 1, message: 'old failure'}},\n"
+	"     state: %s}\n";
+
+static cJSON *full_pod(const char *name, const char *node, int ready, const char *extra_md)
+{
+	char buf[8192];
+	snprintf(buf, sizeof(buf), full_pod_fmt, name, extra_md, node, node, "Running",
+		 ready ? "True" : "False",
+		 ready ? "{running: {startedAt: '2026-01-01T00:00:00Z'}}"
+		       : "{waiting: {reason: CrashLoopBackOff, message: 'back-off 5m0s restarting failed container'}}");
+	return yaml(buf);
+}
+
+/* The checks judge the pods kube_pod_prune keeps exactly as the whole pods:
+ * same results, same messages (validate lists the plugin's pods pruned). */
+Test(stack, pruned_pods_are_judged_as_whole_ones)
+{
+	char *outs[2];
+	for (int pruned = 0; pruned < 2; pruned++) {
+		struct world w;
+		world_init(&w);
+		struct stack_ds *p = add_ds(&w, plugin_ds);
+		struct stack_ds *dcgm = add_ds(&w, "metadata: {name: dcgm-exporter, namespace: gpu-operator}\n"
+					       "spec: {template: {spec: {containers: [{name: e, image: "
+					       "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3}]}}}\n"
+					       "status: {desiredNumberScheduled: 2, numberReady: 1}\n");
+		struct stack_ds *drv = add_ds(&w, "metadata: {name: nvidia-driver-daemonset, namespace: gpu-operator}\n"
+					      "spec: {template: {spec: {containers: [{name: d, image: "
+					      "nvcr.io/nvidia/driver:550}]}}}\n");
+		cJSON *pods[] = {
+			full_pod("dp-1", "gpu-1", 1, ""),
+			full_pod("dp-2", "gpu-2", 0, ""),
+			/* gpu-3: a terminating pod and its successor, the successor crash-looping */
+			full_pod("dp-3-old", "gpu-3", 1, "  deletionTimestamp: '2026-01-01T00:00:00Z'\n"),
+			full_pod("dp-3", "gpu-3", 0, ""),
+		};
+		for (size_t i = 0; i < 4; i++) {
+			cJSON_AddItemToArray(p->pods, pruned ? kube_pod_prune(pods[i]) : cJSON_Duplicate(pods[i], 1));
+			cJSON_Delete(pods[i]);
+		}
+		cJSON *e = full_pod("dcgm-1", "gpu-1", 1, "");
+		cJSON_AddItemToArray(dcgm->pods, pruned ? kube_pod_prune(e) : cJSON_Duplicate(e, 1));
+		cJSON_Delete(e);
+		e = full_pod("driver-1", "gpu-2", 1, "");
+		cJSON_AddItemToArray(drv->pods, pruned ? kube_pod_prune(e) : cJSON_Duplicate(e, 1));
+		cJSON_Delete(e);
+		w.sv.cm = yaml(configs);
+		w.sv.configs = w.sv.cm;
+		cJSON_AddItemToArray(w.nodes, gpu_node("gpu-1", "nvidia.com/device-plugin.config: ts-4", 4, 4, ""));
+		cJSON_AddItemToArray(w.nodes, gpu_node("gpu-2", "nvidia.com/gpu.deploy.driver: pre-installed", 1, 1, ""));
+		cJSON_AddItemToArray(w.nodes, gpu_node("gpu-3", "", 2, 2, ""));
+		cJSON_AddItemToArray(w.nodes, gpu_node("gpu-4", "", 2, 2, ""));
+		stack_judge(&w.sv, NULL, w.nodes, &w.r);
+		struct buf b = BUF_INIT;
+		for (size_t i = 0; i < w.r.n; i++)
+			buf_addf(&b, "%s %s %s %s | %s\n", w.r.v[i].id, w.r.v[i].target, check_status_name(w.r.v[i].status),
+				 w.r.v[i].message, w.r.v[i].hint ? w.r.v[i].hint : "");
+		outs[pruned] = buf_detach(&b);
+		if (!pruned) {
+			EXPECT(&w, "node.device-plugin", "gpu-1", CHECK_PASS, "pod dp-1 ready");
+			EXPECT(&w, "node.device-plugin", "gpu-2", CHECK_FAIL,
+			       "pod nvidia-device-plugin/dp-2 not ready: container nvidia-device-plugin-ctr CrashLoopBackOff: back-off 5m0s");
+			EXPECT(&w, "node.device-plugin", "gpu-3", CHECK_FAIL, "pod nvidia-device-plugin/dp-3 not ready");
+			EXPECT(&w, "node.device-plugin", "gpu-4", CHECK_FAIL, "no pod of nvidia-device-plugin/nvidia-device-plugin");
+			EXPECT(&w, "cluster.conflicts", "cluster", CHECK_FAIL, "driver gpu-operator/nvidia-driver-daemonset runs on gpu-2");
+		}
+		world_free(&w);
+	}
+	cr_assert_str_eq(outs[1], outs[0]);
+	free(outs[0]);
+	free(outs[1]);
+}
+
+Test(stack, pod_prune_keeps_only_what_is_read)
+{
+	cJSON *pod = full_pod("dp-1", "gpu-1", 0, "  deletionTimestamp: '2026-01-01T00:00:00Z'\n");
+	cJSON *p = kube_pod_prune(pod);
+	char *got = cJSON_PrintUnformatted(p);
+	cr_assert_str_eq(got,
+			 "{\"metadata\":{\"name\":\"dp-1\",\"namespace\":\"nvidia-device-plugin\","
+			 "\"uid\":\"7f9c0b2e-1111-2222-3333-444455556666\",\"deletionTimestamp\":"
+			 "\"2026-01-01T00:00:00Z\"},\"spec\":{\"nodeName\":\"gpu-1\",\"initContainers\":[{\"name\":"
+			 "\"nvidia-device-plugin-init\"}],\"containers\":[{\"name\":\"nvidia-device-plugin-ctr\",\"ports\":"
+			 "[{\"containerPort\":9400,\"name\":\"metrics\",\"protocol\":\"TCP\"}],\"resources\":{\"requests\":"
+			 "{\"cpu\":\"10m\"}},\"volumeMounts\":[{\"name\":\"device-plugin\",\"mountPath\":"
+			 "\"/var/lib/kubelet/device-plugins\"}]}]},\"status\":{\"phase\":\"Running\",\"conditions\":[{\"type\":"
+			 "\"PodReadyToStartContainers\",\"status\":\"True\"},{\"type\":\"Ready\",\"status\":\"False\"}],"
+			 "\"initContainerStatuses\":[{\"name\":\"nvidia-device-plugin-init\",\"state\":{\"terminated\":"
+			 "{\"reason\":\"Completed\",\"exitCode\":0}}}],\"containerStatuses\":[{\"name\":"
+			 "\"nvidia-device-plugin-ctr\",\"state\":{\"waiting\":{\"reason\":\"CrashLoopBackOff\",\"message\":"
+			 "\"back-off 5m0s restarting failed container\"}}}]}}");
+	char *whole = cJSON_PrintUnformatted(pod);
+	cr_assert_lt(strlen(got) * 3, strlen(whole), "pruned %zu bytes of %zu", strlen(got), strlen(whole));
+	free(whole);
+	free(got);
+	cJSON_Delete(p);
+	cJSON_Delete(pod);
+	/* what is not an object stays as it is; nothing is invented */
+	pod = yaml("metadata: x\nspec: {containers: [7]}\n");
+	p = kube_pod_prune(pod);
+	got = cJSON_PrintUnformatted(p);
+	cr_assert_str_eq(got, "{\"metadata\":\"x\",\"spec\":{\"containers\":[7]}}");
+	free(got);
+	cJSON_Delete(p);
+	cJSON_Delete(pod);
 }
