@@ -131,6 +131,23 @@ void check_report_rows(const struct check_report *r, struct report *out)
 	}
 }
 
+void check_report_move_rows(struct check_report *r, struct report *out)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		struct check_result *c = &r->v[i];
+		struct report_row *row =
+			report_add(out, c->target, c->id, check_report_status(c->status), c->hint, "%s", c->message);
+		row->seconds = c->seconds;
+		free(c->target);
+		free(c->message);
+		free(c->hint);
+		c->target = c->message = c->hint = NULL;
+	}
+	free(r->v);
+	r->v = NULL;
+	r->n = r->cap = 0;
+}
+
 cJSON *check_report_json(const struct check_report *r)
 {
 	struct report rep;

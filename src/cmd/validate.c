@@ -505,9 +505,9 @@ run_nodes:
 	if (admit && !sig_interrupted())
 		admission = admit_nodes(g, kc, nodes, &rep);
 report:
-	check_report_rows(&rep, &out);
 	/* the rows say everything from here on: on 20,000 nodes the results and
 	 * the nodes would double the memory while the report is written */
+	check_report_move_rows(&rep, &out);
 	check_report_release(&rep);
 	cJSON_Delete(nodes);
 	nodes = NULL;

@@ -4,6 +4,7 @@
 
 #include "gpuctl/buf.h"
 #include "gpuctl/check.h"
+#include "gpuctl/report.h"
 
 Test(check, registry_ids_are_unique_and_grouped)
 {
@@ -79,4 +80,35 @@ Test(check, junit_suites_per_target_escaped)
 	cr_assert_eq(r.n, 0);
 	cr_assert_null(r.v);
 	check_report_release(&all);
+}
+
+Test(check, move_rows_gives_the_same_rows_and_empties_the_results)
+{
+	struct check_report a = { 0 }, b = { 0 };
+	for (int k = 0; k < 2; k++) {
+		struct check_report *r = k ? &b : &a;
+		check_add(r, "node.ready", "gpu-1", CHECK_PASS, NULL, "Ready");
+		check_add(r, "node.taints", "gpu-2", CHECK_WARN, "gpuctl taint", "missing: %s", "nvidia.com/gpu=true:NoSchedule");
+		r->v[1].seconds = 0.25;
+	}
+	struct report ra, rb;
+	report_init(&ra, "ValidationResult", "validate");
+	report_init(&rb, "ValidationResult", "validate");
+	check_report_rows(&a, &ra);
+	check_report_move_rows(&b, &rb);
+	cr_assert_eq(b.n, 0);
+	cr_assert_null(b.v);
+	cr_assert_eq(ra.n, rb.n);
+	for (size_t i = 0; i < ra.n; i++) {
+		cr_expect_str_eq(ra.v[i].target, rb.v[i].target);
+		cr_expect_str_eq(ra.v[i].kind, rb.v[i].kind);
+		cr_expect_str_eq(ra.v[i].message, rb.v[i].message);
+		cr_expect_eq(ra.v[i].status, rb.v[i].status);
+		cr_expect_eq(ra.v[i].seconds, rb.v[i].seconds);
+	}
+	cr_expect_str_eq(rb.v[1].hint, "gpuctl taint");
+	check_report_release(&a);
+	check_report_release(&b);
+	report_release(&ra);
+	report_release(&rb);
 }
