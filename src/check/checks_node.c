@@ -31,6 +31,7 @@ void checks_node_unreachable(const char *name, const struct gerr *why, struct ch
 	check_add(r, "node.ssh", name, CHECK_FAIL, why->hint, "%.*s", (int)strcspn(m, "\n"), m);
 	for (int i = 0; node_probe_checks[i]; i++)
 		check_add(r, node_probe_checks[i], name, CHECK_SKIP, NULL, "skipped: the node cannot be reached over SSH");
+	check_add(r, "node.plugin-config", name, CHECK_SKIP, NULL, "skipped: the node cannot be reached over SSH");
 }
 
 /* The GPUs as one phrase: "8 x NVIDIA H100 80GB HBM3" or a list when mixed. */
@@ -134,9 +135,11 @@ void plugin_config_judge(const char *name, const char *key, const char *path, in
 {
 	size_t len = out ? strcspn(out, "\n") : 0;
 	if (status != 0 || !len) {
-		check_add(r, "node.plugin-config", name, CHECK_WARN,
+		/* not a fault of the node's: the kubelet keeps its pods elsewhere
+		 * (microk8s, k0s), or the pod is not where the API puts it */
+		check_add(r, "node.plugin-config", name, CHECK_SKIP,
 			  "is the kubelet's root elsewhere (microk8s, k0s)? look for the link in the plugin pod's config volume",
-			  "cannot read which config the device plugin loaded: no link at %s", path);
+			  "skipped: cannot tell which config the device plugin loaded: no link at %s", path);
 		return;
 	}
 	const char *slash = memrchr(out, '/', len);
@@ -166,8 +169,8 @@ void checks_plugin_config(struct ssh_conn *c, const char *name, const char *pod_
 	struct gerr err = GERR_INIT;
 	if (ssh_exec(c, cmd.s, NULL, 0, &out, NULL, &status, &err) < 0) {
 		const char *m = err.msg ? err.msg : "error";
-		check_add(r, "node.plugin-config", name, CHECK_WARN, NULL, "cannot read which config the device plugin loaded: %.*s",
-			  (int)strcspn(m, "\n"), m);
+		check_add(r, "node.plugin-config", name, CHECK_SKIP, NULL,
+			  "skipped: cannot tell which config the device plugin loaded: %.*s", (int)strcspn(m, "\n"), m);
 		gerr_clear(&err);
 	} else {
 		plugin_config_judge(name, key, path, status, out.s, r);

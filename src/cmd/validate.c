@@ -63,6 +63,8 @@ static void vjob_run(void *ud, size_t i)
 		check_add(&j->rep, "node.ssh", j->spec.name, CHECK_SKIP,
 			  "check the node with talosctl; `gpuctl deploy` prints the machine-config patch for the NVIDIA extensions",
 			  "skipped: the node runs %s, which has no SSH", j->talos_os);
+		check_add(&j->rep, "node.plugin-config", j->spec.name, CHECK_SKIP, NULL,
+			  "skipped: the node runs %s, which has no SSH", j->talos_os);
 		return;
 	}
 	struct ssh_conn *c = NULL;
