@@ -208,3 +208,83 @@ def test_missing_permissions_are_listed_in_one_error(dk):
     assert "create daemonsets.apps in namespace nvidia-device-plugin" in p.stderr, p.stderr
     assert "create clusterroles.rbac.authorization.k8s.io" in p.stderr and "nothing was changed" in p.stderr
     assert dk.kubectl("get", "namespace", NS, check=False).returncode != 0
+
+
+def _fault_node(k, name, capacity=None, allocatable=None, ready="True", reason="KubeletReady", taints=None,
+                labels=None):
+    """A Node that no kubelet and no kwok manages, registered as a kubelet
+    registers one (its status with the object): what the API shows of a node
+    whose kubelet stopped, whose plugin marked a GPU unhealthy, and so on."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    base = {"cpu": "8", "memory": "32Gi", "pods": "110"}
+    node = {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": dict({"e2e-extra": "true", "accelerator": "nvidia",
+                                                       "nvidia.com/gpu.present": "true"}, **(labels or {}))},
+            "spec": {"taints": taints or []},
+            "status": {"capacity": dict(base, **(capacity or {})),
+                       "allocatable": dict(base, **(allocatable if allocatable is not None else capacity or {})),
+                       "conditions": [{"type": "Ready", "status": ready, "reason": reason,
+                                       "message": "set by the e2e test", "lastHeartbeatTime": now,
+                                       "lastTransitionTime": now}]}}
+    k.kubectl("create", "-f", "-", input=json.dumps(node))
+
+
+def test_validate_names_each_fault_of_the_stack_with_its_check_id(dk):
+    """Faults the API shows, each made on purpose and named by its own check id, exit 1:
+    a GPU node whose kubelet stopped (NotReady), one whose device plugin marked a GPU
+    unhealthy (allocatable < capacity), one labelled as a GPU node that advertises no
+    GPU, a device plugin pod that never starts on a node, a node whose taint the plugin
+    does not tolerate, and a DCGM exporter whose pods run (kwok) but whose metrics
+    cannot be read (nothing listens at the pod's address)."""
+    deploy(dk, "--with", "dcgm-exporter", "--timeout", "2m")
+    fault_nodes = ["e2e-notready", "e2e-unhealthy", "e2e-no-gpu-resource", "e2e-foreign-taint"]
+    try:
+        _names_each_fault(dk, fault_nodes)
+    finally:
+        # no kubelet will ever confirm the deletion of the pods bound to these nodes:
+        # the nodes go first (so the DaemonSets make no new pods), then their pods, forced
+        dk.kubectl("delete", "nodes", *fault_nodes, "--ignore-not-found", "--wait=true", check=False)
+        for n in fault_nodes:
+            dk.kubectl("delete", "pods", "-n", NS, "--field-selector", "spec.nodeName=" + n, "--force",
+                       "--grace-period=0", "--ignore-not-found", check=False)
+
+
+def _names_each_fault(dk, fault_nodes):
+    gpu = {"nvidia.com/gpu": "8"}
+    _fault_node(dk, "e2e-notready", gpu, ready="False", reason="KubeletNotReady")
+    _fault_node(dk, "e2e-unhealthy", gpu, allocatable={"nvidia.com/gpu": "7"})
+    _fault_node(dk, "e2e-no-gpu-resource")
+    _fault_node(dk, "e2e-foreign-taint", gpu,
+                taints=[{"key": "example.com/maintenance", "value": "true", "effect": "NoSchedule"}])
+    # the plugin's DaemonSet puts a pod on e2e-unhealthy (no taint): bound, never started
+    def bound():
+        pods = json.loads(dk.kubectl("get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin",
+                                     "-o", "json").stdout)["items"]
+        return any(p["spec"].get("nodeName") == "e2e-unhealthy" for p in pods)
+    deadline = time.time() + 60
+    while not bound():
+        assert time.time() < deadline, "no device plugin pod was bound to e2e-unhealthy"
+        time.sleep(0.5)
+    nodes = ["gpu-node-1", *fault_nodes]
+    p = dk.gpuctl("validate", "--only", "cluster", *nodes, "-o", "json", check=1, timeout=120)
+    doc = json.loads(p.stdout)
+    res = {(c["target"], c["id"]): c for c in doc["checks"]}
+
+    def failed(target, cid, text):
+        c = res[(target, cid)]
+        assert c["status"] == "fail" and text in c["message"], c
+        return c
+    failed("e2e-notready", "node.ready", "not Ready (False: KubeletNotReady)")
+    assert "kubectl describe node" in res[("e2e-notready", "node.ready")]["hint"]
+    failed("e2e-unhealthy", "node.gpu-health", "nvidia.com/gpu 7 of 8 allocatable")
+    assert "unhealthy" in res[("e2e-unhealthy", "node.gpu-health")]["hint"]
+    failed("e2e-no-gpu-resource", "node.gpu-resource", "the node advertises no nvidia.com/gpu")
+    failed("e2e-unhealthy", "node.device-plugin", "not ready")
+    c = failed("e2e-foreign-taint", "node.device-plugin", "it does not tolerate the node's taints")
+    assert "toleration" in c["hint"]
+    c = failed("cluster", "cluster.dcgm-exporter", "its metrics cannot be read")
+    assert f"{NS}/dcgm-exporter ready on" in c["message"], c
+    # the healthy kwok node beside them passes what concerns it alone
+    for cid in ("node.ready", "node.gpu-resource", "node.gpu-health", "node.device-plugin"):
+        assert res[("gpu-node-1", cid)]["status"] == "pass", res[("gpu-node-1", cid)]
+    assert doc["ok"] is False and doc["summary"]["failed"] == sum(1 for c in doc["checks"] if c["status"] == "fail")
