@@ -229,3 +229,57 @@ def test_validation_gate_admits_the_node_that_passes_only(r):
     finally:
         taint(r, "gpuctl.io/unvalidated-", "nvidia.com/gpu-", good, bad)
         forget_admission()
+
+
+def test_node_faults_each_fail_their_own_check_and_the_hint_fixes_them(r):
+    """Faults made on purpose on a prepared node, each named by its check id with
+    exit 1: the GFD count label says more GPUs than the driver sees (a GPU fell
+    off the bus), a GPU left in EXCLUSIVE_PROCESS (MPS gone, the mode stayed),
+    nvidia_uvm not loaded, and the container toolkit removed. Then each fix the
+    hints name is applied and validate passes again (exit 0)."""
+    n = "gpu-node-1"
+    r.reset(n)
+    r.deploy(n, check=0)
+    res, _, _ = results(r, "--only", "nodes", n, check=0)
+    assert all(res[(n, c)]["status"] == "pass" for c in NODE_CHECKS[3:]), res
+    count = json.loads(r.kubectl("get", "node", n, "-o", "json").stdout)["metadata"]["labels"].get("nvidia.com/gpu.count")
+    mods = "/usr/local/share/nvidia-smi-replay/modules.txt"
+    ncr = "/usr/local/bin/nvidia-container-runtime"
+    # the rig's kernel has no /proc/modules: the node's lsmod reads the replayed module list
+    proc_modules = r.exec(n, "test", "-e", "/proc/modules", check=False).returncode == 0
+    r.kubectl("label", "node", n, "--overwrite", "nvidia.com/gpu.count=2")
+    try:
+        out = r.exec(n, "nvidia-smi", "-c", "EXCLUSIVE_PROCESS").stdout
+        assert "Set compute mode to EXCLUSIVE_PROCESS for GPU 00000000:00:06.0." in out, out
+        r.exec(n, "sh", "-c", f"cp {mods} {mods}.e2e && grep -v '^nvidia_uvm ' {mods}.e2e > {mods}")
+        r.exec(n, "mv", ncr, ncr + ".e2e")
+        res, doc, p = results(r, "--only", "nodes", n, check=1)
+        c = res[(n, "node.gpus")]
+        assert c["status"] == "fail" and c["message"] == (
+            "1 x NVIDIA H100 80GB HBM3; MIG off, but the node's label nvidia.com/gpu.count says 2"), c
+        assert "fallen off the bus" in c["hint"]
+        c = res[(n, "node.compute-mode")]
+        assert c["status"] == "fail" and "GPU 0 in compute mode EXCLUSIVE_PROCESS without MPS" in c["message"], c
+        assert "nvidia-smi -c DEFAULT" in c["hint"]
+        c = res[(n, "node.toolkit")]
+        assert c["status"] == "fail" and c["message"] == "nvidia-container-runtime is not installed", c
+        assert "install nvidia-container-toolkit" in c["hint"]
+        # containerd's nvidia runtime now points at a binary that is gone
+        assert res[(n, "node.nvidia-runtime")]["status"] == "fail", res[(n, "node.nvidia-runtime")]
+        if not proc_modules:
+            c = res[(n, "node.kernel-modules")]
+            assert c["status"] == "fail" and c["message"] == "not loaded: nvidia_uvm", c
+            assert "modprobe nvidia nvidia_uvm" in c["hint"]
+        assert doc["ok"] is False and p.returncode == 1
+        # JUnit names the same failures
+        p = validate(r, "--only", "nodes", n, "-o", "junit", check=1)
+        root = ET.fromstring(p.stdout)
+        failed = {c.get("name") for c in root.iter("testcase") if c.find("failure") is not None}
+        assert {"node.gpus", "node.compute-mode", "node.toolkit", "node.nvidia-runtime"} <= failed, failed
+    finally:
+        r.exec(n, "sh", "-c", f"if [ -e {ncr}.e2e ]; then mv {ncr}.e2e {ncr}; fi; "
+                              f"if [ -e {mods}.e2e ]; then mv {mods}.e2e {mods}; fi", check=False)
+        r.exec(n, "nvidia-smi", "-c", "DEFAULT", check=False)
+        r.kubectl("label", "node", n, "--overwrite", f"nvidia.com/gpu.count={count}" if count else "nvidia.com/gpu.count-")
+    res, _, _ = results(r, "--only", "nodes", n, check=0)
+    assert all(res[(n, c)]["status"] == "pass" for c in NODE_CHECKS[3:]), res
