@@ -168,7 +168,10 @@ void report_print_summary(FILE *f, const struct report *r);
  * is escaped, characters XML 1.0 forbids are dropped and invalid UTF-8 is
  * replaced.  New string. */
 char *report_junit(const struct report *r);
-/* Write the JUnit XML to path atomically (report_write_file); "-" is stdout. */
+/* The same XML written to f in pieces (the whole document never exists at once). */
+void report_print_junit(FILE *f, const struct report *r);
+/* Write the JUnit XML to path atomically (report_write_file_fill), in
+ * pieces as report_print_junit; "-" is stdout. */
 int report_write_junit(const char *path, const struct report *r, struct gerr *err);
 
 /* Write data to path so that no reader ever sees half of it: a new file
@@ -179,6 +182,10 @@ int report_write_file(const char *path, const char *data, size_t len, struct ger
 /* The same with the temporary file's name given (tests; report_write_file
  * picks an unpredictable one and tries again when it exists). */
 int report_write_file_via(const char *path, const char *tmp, const char *data, size_t len, struct gerr *err);
+/* report_write_file with the data written by fill (to the temporary file,
+ * or stdout for "-") instead of given whole; a write error on f fails it. */
+typedef void (*report_fill_fn)(FILE *f, const void *ud);
+int report_write_file_fill(const char *path, report_fill_fn fill, const void *ud, struct gerr *err);
 
 /* ---- progress on a terminal ---- */
 

@@ -542,9 +542,7 @@ report:
 		gerr_clear(&err);
 	}
 	if (g->output && !strcmp(g->output, "junit")) {
-		char *xml = report_junit(&out);
-		fputs(xml, stdout);
-		free(xml);
+		report_print_junit(stdout, &out);
 	} else if (g->output) {
 		report_print_doc(stdout, &out, g->output);
 	} else if (out.n && !(junit && !strcmp(junit, "-"))) {

@@ -524,6 +524,30 @@ Test(report, junit_file_is_the_junit_document)
 	free(x);
 	buf_release(&b);
 	report_release(&r);
+	/* a report of many nodes: written in pieces, the same document */
+	report_init(&r, "ValidationResult", "validate");
+	char node[32];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(node, sizeof(node), "gpu-%04d", i % 700);
+		report_add(&r, node, i % 2 ? "node.ready" : "node.labels", (enum report_status)(i % 4), i % 3 ? "a <hint>" : NULL,
+			   "message %d & more", i);
+	}
+	x = report_junit(&r);
+	cr_assert_gt(strlen(x), 3 * 64 * 1024, "big enough for several pieces");
+	cr_assert_eq(report_write_junit(path, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(buf_read_file(&b, path, 1 << 24, &err), 0);
+	cr_assert_str_eq(b.s, x);
+	char *printed = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&printed, &n);
+	report_print_junit(f, &r);
+	fclose(f);
+	cr_assert_str_eq(printed, x);
+	cr_assert_eq(entries(dir), 1, "the temporary file is gone");
+	free(printed);
+	free(x);
+	buf_release(&b);
+	report_release(&r);
 	rm_dir(dir);
 	free(path);
 	free(dir);
