@@ -527,11 +527,12 @@ run_nodes:
 		admission = admit_nodes(g, kc, nodes, &rep);
 report:
 	/* the rows say everything from here on: on 20,000 nodes the results and
-	 * the nodes would double the memory while the report is written */
-	check_report_move_rows(&rep, &out);
-	check_report_release(&rep);
+	 * the nodes would double the memory while the report is written (the
+	 * nodes go first: the results hold copies of their names) */
 	cJSON_Delete(nodes);
 	nodes = NULL;
+	check_report_move_rows(&rep, &out);
+	check_report_release(&rep);
 	if (admission)
 		report_set(&out, "admission", admission);
 	admission = NULL;
