@@ -27,21 +27,26 @@ struct check_def {
 extern const struct check_def check_defs[];
 const struct check_def *check_find(const char *id);
 
+/* The texts are the report's (interned in its pool): a node's name, a hint
+ * or a message repeated on thousands of nodes is stored once. */
 struct check_result {
 	const char *id;      /* from the registry */
-	char *target;        /* "cluster" or the node's name */
-	enum check_status status;
-	char *message;       /* what was found */
-	char *hint;          /* what to do (failures and warnings), or NULL */
+	const char *target;  /* "cluster" or the node's name */
+	const char *message; /* what was found */
+	const char *hint;    /* what to do (failures and warnings), or NULL */
 	double seconds;
+	enum check_status status;
 };
 
+struct strpool;
 struct check_report {
 	struct check_result *v;
 	size_t n, cap;
+	struct strpool *pool; /* the results' texts */
 };
 
-/* Add a result (message printf-style). */
+/* Add a result (message printf-style; target, hint and message are
+ * interned in r's pool). */
 void check_add(struct check_report *r, const char *id, const char *target, enum check_status st, const char *hint,
 	       const char *fmt, ...) GPUCTL_PRINTF(6, 7);
 /* Move every result of src to the end of dst (src is left empty). */
@@ -56,7 +61,8 @@ void check_report_count(const struct check_report *r, size_t out[4]);
  * message, hint and seconds.  Every view of validate's results (table,
  * -o json|yaml, JUnit) is rendered from those rows. */
 void check_report_rows(const struct check_report *r, struct report *out);
-/* The same, releasing each result as its row is made (r ends empty): the
+/* The same, leaving r empty: the results' texts are handed to the report
+ * with its pool (no copy) when the report has no texts yet, so the
  * results and the rows never both hold every text, which on 20,000 nodes
  * (about 150,000 results) would double validate's peak memory. */
 void check_report_move_rows(struct check_report *r, struct report *out);

@@ -6,6 +6,7 @@
 
 #include "gpuctl/buf.h"
 #include "gpuctl/check.h"
+#include "gpuctl/strpool.h"
 
 const struct check_def check_defs[] = {
 	{ "cluster.api", "cluster", "the API server answers and accepts the credentials" },
@@ -65,28 +66,61 @@ void check_add(struct check_report *r, const char *id, const char *target, enum 
 		r->cap = r->cap ? 2 * r->cap : 16;
 		r->v = xrealloc(r->v, r->cap * sizeof(*r->v));
 	}
+	if (!r->pool)
+		r->pool = strpool_new();
 	struct check_result *c = &r->v[r->n++];
 	memset(c, 0, sizeof(*c));
 	c->id = d ? d->id : "unknown";
-	c->target = xstrdup(target);
+	c->target = strpool_intern(r->pool, target ? target : "");
 	c->status = st;
 	struct buf b = BUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
 	buf_vaddf(&b, fmt, ap);
 	va_end(ap);
-	c->message = buf_detach(&b);
-	c->hint = hint ? xstrdup(hint) : NULL;
+	c->message = strpool_intern_n(r->pool, b.s, b.len);
+	buf_release(&b);
+	c->hint = strpool_intern(r->pool, hint);
+}
+
+/* Point the n results at v to their texts in pool (copied there). */
+static void repool(struct check_result *v, size_t n, struct strpool *pool)
+{
+	for (size_t i = 0; i < n; i++) {
+		v[i].target = strpool_intern(pool, v[i].target);
+		v[i].message = strpool_intern(pool, v[i].message);
+		v[i].hint = strpool_intern(pool, v[i].hint);
+	}
 }
 
 void check_report_take(struct check_report *dst, struct check_report *src)
 {
-	for (size_t i = 0; i < src->n; i++) {
-		if (dst->n == dst->cap) {
-			dst->cap = dst->cap ? 2 * dst->cap : 16;
+	/* one pool for both: the larger one, so that the texts of thousands of
+	 * nodes are not copied to add a few */
+	if (!dst->pool) {
+		dst->pool = src->pool;
+	} else if (src->pool && strpool_bytes(dst->pool) < strpool_bytes(src->pool)) {
+		repool(dst->v, dst->n, src->pool);
+		strpool_free(dst->pool);
+		dst->pool = src->pool;
+	} else if (src->pool) {
+		repool(src->v, src->n, dst->pool);
+		strpool_free(src->pool);
+	}
+	src->pool = NULL;
+	if (!dst->n) {
+		free(dst->v);
+		dst->v = src->v;
+		dst->n = src->n;
+		dst->cap = src->cap;
+		src->v = NULL;
+	} else if (src->n) {
+		if (dst->cap - dst->n < src->n) {
+			dst->cap = dst->n + src->n;
 			dst->v = xrealloc(dst->v, dst->cap * sizeof(*dst->v));
 		}
-		dst->v[dst->n++] = src->v[i];
+		memcpy(dst->v + dst->n, src->v, src->n * sizeof(*src->v));
+		dst->n += src->n;
 	}
 	free(src->v);
 	memset(src, 0, sizeof(*src));
@@ -94,12 +128,8 @@ void check_report_take(struct check_report *dst, struct check_report *src)
 
 void check_report_release(struct check_report *r)
 {
-	for (size_t i = 0; i < r->n; i++) {
-		free(r->v[i].target);
-		free(r->v[i].message);
-		free(r->v[i].hint);
-	}
 	free(r->v);
+	strpool_free(r->pool);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -123,6 +153,7 @@ enum report_status check_report_status(enum check_status st)
 
 void check_report_rows(const struct check_report *r, struct report *out)
 {
+	report_reserve(out, r->n);
 	for (size_t i = 0; i < r->n; i++) {
 		const struct check_result *c = &r->v[i];
 		struct report_row *row =
@@ -133,19 +164,20 @@ void check_report_rows(const struct check_report *r, struct report *out)
 
 void check_report_move_rows(struct check_report *r, struct report *out)
 {
-	for (size_t i = 0; i < r->n; i++) {
-		struct check_result *c = &r->v[i];
-		struct report_row *row =
-			report_add(out, c->target, c->id, check_report_status(c->status), c->hint, "%s", c->message);
-		row->seconds = c->seconds;
-		free(c->target);
-		free(c->message);
-		free(c->hint);
-		c->target = c->message = c->hint = NULL;
+	/* the results' pool becomes the report's when it has none yet: the
+	 * rows then point at the same texts, nothing is copied */
+	if (r->pool && report_adopt_pool(out, r->pool)) {
+		r->pool = NULL;
+		report_reserve(out, r->n);
+		for (size_t i = 0; i < r->n; i++) {
+			const struct check_result *c = &r->v[i];
+			report_add_texts(out, c->target, c->id, check_report_status(c->status), c->hint, c->message)->seconds =
+				c->seconds;
+		}
+	} else {
+		check_report_rows(r, out);
 	}
-	free(r->v);
-	r->v = NULL;
-	r->n = r->cap = 0;
+	check_report_release(r);
 }
 
 cJSON *check_report_json(const struct check_report *r)

@@ -818,14 +818,15 @@ static void wait_registered(struct cluster *c)
 			if (c->registered[i])
 				continue;
 			c->failed++;
+			char *hint = xasprintf("see the plugin's log on that node: kubectl -n %s logs -l app.kubernetes.io/name="
+					       DEPLOY_PLUGIN_NAME " --all-containers --tail 30 (and gpuctl validate)",
+					       doc_ns(ds));
 			struct report_row *row = report_add(
-				c->rep, c->plugin_nodes[i], "wait", REPORT_FAILED, NULL,
+				c->rep, c->plugin_nodes[i], "wait", REPORT_FAILED, hint,
 				"the device plugin runs but the node advertises no GPU (nvidia.com/gpu) %s",
 				rc < 0 && !(e.code == GERR_TIMEOUT && !e.http_status) ? e.msg : "before --timeout ran out");
+			free(hint);
 			row->object = xasprintf("node/%s", c->plugin_nodes[i]);
-			row->hint = xasprintf("see the plugin's log on that node: kubectl -n %s logs -l app.kubernetes.io/name="
-					      DEPLOY_PLUGIN_NAME " --all-containers --tail 30 (and gpuctl validate)",
-					      doc_ns(ds));
 			if (!c->g->output)
 				report_print_row(stdout, c->rep, row, c->g->color);
 		}

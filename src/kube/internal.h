@@ -43,5 +43,32 @@ typedef int (*kube_line_fn)(void *ud, const char *line, size_t len, struct gerr 
 int kube_stream(struct kube_client *c, struct kube_call *call, kube_line_fn fn, void *ud, long timeout_ms,
 		struct gerr *err);
 
+/* The pruning helpers (prune.c) that cut a listed item down to what gpuctl
+ * reads: kube_pod_prune, kube_meta_prune and node_prune_parts.  Every key
+ * given is a string that lives as long as the program (a literal or a
+ * static table's): cJSON keeps no copy of it (cJSON_AddItemToObjectCS), a
+ * saving of one allocation per field on every item kept.  Values are deep
+ * copies; from is borrowed. */
+/* Add item under key; returns item. */
+cJSON *prune_add(cJSON *to, const char *key, cJSON *item);
+/* from[key] copied into to when present. */
+void prune_keep_one(cJSON *to, const cJSON *from, const char *key);
+/* The members of from named in keys (NULL-terminated) copied into to. */
+void prune_keep(cJSON *to, const cJSON *from, const char *const *keys);
+/* The members of the object from[key] whose names start with prefix; an
+ * object stays an object (maybe empty: "has annotations" is read too), any
+ * other value is copied whole. */
+void prune_keep_prefixed(cJSON *to, const cJSON *from, const char *key, const char *prefix);
+/* from[key], an array of objects, as an array holding of each element only
+ * the members named in fields; with match_key, only the elements whose
+ * match_key member is the string match_value (a node's Ready condition,
+ * its InternalIP address).  Elements that are not objects, and a from[key]
+ * that is not an array, are copied whole. */
+void prune_keep_each(cJSON *to, const cJSON *from, const char *key, const char *match_key, const char *match_value,
+		     const char *const *fields);
+/* obj[key] when it is an object: a new empty object added to to under key,
+ * for the caller to keep members of *from in; NULL when absent (nothing
+ * added) or not an object (copied whole). */
+cJSON *prune_sub(cJSON *to, const cJSON *obj, const char *key, const cJSON **from);
 
 #endif

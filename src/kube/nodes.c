@@ -12,6 +12,7 @@
 #include "gpuctl/labels.h"
 #include "gpuctl/nodes.h"
 #include "gpuctl/owned.h"
+#include "internal.h"
 
 #define MAX_CONFLICT_ROUNDS 5
 #define WRITE_PARALLEL 64
@@ -142,71 +143,6 @@ int node_target_check(const struct node_target *t, struct gerr *err)
 	return 0;
 }
 
-/* Add item under key, a string that lives as long as the program (a literal
- * or a static table's): cJSON then keeps no copy of the key, a saving of
- * one allocation per field on every node kept. */
-static cJSON *add_static(cJSON *to, const char *key, cJSON *item)
-{
-	cJSON_AddItemToObjectCS(to, key, item);
-	return item;
-}
-
-/* Copy key (static) of from into to when present (a deep copy). */
-static void keep(cJSON *to, const cJSON *from, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
-	if (v)
-		add_static(to, key, cJSON_Duplicate(v, 1));
-}
-
-/* Copy the members of the object from[key] whose names start with prefix; an
- * object stays an object (maybe empty: "has annotations" is read too), any
- * other value is copied whole. */
-static void keep_prefixed(cJSON *to, const cJSON *from, const char *key, const char *prefix)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
-	if (!v)
-		return;
-	if (!cJSON_IsObject(v)) {
-		add_static(to, key, cJSON_Duplicate(v, 1));
-		return;
-	}
-	cJSON *o = add_static(to, key, cJSON_CreateObject());
-	const cJSON *m;
-	cJSON_ArrayForEach(m, v)
-		if (m->string && !strncmp(m->string, prefix, strlen(prefix)))
-			cJSON_AddItemToObject(o, m->string, cJSON_Duplicate(m, 1));
-}
-
-/* The members of each element of from[key] (an array of objects) named in
- * fields, for the elements whose match_key member is match_value. */
-static void keep_entries(cJSON *to, const cJSON *from, const char *key, const char *match_key,
-			 const char *match_value, const char *const *fields)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
-	if (!v)
-		return;
-	if (!cJSON_IsArray(v)) {
-		add_static(to, key, cJSON_Duplicate(v, 1));
-		return;
-	}
-	cJSON *a = add_static(to, key, cJSON_CreateArray());
-	const cJSON *e;
-	cJSON_ArrayForEach(e, v) {
-		if (!cJSON_IsObject(e)) {
-			cJSON_AddItemToArray(a, cJSON_Duplicate(e, 1));
-			continue;
-		}
-		const char *m = json_str(e, match_key);
-		if (!m || strcmp(m, match_value))
-			continue;
-		cJSON *o = cJSON_CreateObject();
-		for (size_t i = 0; fields[i]; i++)
-			keep(o, e, fields[i]);
-		cJSON_AddItemToArray(a, o);
-	}
-}
-
 cJSON *node_prune(const cJSON *node)
 {
 	return node_prune_parts(node, NODE_PARTS_ALL);
@@ -221,38 +157,35 @@ cJSON *node_prune_parts(const cJSON *node, unsigned parts)
 	cJSON *out = cJSON_CreateObject();
 	const cJSON *md = cJSON_GetObjectItemCaseSensitive(node, "metadata");
 	if (md) {
-		cJSON *m = add_static(out, "metadata", cJSON_CreateObject());
-		keep(m, md, "name");
+		cJSON *m = prune_add(out, "metadata", cJSON_CreateObject());
+		prune_keep_one(m, md, "name");
 		if (parts & NODE_PART_LABELS)
-			keep(m, md, "labels");
+			prune_keep_one(m, md, "labels");
 		else if (parts & NODE_PART_NVIDIA_LABELS)
-			keep_prefixed(m, md, "labels", NODE_PRUNE_RESOURCE_PREFIX);
+			prune_keep_prefixed(m, md, "labels", NODE_PRUNE_RESOURCE_PREFIX);
 		/* only gpuctl's own records are read (owned.h), but whether there
 		 * are annotations at all decides the patch (add one key or the map) */
 		if (parts & NODE_PART_ANNOTATIONS)
-			keep_prefixed(m, md, "annotations", NODE_PRUNE_ANNOTATION_PREFIX);
+			prune_keep_prefixed(m, md, "annotations", NODE_PRUNE_ANNOTATION_PREFIX);
 	}
 	/* the taint planner tests the whole spec when there are no taints */
 	if (parts & NODE_PART_SPEC)
-		keep(out, node, "spec");
+		prune_keep_one(out, node, "spec");
 	const cJSON *st = cJSON_GetObjectItemCaseSensitive(node, "status");
 	if (st && (parts & (NODE_PART_STATUS | NODE_PART_ADDRESS))) {
-		cJSON *s = add_static(out, "status", cJSON_CreateObject());
+		cJSON *s = prune_add(out, "status", cJSON_CreateObject());
 		if (parts & NODE_PART_STATUS) {
-			keep_prefixed(s, st, "capacity", NODE_PRUNE_RESOURCE_PREFIX);
-			keep_prefixed(s, st, "allocatable", NODE_PRUNE_RESOURCE_PREFIX);
-			keep_entries(s, st, "conditions", "type", "Ready", cond_fields);
+			prune_keep_prefixed(s, st, "capacity", NODE_PRUNE_RESOURCE_PREFIX);
+			prune_keep_prefixed(s, st, "allocatable", NODE_PRUNE_RESOURCE_PREFIX);
+			prune_keep_each(s, st, "conditions", "type", "Ready", cond_fields);
 		}
 		if (parts & NODE_PART_ADDRESS)
-			keep_entries(s, st, "addresses", "type", "InternalIP", addr_fields);
+			prune_keep_each(s, st, "addresses", "type", "InternalIP", addr_fields);
 		const cJSON *ni = (parts & NODE_PART_ADDRESS) ? cJSON_GetObjectItemCaseSensitive(st, "nodeInfo") : NULL;
-		if (cJSON_IsObject(ni)) {
-			cJSON *o = add_static(s, "nodeInfo", cJSON_CreateObject());
-			for (size_t i = 0; info_fields[i]; i++)
-				keep(o, ni, info_fields[i]);
-		} else if (ni) {
-			add_static(s, "nodeInfo", cJSON_Duplicate(ni, 1));
-		}
+		if (cJSON_IsObject(ni))
+			prune_keep(prune_add(s, "nodeInfo", cJSON_CreateObject()), ni, info_fields);
+		else if (ni)
+			prune_add(s, "nodeInfo", cJSON_Duplicate(ni, 1));
 	}
 	return out;
 }

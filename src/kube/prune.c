@@ -1,62 +1,86 @@
 /* What gpuctl keeps of the items of a list that grows with the cluster
- * (pods above all: one per node for each DaemonSet), as each page arrives. */
+ * (pods above all: one per node for each DaemonSet, and the nodes
+ * themselves: node_prune_parts in nodes.c), as each page arrives, and the
+ * helpers both use. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "gpuctl/kube.h"
+#include "internal.h"
 
-/* key must be a static string (cJSON_AddItemToObjectCS) */
-static cJSON *add_static(cJSON *to, const char *key, cJSON *item)
+cJSON *prune_add(cJSON *to, const char *key, cJSON *item)
 {
 	cJSON_AddItemToObjectCS(to, key, item);
 	return item;
 }
 
-/* Copy the members of from named in keys (static, NULL-terminated), deep. */
-static void keep(cJSON *to, const cJSON *from, const char *const *keys)
+void prune_keep_one(cJSON *to, const cJSON *from, const char *key)
 {
-	for (size_t i = 0; keys[i]; i++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, keys[i]);
-		if (v)
-			add_static(to, keys[i], cJSON_Duplicate(v, 1));
-	}
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+	if (v)
+		prune_add(to, key, cJSON_Duplicate(v, 1));
 }
 
-/* from[key], an array of objects, as an array of the same length holding
- * only the members named in fields; any other value is copied whole. */
-static void keep_each(cJSON *to, const cJSON *from, const char *key, const char *const *fields)
+void prune_keep(cJSON *to, const cJSON *from, const char *const *keys)
+{
+	for (size_t i = 0; keys[i]; i++)
+		prune_keep_one(to, from, keys[i]);
+}
+
+void prune_keep_prefixed(cJSON *to, const cJSON *from, const char *key, const char *prefix)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+	if (!v)
+		return;
+	if (!cJSON_IsObject(v)) {
+		prune_add(to, key, cJSON_Duplicate(v, 1));
+		return;
+	}
+	cJSON *o = prune_add(to, key, cJSON_CreateObject());
+	const cJSON *m;
+	cJSON_ArrayForEach(m, v)
+		if (m->string && !strncmp(m->string, prefix, strlen(prefix)))
+			cJSON_AddItemToObject(o, m->string, cJSON_Duplicate(m, 1));
+}
+
+void prune_keep_each(cJSON *to, const cJSON *from, const char *key, const char *match_key, const char *match_value,
+		     const char *const *fields)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
 	if (!v)
 		return;
 	if (!cJSON_IsArray(v)) {
-		add_static(to, key, cJSON_Duplicate(v, 1));
+		prune_add(to, key, cJSON_Duplicate(v, 1));
 		return;
 	}
-	cJSON *a = add_static(to, key, cJSON_CreateArray());
+	cJSON *a = prune_add(to, key, cJSON_CreateArray());
 	const cJSON *e;
 	cJSON_ArrayForEach(e, v) {
 		if (!cJSON_IsObject(e)) {
 			cJSON_AddItemToArray(a, cJSON_Duplicate(e, 1));
 			continue;
 		}
+		if (match_key) {
+			const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, match_key);
+			if (!cJSON_IsString(m) || strcmp(m->valuestring, match_value))
+				continue;
+		}
 		cJSON *o = cJSON_CreateObject();
-		keep(o, e, fields);
+		prune_keep(o, e, fields);
 		cJSON_AddItemToArray(a, o);
 	}
 }
 
-/* obj[key] when it is an object, copied as a new object with keep/keep_each
- * applied by the caller; NULL (nothing added) when absent. */
-static cJSON *sub(cJSON *to, const cJSON *obj, const char *key, const cJSON **from)
+cJSON *prune_sub(cJSON *to, const cJSON *obj, const char *key, const cJSON **from)
 {
 	*from = cJSON_GetObjectItemCaseSensitive(obj, key);
 	if (!*from)
 		return NULL;
 	if (!cJSON_IsObject(*from)) {
-		add_static(to, key, cJSON_Duplicate(*from, 1));
+		prune_add(to, key, cJSON_Duplicate(*from, 1));
 		return NULL;
 	}
-	return add_static(to, key, cJSON_CreateObject());
+	return prune_add(to, key, cJSON_CreateObject());
 }
 
 cJSON *kube_meta_prune(const cJSON *obj)
@@ -64,11 +88,11 @@ cJSON *kube_meta_prune(const cJSON *obj)
 	static const char *const md_fields[] = { "name", "namespace", "labels", NULL };
 	static const char *const top[] = { "apiVersion", "kind", NULL };
 	cJSON *out = cJSON_CreateObject();
-	keep(out, obj, top);
+	prune_keep(out, obj, top);
 	const cJSON *md;
-	cJSON *m = sub(out, obj, "metadata", &md);
+	cJSON *m = prune_sub(out, obj, "metadata", &md);
 	if (m)
-		keep(m, md, md_fields);
+		prune_keep(m, md, md_fields);
 	return out;
 }
 
@@ -84,21 +108,21 @@ cJSON *kube_pod_prune(const cJSON *pod)
 	static const char *const cs_fields[] = { "name", "state", NULL };
 	cJSON *out = cJSON_CreateObject();
 	const cJSON *from;
-	cJSON *m = sub(out, pod, "metadata", &from);
+	cJSON *m = prune_sub(out, pod, "metadata", &from);
 	if (m)
-		keep(m, from, md_fields);
-	cJSON *s = sub(out, pod, "spec", &from);
+		prune_keep(m, from, md_fields);
+	cJSON *s = prune_sub(out, pod, "spec", &from);
 	if (s) {
-		keep(s, from, spec_fields);
-		keep_each(s, from, "initContainers", ctr_fields);
-		keep_each(s, from, "containers", ctr_fields);
+		prune_keep(s, from, spec_fields);
+		prune_keep_each(s, from, "initContainers", NULL, NULL, ctr_fields);
+		prune_keep_each(s, from, "containers", NULL, NULL, ctr_fields);
 	}
-	s = sub(out, pod, "status", &from);
+	s = prune_sub(out, pod, "status", &from);
 	if (s) {
-		keep(s, from, status_fields);
-		keep_each(s, from, "conditions", cond_fields);
-		keep_each(s, from, "initContainerStatuses", cs_fields);
-		keep_each(s, from, "containerStatuses", cs_fields);
+		prune_keep(s, from, status_fields);
+		prune_keep_each(s, from, "conditions", NULL, NULL, cond_fields);
+		prune_keep_each(s, from, "initContainerStatuses", NULL, NULL, cs_fields);
+		prune_keep_each(s, from, "containerStatuses", NULL, NULL, cs_fields);
 	}
 	return out;
 }

@@ -16,22 +16,8 @@
 #include "gpuctl/buf.h"
 #include "gpuctl/report.h"
 
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len) {
-		ssize_t w = write(fd, data, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		data += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* 0 written; -1 failed (err set); 1 tmp exists already (err untouched). */
-static int write_via(const char *path, const char *tmp, const char *data, size_t len, struct gerr *err)
+static int write_via(const char *path, const char *tmp, report_fill_fn fill, const void *ud, struct gerr *err)
 {
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0) {
@@ -39,14 +25,23 @@ static int write_via(const char *path, const char *tmp, const char *data, size_t
 			return 1;
 		return gerr_set(err, GERR_IO, "cannot write %s: cannot create %s: %s", path, tmp, strerror(errno));
 	}
-	const char *step = "write";
-	if (write_all(fd, data, len) < 0 || (step = "fsync", fsync(fd) < 0)) {
+	FILE *f = fdopen(fd, "w");
+	if (!f) {
 		int e = errno;
 		close(fd);
 		unlink(tmp);
+		return gerr_set(err, GERR_IO, "cannot write %s: %s: %s", path, tmp, strerror(e));
+	}
+	const char *step = "write";
+	errno = 0;
+	fill(f, ud);
+	if (fflush(f) != 0 || ferror(f) || (step = "fsync", fsync(fd) < 0)) {
+		int e = errno ? errno : EIO;
+		fclose(f);
+		unlink(tmp);
 		return gerr_set(err, GERR_IO, "cannot write %s: %s %s: %s", path, step, tmp, strerror(e));
 	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
 		int e = errno;
 		unlink(tmp);
 		return gerr_set(err, GERR_IO, "cannot write %s: %s", path, strerror(e));
@@ -62,9 +57,21 @@ static int write_via(const char *path, const char *tmp, const char *data, size_t
 	return 0;
 }
 
+struct bytes {
+	const char *data;
+	size_t len;
+};
+
+static void fill_bytes(FILE *f, const void *ud)
+{
+	const struct bytes *b = ud;
+	fwrite(b->data, 1, b->len, f);
+}
+
 int report_write_file_via(const char *path, const char *tmp, const char *data, size_t len, struct gerr *err)
 {
-	int rc = write_via(path, tmp, data, len, err);
+	struct bytes b = { data, len };
+	int rc = write_via(path, tmp, fill_bytes, &b, err);
 	if (rc == 1)
 		return gerr_set(err, GERR_IO, "cannot write %s: %s exists already", path, tmp);
 	return rc;
@@ -87,11 +94,14 @@ static void random_hex(char *out, size_t n)
 	out[n] = '\0';
 }
 
-int report_write_file(const char *path, const char *data, size_t len, struct gerr *err)
+int report_write_file_fill(const char *path, report_fill_fn fill, const void *ud, struct gerr *err)
 {
 	if (!strcmp(path, "-")) {
-		if (fwrite(data, 1, len, stdout) != len)
-			return gerr_set(err, GERR_IO, "cannot write to standard output: %s", strerror(errno));
+		errno = 0;
+		fill(stdout, ud);
+		if (ferror(stdout))
+			return gerr_set(err, GERR_IO, "cannot write to standard output: %s",
+					strerror(errno ? errno : EIO));
 		return 0;
 	}
 	char *dir = path_dir(path);
@@ -102,11 +112,17 @@ int report_write_file(const char *path, const char *data, size_t len, struct ger
 		char suffix[17];
 		random_hex(suffix, 16);
 		char *tmp = xasprintf("%s/.%s.%s.tmp", dir, base, suffix);
-		rc = write_via(path, tmp, data, len, err);
+		rc = write_via(path, tmp, fill, ud, err);
 		free(tmp);
 	}
 	free(dir);
 	if (rc == 1)
 		return gerr_set(err, GERR_IO, "cannot write %s: no free temporary name beside it", path);
 	return rc;
+}
+
+int report_write_file(const char *path, const char *data, size_t len, struct gerr *err)
+{
+	struct bytes b = { data, len };
+	return report_write_file_fill(path, fill_bytes, &b, err);
 }

@@ -1,8 +1,12 @@
 /* The report as its document (-o json|yaml), in the shape of its kind. */
+#include <stdlib.h>
 #include <string.h>
+
+#include "gpuctl/buf.h"
 
 #include "gpuctl/out.h"
 #include "gpuctl/report.h"
+#include "gpuctl/yaml.h"
 #include "shape.h"
 
 static int listed(const char *const *keys, const char *k)
@@ -57,21 +61,26 @@ static cJSON *check_item(const struct report_row *row)
 	return o;
 }
 
-cJSON *report_json(const struct report *r)
+static cJSON *item_json(const struct shape *s, const struct report_row *row)
 {
-	const struct shape *s = report_shape(r);
+	return s->item_keys ? keyed(row, s->item_keys) : check_item(row);
+}
+
+/* The document's fields before the items: apiVersion, kind, the extras. */
+static cJSON *doc_head(const struct report *r)
+{
 	cJSON *doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "apiVersion", REPORT_API_VERSION);
 	cJSON_AddStringToObject(doc, "kind", r->kind ? r->kind : "Result");
 	const cJSON *x;
 	cJSON_ArrayForEach(x, r->extra)
 		cJSON_AddItemToObject(doc, x->string, cJSON_Duplicate(x, 1));
-	if (!r->no_items) {
-		cJSON *arr = cJSON_AddArrayToObject(doc, s->items);
-		for (size_t i = 0; i < r->n; i++)
-			if (shape_is_item(s, &r->v[i]))
-				cJSON_AddItemToArray(arr, s->item_keys ? keyed(&r->v[i], s->item_keys) : check_item(&r->v[i]));
-	}
+	return doc;
+}
+
+/* ...and after them: the document-level object, the summary, ok. */
+static void doc_tail(const struct report *r, const struct shape *s, cJSON *doc)
+{
 	const struct report_row *obj = NULL;
 	for (size_t i = 0; s->object_kind && i < r->n; i++)
 		if (!strcmp(r->v[i].kind, s->object_kind))
@@ -90,12 +99,132 @@ cJSON *report_json(const struct report *r)
 	}
 	if (s->ok)
 		cJSON_AddBoolToObject(doc, "ok", report_failed(r) == 0);
+}
+
+cJSON *report_json(const struct report *r)
+{
+	const struct shape *s = report_shape(r);
+	cJSON *doc = doc_head(r);
+	if (!r->no_items) {
+		cJSON *arr = cJSON_AddArrayToObject(doc, s->items);
+		for (size_t i = 0; i < r->n; i++)
+			if (shape_is_item(s, &r->v[i]))
+				cJSON_AddItemToArray(arr, item_json(s, &r->v[i]));
+	}
+	doc_tail(r, s, doc);
 	return doc;
+}
+
+/* ---- the document printed item by item ---- */
+
+/* Where the items go in the document's text: a raw value cJSON prints as
+ * it is (a control character in a string or key is always escaped, so
+ * this byte can come from nowhere else). */
+#define ITEMS_MARK "\001"
+
+/* One item as cJSON_Print writes it inside the document: the items array
+ * is a member of the top object, so each of its lines is two tabs deeper
+ * than when the item is printed alone (string values carry their newlines
+ * as \n, so every newline of the text is one of the layout's). */
+static void put_json_item(FILE *f, const cJSON *item, struct buf *b)
+{
+	char *t = cJSON_Print(item);
+	buf_reset(b);
+	for (const char *p = t; *p; p++) {
+		buf_addc(b, *p);
+		if (*p == '\n')
+			buf_adds(b, "\t\t");
+	}
+	out_put_json(f, b->s, b->len);
+	free(t);
+}
+
+static void print_json(FILE *f, const struct report *r, const struct shape *s)
+{
+	cJSON *doc = doc_head(r);
+	if (!r->no_items)
+		cJSON_AddItemToObject(doc, s->items, cJSON_CreateRaw(ITEMS_MARK));
+	doc_tail(r, s, doc);
+	char *text = cJSON_Print(doc);
+	cJSON_Delete(doc);
+	const char *mark = strchr(text, ITEMS_MARK[0]);
+	if (!mark) {
+		out_put_json(f, text, strlen(text));
+		fputc('\n', f);
+		free(text);
+		return;
+	}
+	out_put_json(f, text, (size_t)(mark - text));
+	fputc('[', f);
+	struct buf b = BUF_INIT;
+	int first = 1;
+	for (size_t i = 0; i < r->n; i++) {
+		if (!shape_is_item(s, &r->v[i]))
+			continue;
+		if (!first)
+			fputs(", ", f);
+		first = 0;
+		cJSON *item = item_json(s, &r->v[i]);
+		put_json_item(f, item, &b);
+		cJSON_Delete(item);
+	}
+	buf_release(&b);
+	fputc(']', f);
+	out_put_json(f, mark + 1, strlen(mark + 1));
+	fputc('\n', f);
+	free(text);
+}
+
+static void put_yaml(FILE *f, const cJSON *node, struct buf *b)
+{
+	buf_reset(b);
+	yaml_emit(node, b);
+	fwrite(b->s, 1, b->len, f);
+}
+
+/* YAML's layout is one key or one item after another at the same
+ * indentation: the head with the first item under the items key, each
+ * further item as a one-item list, then the tail are the document's
+ * lines in order. */
+static void print_yaml(FILE *f, const struct report *r, const struct shape *s)
+{
+	size_t i = 0;
+	while (!r->no_items && i < r->n && !shape_is_item(s, &r->v[i]))
+		i++;
+	struct buf b = BUF_INIT;
+	if (r->no_items || i == r->n) {
+		/* no item: the document is small */
+		cJSON *doc = report_json(r);
+		put_yaml(f, doc, &b);
+		cJSON_Delete(doc);
+		buf_release(&b);
+		return;
+	}
+	cJSON *doc = doc_head(r);
+	cJSON *arr = cJSON_AddArrayToObject(doc, s->items);
+	cJSON_AddItemToArray(arr, item_json(s, &r->v[i]));
+	put_yaml(f, doc, &b);
+	cJSON_Delete(doc);
+	for (i++; i < r->n; i++) {
+		if (!shape_is_item(s, &r->v[i]))
+			continue;
+		cJSON *one = cJSON_CreateArray();
+		cJSON_AddItemToArray(one, item_json(s, &r->v[i]));
+		put_yaml(f, one, &b);
+		cJSON_Delete(one);
+	}
+	cJSON *tail = cJSON_CreateObject();
+	doc_tail(r, s, tail);
+	put_yaml(f, tail, &b);
+	cJSON_Delete(tail);
+	buf_release(&b);
 }
 
 void report_print_doc(FILE *f, const struct report *r, const char *format)
 {
-	cJSON *doc = report_json(r);
-	out_doc(f, doc, format);
-	cJSON_Delete(doc);
+	const struct shape *s = report_shape(r);
+	if (format && !strcmp(format, "yaml"))
+		print_yaml(f, r, s);
+	else
+		print_json(f, r, s);
 }

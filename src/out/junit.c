@@ -1,5 +1,6 @@
 /* The report as JUnit XML, as CI systems (GitLab, Jenkins, GitHub test
  * reporters) read it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,7 +130,13 @@ static void testcase(struct buf *b, const struct report *r, const struct report_
 	buf_adds(b, "    </testcase>\n");
 }
 
-char *report_junit(const struct report *r)
+/* The text goes out through put in pieces of about this size: on 20,000
+ * nodes the whole document would be tens of MiB. */
+#define PIECE (64 * 1024)
+
+typedef void (*put_fn)(void *ud, struct buf *b); /* takes b's bytes, leaves it empty */
+
+static void write_junit(const struct report *r, put_fn put, void *ud)
 {
 	struct buf b = BUF_INIT;
 	size_t fails = 0, skips = 0;
@@ -172,21 +179,52 @@ char *report_junit(const struct report *r)
 		suite_name(&b, r->v[keys[g[k].first].index].target);
 		buf_addf(&b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\" time=\"%.3f\">\n", g[k].len,
 			 gf, gs, t);
-		for (size_t i = g[k].first; i < g[k].first + g[k].len; i++)
+		for (size_t i = g[k].first; i < g[k].first + g[k].len; i++) {
 			testcase(&b, r, &r->v[keys[i].index]);
+			if (b.len >= PIECE)
+				put(ud, &b);
+		}
 		buf_adds(&b, "  </testsuite>\n");
 	}
 	free(g);
 	free(keys);
 	buf_adds(&b, "</testsuites>\n");
-	return buf_detach(&b);
+	put(ud, &b);
+	buf_release(&b);
+}
+
+static void put_buf(void *ud, struct buf *b)
+{
+	buf_add(ud, b->s, b->len);
+	buf_reset(b);
+}
+
+char *report_junit(const struct report *r)
+{
+	struct buf out = BUF_INIT;
+	write_junit(r, put_buf, &out);
+	return buf_detach(&out);
+}
+
+static void put_file(void *ud, struct buf *b)
+{
+	fwrite(b->s, 1, b->len, ud);
+	buf_reset(b);
+}
+
+void report_print_junit(FILE *f, const struct report *r)
+{
+	write_junit(r, put_file, f);
+}
+
+static void fill_junit(FILE *f, const void *ud)
+{
+	report_print_junit(f, ud);
 }
 
 int report_write_junit(const char *path, const struct report *r, struct gerr *err)
 {
-	char *xml = report_junit(r);
-	int rc = report_write_file(path, xml, strlen(xml), err);
-	free(xml);
+	int rc = report_write_file_fill(path, fill_junit, r, err);
 	if (rc < 0)
 		gerr_prefix(err, "JUnit report");
 	return rc;

@@ -6,6 +6,7 @@
 #include "gpuctl/buf.h"
 #include "gpuctl/out.h"
 #include "gpuctl/yaml.h"
+#include "shape.h"
 
 /* The length of a valid UTF-8 sequence at s and its code point; 0 when the
  * bytes are not UTF-8. */
@@ -110,13 +111,14 @@ void out_colored(FILE *f, int enabled, enum out_color c, const char *s)
 
 /* cJSON writes DEL and C1 controls raw; \u escapes are the same JSON
  * value and cannot drive a terminal. */
-static void put_json(FILE *f, const char *s)
+void out_put_json(FILE *f, const char *s, size_t n)
 {
 	struct buf b = BUF_INIT;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	for (; p < end; p++) {
 		if (*p == 0x7f)
 			buf_adds(&b, "\\u007f");
-		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+		else if (*p == 0xc2 && p + 1 < end && p[1] >= 0x80 && p[1] <= 0x9f)
 			buf_addf(&b, "\\u%04x", (unsigned)*++p);
 		else
 			buf_addc(&b, (char)*p);
@@ -135,7 +137,7 @@ void out_doc(FILE *f, const cJSON *doc, const char *format)
 		return;
 	}
 	char *s = cJSON_Print(doc);
-	put_json(f, s);
+	out_put_json(f, s, strlen(s));
 	fputc('\n', f);
 	free(s);
 }

@@ -6,6 +6,7 @@
 #include "gpuctl/buf.h"
 #include "gpuctl/report.h"
 #include "gpuctl/sig.h"
+#include "gpuctl/strpool.h"
 #include "shape.h"
 
 static const char *const status_names[REPORT_STATUS_COUNT] = {
@@ -157,21 +158,39 @@ size_t report_utf8_len(const unsigned char *p)
 	return n;
 }
 
-/* Text for a row, with what is not UTF-8 replaced by U+FFFD: output that
- * a JSON or YAML reader (or a CI system reading JUnit) can always decode. */
-static char *text_dup(const char *s)
+/* Whether s is UTF-8 throughout (most texts are: they need no copy). */
+static int utf8_ok(const char *s)
 {
-	struct buf b = BUF_INIT;
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = report_utf8_len(p);
+		if (!n)
+			return 0;
+		p += n;
+	}
+	return 1;
+}
+
+/* s appended to b with what is not UTF-8 replaced by U+FFFD: output that
+ * a JSON or YAML reader (or a CI system reading JUnit) can always decode. */
+static void add_text(struct buf *b, const char *s)
+{
 	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
 		size_t n = report_utf8_len(p);
 		if (n) {
-			buf_add(&b, p, n);
+			buf_add(b, p, n);
 			p += n;
 		} else {
-			buf_adds(&b, "\xef\xbf\xbd");
+			buf_adds(b, "\xef\xbf\xbd");
 			p++;
 		}
 	}
+}
+
+/* A row's own copy of s (rows built apart). */
+static char *text_dup(const char *s)
+{
+	struct buf b = BUF_INIT;
+	add_text(&b, s);
 	return buf_detach(&b);
 }
 
@@ -184,15 +203,53 @@ void report_init(struct report *r, const char *kind, const char *command)
 	r->command = command;
 }
 
+struct strpool *report_pool(struct report *r)
+{
+	if (!r->pool)
+		r->pool = strpool_new();
+	return r->pool;
+}
+
+int report_adopt_pool(struct report *r, struct strpool *p)
+{
+	if (strpool_count(r->pool))
+		return 0;
+	strpool_free(r->pool);
+	r->pool = p;
+	return 1;
+}
+
+/* The pool's copy of s made UTF-8; NULL stays NULL. */
+static const char *pooled(struct report *r, const char *s)
+{
+	if (!s)
+		return NULL;
+	if (utf8_ok(s))
+		return strpool_intern(report_pool(r), s);
+	struct buf b = BUF_INIT;
+	add_text(&b, s);
+	const char *t = strpool_intern_n(report_pool(r), b.s, b.len);
+	buf_release(&b);
+	return t;
+}
+
+/* s itself when it is UTF-8 (it lives as long as the report), else the
+ * pool's UTF-8 copy. */
+static const char *as_text(struct report *r, const char *s)
+{
+	return !s || utf8_ok(s) ? s : pooled(r, s);
+}
+
 void report_row_release(struct report_row *row)
 {
 	if (!row)
 		return;
-	free(row->target);
-	free(row->kind);
+	/* a row built apart owns its texts (report_row_set) */
+	free((char *)row->target);
+	free((char *)row->kind);
+	free((char *)row->message);
+	free((char *)row->hint);
 	free(row->object);
-	free(row->message);
-	free(row->hint);
 	cJSON_Delete(row->details);
 	memset(row, 0, sizeof(*row));
 }
@@ -201,40 +258,46 @@ void report_release(struct report *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->n; i++)
-		report_row_release(&r->v[i]);
+	/* the texts are the pool's */
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->v[i].object);
+		cJSON_Delete(r->v[i].details);
+	}
 	free(r->v);
 	cJSON_Delete(r->extra);
+	strpool_free(r->pool);
 	memset(r, 0, sizeof(*r));
 }
 
-static void row_vset(struct report_row *row, const char *target, const char *kind, enum report_status st,
-		     const char *hint, const char *fmt, va_list ap)
+void report_row_set(struct report_row *row, const char *target, const char *kind, enum report_status st,
+		    const char *hint, const char *fmt, ...)
 {
 	report_row_release(row);
 	row->target = text_dup(target);
 	row->kind = text_dup(kind);
 	row->status = st;
 	struct buf b = BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
 	buf_vaddf(&b, fmt, ap);
+	va_end(ap);
 	row->message = text_dup(b.s);
 	buf_release(&b);
 	row->hint = hint ? text_dup(hint) : NULL;
-}
-
-void report_row_set(struct report_row *row, const char *target, const char *kind, enum report_status st,
-		    const char *hint, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	row_vset(row, target, kind, st, hint, fmt, ap);
-	va_end(ap);
 }
 
 void report_row_details(struct report_row *row, cJSON *details)
 {
 	cJSON_Delete(row->details);
 	row->details = details;
+}
+
+void report_reserve(struct report *r, size_t n)
+{
+	if (r->cap - r->n >= n)
+		return;
+	r->cap = r->n + n;
+	r->v = xrealloc(r->v, r->cap * sizeof(*r->v));
 }
 
 static struct report_row *grow(struct report *r)
@@ -251,25 +314,48 @@ static struct report_row *grow(struct report *r)
 struct report_row *report_add(struct report *r, const char *target, const char *kind, enum report_status st,
 			      const char *hint, const char *fmt, ...)
 {
-	struct report_row *row = grow(r);
+	struct buf b = BUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	row_vset(row, target, kind, st, hint, fmt, ap);
+	buf_vaddf(&b, fmt, ap);
 	va_end(ap);
+	struct report_row *row = grow(r);
+	row->target = pooled(r, target ? target : "");
+	row->kind = pooled(r, kind ? kind : "");
+	row->status = st;
+	row->message = pooled(r, b.s);
+	row->hint = pooled(r, hint);
+	buf_release(&b);
+	return row;
+}
+
+struct report_row *report_add_texts(struct report *r, const char *target, const char *kind, enum report_status st,
+				    const char *hint, const char *message)
+{
+	struct report_row *row = grow(r);
+	row->target = target ? as_text(r, target) : "";
+	row->kind = kind ? as_text(r, kind) : "";
+	row->status = st;
+	row->message = message ? as_text(r, message) : "";
+	row->hint = as_text(r, hint);
 	return row;
 }
 
 void report_add_row(struct report *r, struct report_row *row)
 {
 	struct report_row *dst = grow(r);
-	*dst = *row;
-	if (!dst->target)
-		dst->target = xstrdup("");
-	if (!dst->kind)
-		dst->kind = xstrdup("");
-	if (!dst->message)
-		dst->message = xstrdup("");
-	memset(row, 0, sizeof(*row));
+	dst->target = pooled(r, row->target ? row->target : "");
+	dst->kind = pooled(r, row->kind ? row->kind : "");
+	dst->message = pooled(r, row->message ? row->message : "");
+	dst->hint = pooled(r, row->hint);
+	dst->object = row->object;
+	dst->details = row->details;
+	dst->seconds = row->seconds;
+	dst->status = row->status;
+	dst->code = row->code;
+	row->object = NULL;
+	row->details = NULL;
+	report_row_release(row);
 }
 
 void report_set(struct report *r, const char *key, cJSON *value)

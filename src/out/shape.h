@@ -4,6 +4,8 @@
 #ifndef GPUCTL_OUT_SHAPE_H
 #define GPUCTL_OUT_SHAPE_H
 
+#include <stdio.h>
+
 #include "gpuctl/report.h"
 
 #define STATUS_BIT(s) (1u << (s))
@@ -41,6 +43,10 @@ struct shape {
 const struct shape *report_shape(const struct report *r);
 /* Whether the row is one of the document's items (counted in the summary). */
 int shape_is_item(const struct shape *s, const struct report_row *row);
+
+/* Write n bytes of cJSON's text to f, DEL and C1 controls as \u escapes
+ * (out.c; out_doc's JSON writer, for a document written in pieces). */
+void out_put_json(FILE *f, const char *s, size_t n);
 
 /* Length of the valid UTF-8 sequence at p, or 0 when there is none. */
 size_t report_utf8_len(const unsigned char *p);

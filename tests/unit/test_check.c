@@ -1,5 +1,6 @@
 /* The validate report: results, counts, JSON and JUnit XML. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "gpuctl/buf.h"
@@ -111,4 +112,70 @@ Test(check, move_rows_gives_the_same_rows_and_empties_the_results)
 	check_report_release(&b);
 	report_release(&ra);
 	report_release(&rb);
+}
+
+#include "gpuctl/strpool.h"
+
+Test(check, results_share_texts_and_hand_them_to_the_report)
+{
+	/* the node checks of many nodes, as validate makes them */
+	struct check_report nodes = { 0 };
+	char name[32];
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "gpu-%03d", i);
+		check_add(&nodes, "node.ready", name, CHECK_PASS, NULL, "Ready");
+		check_add(&nodes, "node.labels", name, CHECK_WARN, "run gpuctl label", "missing %s", "a=b");
+	}
+	cr_assert_eq(strpool_count(nodes.pool), 300 + 3);
+	cr_assert_eq(nodes.v[0].target, nodes.v[1].target);
+	cr_assert_eq(nodes.v[1].hint, nodes.v[599].hint);
+	/* the cluster's few results first, then the nodes': one pool, the larger one */
+	struct check_report rep = { 0 };
+	check_add(&rep, "cluster.api", "cluster", CHECK_PASS, NULL, "Kubernetes v1.36.3");
+	check_add(&rep, "node.ready", "bad \xff", CHECK_FAIL, "run gpuctl label", "Ready");
+	struct strpool *big = nodes.pool;
+	check_report_take(&rep, &nodes);
+	cr_assert_eq(rep.pool, big);
+	cr_assert_null(nodes.pool);
+	cr_assert_eq(rep.n, 602);
+	cr_assert_str_eq(rep.v[0].message, "Kubernetes v1.36.3");
+	cr_assert_eq(rep.v[1].hint, rep.v[3].hint);
+	cr_assert_str_eq(rep.v[601].target, "gpu-299");
+	/* a small report taken into a larger one: copied into it */
+	struct check_report one = { 0 };
+	check_add(&one, "node.ssh", "gpu-007", CHECK_FAIL, "check the key", "refused");
+	check_report_take(&rep, &one);
+	cr_assert_eq(rep.pool, big);
+	cr_assert_eq(rep.v[602].target, rep.v[2 + 14].target);
+	cr_assert_str_eq(rep.v[602].hint, "check the key");
+
+	/* into the report: its rows are the same texts, not copies */
+	const char *msg = rep.v[3].message, *target = rep.v[3].target;
+	struct report out;
+	report_init(&out, "ValidationResult", "validate");
+	check_report_move_rows(&rep, &out);
+	cr_assert_eq(rep.n, 0);
+	cr_assert_null(rep.pool);
+	cr_assert_eq(out.pool, big);
+	cr_assert_eq(out.n, 603);
+	cr_assert_eq(out.v[3].message, msg);
+	cr_assert_eq(out.v[3].target, target);
+	cr_assert_str_eq(out.v[3].kind, "node.labels");
+	cr_assert_eq(out.v[3].status, REPORT_WARN);
+	/* ...but made UTF-8 as report_add does */
+	cr_assert_str_eq(out.v[1].target, "bad \xef\xbf\xbd");
+	check_report_release(&rep);
+	report_release(&out);
+
+	/* a report that has texts already keeps its pool: the results are copied */
+	struct check_report more = { 0 };
+	check_add(&more, "node.ready", "gpu-1", CHECK_PASS, NULL, "Ready");
+	report_init(&out, "ValidationResult", "validate");
+	report_add(&out, "cluster", "cluster.api", REPORT_PASS, NULL, "ok");
+	struct strpool *own = out.pool;
+	check_report_move_rows(&more, &out);
+	cr_assert_eq(out.pool, own);
+	cr_assert_str_eq(out.v[1].target, "gpu-1");
+	cr_assert_null(more.pool);
+	report_release(&out);
 }

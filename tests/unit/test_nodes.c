@@ -758,3 +758,51 @@ Test(nodes_api, metadata_only_lists_where_only_metadata_is_read)
 	cJSON_Delete(nodes);
 	cr_assert_str_eq(ts_req_header(ts_request(srv, before), "Accept"), "application/json");
 }
+
+/* The pruners of nodes (node_prune_parts) and pods (kube_pod_prune) share
+ * one set of helpers (prune.c): what each keeps, odd shapes included
+ * (elements that are not objects, values that are not arrays or objects,
+ * a type that is not a string), exactly. */
+Test(nodes, pruners_keep_exactly_their_fields_odd_shapes_included)
+{
+	cJSON *node = cJSON_Parse(
+		"{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\",\"uid\":\"u\",\"labels\":{\"a\":\"1\",\"nvidia.com/x\":\"2\"},"
+		"\"annotations\":{\"gpuctl.io/validated\":\"t\",\"other\":\"o\"}},\"spec\":{\"taints\":[{\"key\":\"k\",\"effect\":\"NoSchedule\"}]},"
+		"\"status\":{\"capacity\":{\"cpu\":\"8\",\"nvidia.com/gpu\":\"4\"},\"allocatable\":\"odd\","
+		"\"conditions\":[{\"type\":\"MemoryPressure\",\"status\":\"False\"},\"text\",{\"type\":1,\"status\":\"x\"},"
+		"{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"long\"}],"
+		"\"addresses\":{\"not\":\"an array\"},\"nodeInfo\":{\"osImage\":\"Ubuntu\",\"kernelVersion\":\"6\"}}}");
+	cJSON *p = node_prune(node);
+	char *s = cJSON_PrintUnformatted(p);
+	cr_assert_str_eq(s, "{\"metadata\":{\"name\":\"n1\",\"labels\":{\"a\":\"1\",\"nvidia.com/x\":\"2\"},"
+			    "\"annotations\":{\"gpuctl.io/validated\":\"t\"}},\"spec\":{\"taints\":[{\"key\":\"k\",\"effect\":\"NoSchedule\"}]},"
+			    "\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"4\"},\"allocatable\":\"odd\","
+			    "\"conditions\":[\"text\",{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\"}],"
+			    "\"addresses\":{\"not\":\"an array\"},\"nodeInfo\":{\"osImage\":\"Ubuntu\"}}}");
+	free(s);
+	cJSON_Delete(p);
+	p = node_prune_parts(node, NODE_PART_NAME | NODE_PART_NVIDIA_LABELS);
+	s = cJSON_PrintUnformatted(p);
+	cr_assert_str_eq(s, "{\"metadata\":{\"name\":\"n1\",\"labels\":{\"nvidia.com/x\":\"2\"}}}");
+	free(s);
+	cJSON_Delete(p);
+	cJSON_Delete(node);
+
+	cJSON *pod = cJSON_Parse(
+		"{\"metadata\":{\"name\":\"p\",\"namespace\":\"ns\",\"uid\":\"u\",\"labels\":{\"a\":\"b\"}},"
+		"\"spec\":{\"nodeName\":\"n1\",\"containers\":[{\"name\":\"c\",\"image\":\"i\",\"volumeMounts\":[{\"name\":\"v\"}]},7],"
+		"\"initContainers\":\"odd\"},\"status\":\"odd\"}");
+	p = kube_pod_prune(pod);
+	s = cJSON_PrintUnformatted(p);
+	cr_assert_str_eq(s, "{\"metadata\":{\"name\":\"p\",\"namespace\":\"ns\",\"uid\":\"u\"},"
+			    "\"spec\":{\"nodeName\":\"n1\",\"initContainers\":\"odd\",\"containers\":[{\"name\":\"c\",\"volumeMounts\":[{\"name\":\"v\"}]},7]},"
+			    "\"status\":\"odd\"}");
+	free(s);
+	cJSON_Delete(p);
+	p = kube_meta_prune(pod);
+	s = cJSON_PrintUnformatted(p);
+	cr_assert_str_eq(s, "{\"metadata\":{\"name\":\"p\",\"namespace\":\"ns\",\"labels\":{\"a\":\"b\"}}}");
+	free(s);
+	cJSON_Delete(p);
+	cJSON_Delete(pod);
+}

@@ -524,6 +524,30 @@ Test(report, junit_file_is_the_junit_document)
 	free(x);
 	buf_release(&b);
 	report_release(&r);
+	/* a report of many nodes: written in pieces, the same document */
+	report_init(&r, "ValidationResult", "validate");
+	char node[32];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(node, sizeof(node), "gpu-%04d", i % 700);
+		report_add(&r, node, i % 2 ? "node.ready" : "node.labels", (enum report_status)(i % 4), i % 3 ? "a <hint>" : NULL,
+			   "message %d & more", i);
+	}
+	x = report_junit(&r);
+	cr_assert_gt(strlen(x), 3 * 64 * 1024, "big enough for several pieces");
+	cr_assert_eq(report_write_junit(path, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(buf_read_file(&b, path, 1 << 24, &err), 0);
+	cr_assert_str_eq(b.s, x);
+	char *printed = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&printed, &n);
+	report_print_junit(f, &r);
+	fclose(f);
+	cr_assert_str_eq(printed, x);
+	cr_assert_eq(entries(dir), 1, "the temporary file is gone");
+	free(printed);
+	free(x);
+	buf_release(&b);
+	report_release(&r);
 	rm_dir(dir);
 	free(path);
 	free(dir);
@@ -596,4 +620,151 @@ Test(report, exit_status_is_decided_in_one_place)
 	gerr_clear(&api);
 	report_release(&r);
 	report_release(&ok);
+}
+
+/* ---- rows that share their texts; documents written item by item ---- */
+
+#include "gpuctl/out.h"
+#include "gpuctl/strpool.h"
+
+Test(report, rows_share_repeated_texts)
+{
+	/* validate holds about nine rows per GPU node until it prints: each is
+	 * pointers, and a text repeated on every node is stored once */
+	cr_assert_leq(sizeof(struct report_row), 64);
+	struct report r;
+	report_init(&r, "ValidationResult", "validate");
+	char node[32];
+	for (int i = 0; i < 1000; i++) {
+		snprintf(node, sizeof(node), "gpu-node-%04d", i);
+		report_add(&r, node, "node.ready", REPORT_PASS, NULL, "Ready");
+		report_add(&r, node, "node.labels", REPORT_WARN, "gpuctl label --all", "missing: %s", "nvidia.com/gpu.present");
+	}
+	cr_assert_eq(r.n, 2000);
+	/* 1000 names, 2 ids, 2 messages, 1 hint */
+	cr_assert_eq(strpool_count(r.pool), 1005);
+	for (size_t i = 2; i < r.n; i++) {
+		cr_assert_eq(r.v[i].kind, r.v[i % 2].kind);
+		cr_assert_eq(r.v[i].message, r.v[i % 2].message);
+		cr_assert_eq(r.v[i].hint, r.v[i % 2].hint);
+	}
+	cr_assert_eq(r.v[0].target, r.v[1].target);
+	cr_assert_str_eq(r.v[1998].target, "gpu-node-0999");
+	cr_assert_str_eq(r.v[1].message, "missing: nvidia.com/gpu.present");
+	cr_assert_null(r.v[0].hint);
+	/* a row built apart brings its texts into the pool */
+	struct report_row mine = { 0 };
+	report_row_set(&mine, "gpu-node-0001", "node.ready", REPORT_FAIL, "gpuctl label --all", "not %s", "Ready");
+	report_add_row(&r, &mine);
+	cr_assert_null(mine.target);
+	cr_assert_eq(r.v[r.n - 1].target, r.v[2].target);
+	cr_assert_eq(r.v[r.n - 1].hint, r.v[1].hint);
+	cr_assert_str_eq(r.v[r.n - 1].message, "not Ready");
+	/* texts that live as long as the report are not copied, unless they are not UTF-8 */
+	const char *t = strpool_intern(report_pool(&r), "gpu-node-9999");
+	const char *bad = strpool_intern(report_pool(&r), "bad \xff byte");
+	struct report_row *row = report_add_texts(&r, t, "node.gpus", REPORT_FAIL, NULL, bad);
+	cr_assert_eq(row->target, t);
+	cr_assert_str_eq(row->kind, "node.gpus");
+	cr_assert_str_eq(row->message, "bad \xef\xbf\xbd byte");
+	row = report_add_texts(&r, NULL, NULL, REPORT_SKIP, NULL, NULL);
+	cr_assert_str_eq(row->target, "");
+	cr_assert_str_eq(row->message, "");
+	report_release(&r);
+}
+
+/* The documents as they were built whole: out_doc of report_json. */
+static char *whole_doc(const struct report *r, const char *format)
+{
+	char *s = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&s, &n);
+	cJSON *doc = report_json(r);
+	out_doc(f, doc, format);
+	cJSON_Delete(doc);
+	fclose(f);
+	return s;
+}
+
+static void assert_streamed_as_whole(const struct report *r, const char *what)
+{
+	char *js = capture(doc_json, r), *jw = whole_doc(r, "json");
+	cr_assert_str_eq(js, jw, "%s: JSON written item by item differs\n--- streamed\n%s\n--- whole\n%s", what, js, jw);
+	char *ys = capture(doc_yaml, r), *yw = whole_doc(r, "yaml");
+	cr_assert_str_eq(ys, yw, "%s: YAML written item by item differs\n--- streamed\n%s\n--- whole\n%s", what, ys, yw);
+	free(js);
+	free(jw);
+	free(ys);
+	free(yw);
+}
+
+Test(report, documents_written_item_by_item_are_the_whole_ones_byte_for_byte)
+{
+	struct report r;
+	validation(&r);
+	assert_streamed_as_whole(&r, "validate");
+	report_set(&r, "admission", cJSON_Parse("{\"admitted\":[\"gpu-1\"],\"kept\":[],\"failed\":[{\"name\":\"x\"}]}"));
+	assert_streamed_as_whole(&r, "validate with admission");
+	report_release(&r);
+
+	/* no rows; no items at all */
+	report_init(&r, "ValidationResult", "validate");
+	assert_streamed_as_whole(&r, "empty");
+	report_release(&r);
+	deploy_report(&r);
+	assert_streamed_as_whole(&r, "deploy");
+	r.no_items = 1;
+	assert_streamed_as_whole(&r, "deploy without nodes");
+	report_release(&r);
+	/* deploy with only the RuntimeClass row: not an item */
+	report_init(&r, "DeployResult", "deploy");
+	report_add(&r, "cluster", "runtimeclass", REPORT_UNCHANGED, NULL, "%s", "");
+	assert_streamed_as_whole(&r, "deploy, runtimeclass only");
+	/* ...and an item after it */
+	report_add(&r, "gpu-9", "containerd", REPORT_UNCHANGED, NULL, "ok");
+	assert_streamed_as_whole(&r, "deploy, item after runtimeclass");
+	report_release(&r);
+
+	/* label and taint, with nested, empty and odd values in the details */
+	report_init(&r, "NodeLabelResult", "label");
+	report_set(&r, "dryRun", cJSON_CreateString("client"));
+	edit_row(&r, "gpu-node-1", REPORT_CHANGED, "+a=b", "labels");
+	edit_row(&r, "gpu-node-2", REPORT_UNCHANGED, "", "labels");
+	edit_row(&r, "n3", REPORT_FAILED, "forbidden", "labels");
+	edit_row(&r, "n4", REPORT_SKIPPED, "skipped", "labels");
+	struct report_row *row = report_add(&r, "odd\n\"node\"\t", "label", REPORT_CHANGED, NULL, "%s", HOSTILE);
+	report_row_details(row, cJSON_Parse("{\"changes\":[[],{},[1,2.5,-3e-7,true,false,null],{\"a\":{\"b\":{}}}],"
+					    "\"labels\":{\"k\\u007f\\u0085\":\"v\\u0001\\n\\u2028\",\"\":\"\",\"yes\":\"on\"},"
+					    "\"extra\":123456789012345}"));
+	assert_streamed_as_whole(&r, "label");
+	report_release(&r);
+	report_init(&r, "NodeTaintResult", "taint");
+	edit_row(&r, "gpu-node-1", REPORT_CHANGED, "+a=b:NoSchedule", "taints");
+	assert_streamed_as_whole(&r, "taint");
+	report_release(&r);
+
+	/* hostile text; a generic kind; smoke-test's */
+	report_init(&r, "ValidationResult", "validate");
+	report_add(&r, "gpu-<1>", "node.driver", REPORT_FAIL, HOSTILE, "%s", HOSTILE);
+	report_add(&r, HOSTILE, HOSTILE, REPORT_PASS, NULL, "%s", "");
+	assert_streamed_as_whole(&r, "hostile");
+	report_release(&r);
+	report_init(&r, "Other", "other");
+	for (int st = 0; st < REPORT_STATUS_COUNT; st++)
+		report_add(&r, "n", report_status_name((enum report_status)st), (enum report_status)st, NULL, "x");
+	assert_streamed_as_whole(&r, "generic");
+	report_release(&r);
+	report_init(&r, "SliceResult", "slice");
+	report_add(&r, "cluster", "configmap", REPORT_CHANGED, NULL, "not an item");
+	row = report_add(&r, "gpu-1", "node", REPORT_CHANGED, NULL, "4 -> 8");
+	report_row_details(row, cJSON_Parse("{\"before\":4,\"after\":8,\"replicas\":2,\"strategy\":\"time-slicing\"}"));
+	assert_streamed_as_whole(&r, "slice");
+	report_release(&r);
+
+	/* many items */
+	report_init(&r, "ValidationResult", "validate");
+	for (int i = 0; i < 500; i++)
+		report_add(&r, i % 2 ? "gpu-a" : "gpu-b", "node.ready", (enum report_status)(i % 4), i % 3 ? "h" : NULL, "m%d", i);
+	assert_streamed_as_whole(&r, "500 rows");
+	report_release(&r);
 }

@@ -1,5 +1,6 @@
 /* The small helpers that exist once: base64, the clock, string vectors. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "gpuctl/buf.h"
@@ -71,4 +72,50 @@ Test(util, clock_and_strv)
 	cr_assert_null(v[2]);
 	strv_free(v);
 	strv_free(NULL);
+}
+
+/* ---- the string pool ---- */
+
+#include "gpuctl/strpool.h"
+
+Test(strpool, equal_strings_share_one_copy_that_stays_put)
+{
+	struct strpool *p = strpool_new();
+	char name[32];
+	const char *first[3000];
+	/* enough strings for the index to grow several times and the blocks to fill */
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "gpu-node-%05d", i);
+		first[i] = strpool_intern(p, name);
+		cr_assert_str_eq(first[i], name);
+		cr_assert_neq(first[i], name);
+	}
+	cr_assert_eq(strpool_count(p), 3000);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "gpu-node-%05d", i);
+		cr_assert_eq(strpool_intern(p, name), first[i], "%s moved or was copied twice", name);
+	}
+	cr_assert_eq(strpool_count(p), 3000);
+	/* a prefix, the empty string, n bytes of a longer text, NULL */
+	const char *pre = strpool_intern(p, "gpu-node-0000");
+	cr_assert_neq(pre, first[0]);
+	cr_assert_str_eq(pre, "gpu-node-0000");
+	cr_assert_eq(strpool_intern_n(p, "gpu-node-00001 and more", 14), first[1]);
+	cr_assert_str_eq(strpool_intern(p, ""), "");
+	cr_assert_null(strpool_intern(p, NULL));
+	/* a string larger than a block */
+	struct buf big = BUF_INIT;
+	for (int i = 0; i < 20000; i++)
+		buf_addc(&big, (char)('a' + i % 26));
+	const char *b1 = strpool_intern(p, big.s);
+	cr_assert_str_eq(b1, big.s);
+	cr_assert_eq(strpool_intern(p, big.s), b1);
+	/* the small ones still go where they went */
+	cr_assert_eq(strpool_intern(p, "gpu-node-02999"), first[2999]);
+	cr_assert_str_eq(strpool_intern(p, "after the big one"), "after the big one");
+	/* what it takes: the bytes of the distinct strings, not an allocation each */
+	cr_assert_lt(strpool_bytes(p), 3000 * 16 + 20000 + 64 * 1024 + 8192 * sizeof(char *) + 4096);
+	buf_release(&big);
+	strpool_free(p);
+	strpool_free(NULL);
 }
