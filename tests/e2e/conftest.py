@@ -161,6 +161,8 @@ def rig_up(reset=None, kubelet=False):
     nodes (test_kubelet.py), which a later rig_up() without it removes again."""
     env = dict(os.environ, GPUCTL_RIG_FAULTS="1", GPUCTL_RIG_K3S="1", GPUCTL_RIG_CTK="1",
                GPUCTL_RIG_CONTAINERD2="1", GPUCTL_RIG_KUBELET="1" if kubelet else "0")
+    # the real device plugin in the default version and in the one the seeds pin
+    env.setdefault("GPUCTL_RIG_PLUGIN_VERSIONS", "v0.19.3 v0.17.2")
     if reset:
         env["GPUCTL_RIG_RESET"] = " ".join(reset)
     p = subprocess.run([os.path.join(ROOT, "tests/rig/up")], capture_output=True, text=True, env=env)

@@ -319,9 +319,15 @@ def test_validate_proves_the_stack_on_real_nodes_and_names_each_fault(kr):
     old = kr.node(NODES[1])["metadata"]["labels"]["nvidia.com/device-plugin.config"]
     kr.kubectl("label", "node", NODES[1], "--overwrite", "nvidia.com/device-plugin.config=no-such-config")
     try:
-        p = kr.gpuctl("validate", NODES[1], "--only", "cluster", "-o", "json", check=1)
-        c = _checks(json.loads(p.stdout))[(NODES[1], "node.sharing")]
+        p = kr.gpuctl("validate", NODES[1], "--inventory", inv, "-o", "json", check=1)
+        res = _checks(json.loads(p.stdout))
+        c = res[(NODES[1], "node.sharing")]
         assert c["status"] == "fail" and 'names config "no-such-config"' in c["message"], c
+        # read on the node: the plugin's config-manager cannot follow the label, so what the
+        # plugin loaded (the last config, or none) is not what the node wants
+        c = res[(NODES[1], "node.plugin-config")]
+        assert c["status"] == "fail" and 'the node wants "no-such-config"' in c["message"], c
+        assert "config-manager" in c["hint"], c
     finally:
         kr.kubectl("label", "node", NODES[1], "--overwrite", "nvidia.com/device-plugin.config=" + old)
 
@@ -378,6 +384,119 @@ def test_smoke_test_fails_clearly_when_pods_cannot_run_and_cleans_up(kr):
     left = kr.kubectl("get", "pods", "-n", "gpuctl-smoke-test", "-l", "gpuctl.io/smoke-run=" + doc["runId"],
                       "-o", "name").stdout
     assert left.strip() == "", left
+
+
+def test_smoke_test_names_each_sharing_fault_with_its_check_id(kr):
+    """Sharing faults made on purpose, each failed by its own check, exit 1, and no
+    pod left: GFD's count label stale (it says 1 GPU where the driver has 2, so the
+    node advertises more than GPUs x replicas and its pods see more GPUs than
+    it claims), a namespace quota that lets only two of the four pods exist
+    (they never all run at once), and the driver's libcuda missing (the
+    measured load cannot start)."""
+    kr.gpuctl("slice", "--replicas", "2", NODES[1], "--timeout", "2m")
+    kr.wait("the plugin to advertise 2 GPUs x 2", lambda: kr.gpus(NODES[1]) == 4, 120)
+    count = kr.node(NODES[1])["metadata"]["labels"].get("nvidia.com/gpu.count")
+    kr.kubectl("label", "node", NODES[1], "--overwrite", "nvidia.com/gpu.count=1")
+    try:
+        p = kr.gpuctl("smoke-test", NODES[1], "-o", "json", "--timeout", "3m", check=1)
+    finally:
+        kr.kubectl("label", "node", NODES[1], "--overwrite",
+                   f"nvidia.com/gpu.count={count}" if count else "nvidia.com/gpu.count-")
+    doc = json.loads(p.stdout)
+    rows = {r["id"]: r for r in doc["checks"] if r.get("target") == NODES[1]}
+    assert rows["smoke.gpu"]["status"] == "pass", rows
+    assert rows["smoke.concurrent"]["status"] == "pass", rows
+    c = rows["smoke.allocatable"]
+    assert c["status"] == "fail" and c["message"] == "nvidia.com/gpu 4, expected 1 GPU(s) x 2 replicas = 2", c
+    c = rows["smoke.same-gpu"]
+    assert c["status"] == "fail" and c["message"] == "4 pods saw 2 different GPUs, but the node has 1", c
+    left = kr.kubectl("get", "pods", "-n", "gpuctl-smoke-test", "-l", "gpuctl.io/smoke-run=" + doc["runId"],
+                      "-o", "name").stdout
+    assert left.strip() == "", left
+
+    # a quota in the namespace the smoke test is told to use: two pods at most
+    ns = "gpuctl-e2e-quota"
+    kr.kubectl("create", "namespace", ns)
+    try:
+        kr.kubectl("create", "quota", "two-pods", "-n", ns, "--hard=pods=2")
+        p = kr.gpuctl("smoke-test", NODES[1], "-n", ns, "-o", "json", "--timeout", "2m", check=1)
+        doc = json.loads(p.stdout)
+        rows = {r["id"]: r for r in doc["checks"] if r.get("target") == NODES[1]}
+        assert rows["smoke.gpu"]["status"] == "pass", rows
+        c = rows["smoke.concurrent"]
+        assert c["status"] == "fail" and "before all 4 were Running" in c["message"], c
+        assert "exceeded quota" in c["message"], c
+        for cid in ("smoke.same-gpu", "smoke.overcommit"):
+            assert rows[cid]["status"] == "skip", rows[cid]
+        left = kr.kubectl("get", "pods", "-n", ns, "-o", "name").stdout
+        assert left.strip() == "", left
+    finally:
+        kr.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=60s", check=False)
+
+    # the driver's CUDA library gone from the node (nvidia-smi still works, so the
+    # runtime gives the pods no libcuda): the pods run together, the load cannot start
+    lib = "/usr/local/nvidia/lib64/libcuda.so.1"
+    kr.gpuctl("slice", "--replicas", "4", NODES[0], "--timeout", "2m")
+    kr.exec(NODES[0], "mv", lib, lib + ".e2e")
+    try:
+        p = kr.gpuctl("smoke-test", NODES[0], "--measure", "--measure-seconds", "2", "-o", "json", "--timeout", "3m",
+                      check=1)
+    finally:
+        kr.exec(NODES[0], "mv", lib + ".e2e", lib)
+    doc = json.loads(p.stdout)
+    rows = {r["id"]: r for r in doc["checks"] if r.get("target") == NODES[0]}
+    for cid in ("smoke.gpu", "smoke.concurrent"):
+        assert rows[cid]["status"] == "pass", rows[cid]
+    c = rows["smoke.measure"]
+    assert c["status"] == "fail" and c["message"] == "4 of 4 pods measured nothing (gpuctl-gpuload failed)", c
+    assert "libcuda.so.1 not found" in c["hint"], c
+
+
+def _plugin_pods(kr):
+    """node -> (image, ready) of the device plugin's pods."""
+    items = json.loads(kr.kubectl("get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin",
+                                  "-o", "json").stdout)["items"]
+    out = {}
+    for p in items:
+        if p["metadata"].get("deletionTimestamp"):
+            continue
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+        out[p["spec"].get("nodeName")] = (p["spec"]["containers"][0]["image"], ready)
+    return out
+
+
+def test_the_seeds_plugin_v0_17_2_runs_and_slices_on_real_nodes(kr):
+    """The version the seeds pin, built from its Go module like the default: deploy
+    --plugin-version v0.17.2 rolls the DaemonSet over to it (the real controller
+    replaces each pod), the v0.17.2 plugin registers with each real kubelet, slice
+    changes what it advertises, and validate reads the config it loaded; then
+    deploy puts the default version back."""
+    inv = kr.env["GPUCTL_RIG_INVENTORY"]
+    old = "nvcr.io/nvidia/k8s-device-plugin:v0.17.2"
+    try:
+        p = kr.gpuctl("deploy", "--skip", "nodes", *NODES, "--plugin-version", "v0.17.2", "-o", "json",
+                      "--timeout", "3m")
+        objs = {(o["kind"], o["name"]): o for o in json.loads(p.stdout)["objects"]}
+        ds = objs[("DaemonSet", "nvidia-device-plugin")]
+        assert ds["result"] == "configured" and ds["ready"] is True, ds
+        pods = _plugin_pods(kr)
+        assert all(pods.get(n) == (old, True) for n in NODES), pods
+        kr.gpuctl("slice", "--replicas", "8", NODES[0], "--timeout", "2m")
+        kr.gpuctl("slice", "--replicas", "2", NODES[1], "--timeout", "2m")
+        kr.wait("v0.17.2 to advertise 1 x 8 and 2 x 2", lambda: kr.gpus(NODES[0]) == 8 and kr.gpus(NODES[1]) == 4, 120)
+        log = kr.exec(NODES[0], "sh", "-c", "cat /var/log/pods/nvidia-device-plugin_*/nvidia-device-plugin-ctr/*.log")
+        assert "Registered device plugin for 'nvidia.com/gpu' with Kubelet" in log
+        p = kr.gpuctl("validate", *NODES, "--inventory", inv, "-o", "json", check=0)
+        res = _checks(json.loads(p.stdout))
+        assert res[(NODES[0], "node.plugin-config")]["message"] == 'the device plugin loaded config "ts-8"', res
+        assert res[(NODES[1], "node.plugin-config")]["message"] == 'the device plugin loaded config "ts-2"', res
+        for n in NODES:
+            assert res[(n, "node.device-plugin")]["status"] == "pass", res[(n, "node.device-plugin")]
+    finally:
+        p = kr.gpuctl("deploy", "--skip", "nodes", *NODES, "-o", "json", "--timeout", "3m", check=None)
+    assert p.returncode == 0, p.stderr
+    pods = _plugin_pods(kr)
+    assert all(pods.get(n) == ("nvcr.io/nvidia/k8s-device-plugin:v0.19.3", True) for n in NODES), pods
 
 
 def test_cleanup_puts_the_nodes_back(kr):
