@@ -3,6 +3,7 @@
 
     build-images.py BUSYBOX OUT.tar [--nvidia-plugin DIR VERSION]
     build-images.py --plugin-rootfs BUSYBOX DIR VERSION OUTDIR   (the plugin image's files, unpacked)
+    build-images.py --nfd DIR VERSION OUT.tar                    (Node Feature Discovery's image alone)
 
 Both images share one uncompressed layer: a rootfs made of Debian's static
 busybox (busybox-static) and its applet symlinks. Nothing is pulled from a
@@ -27,6 +28,12 @@ base image, Entrypoint nvidia-device-plugin). As in the published image there is
 libnvidia-ml.so.1: the nvidia runtime mounts the node's (the stand-in) into
 containers that ask for GPUs, as the real toolkit mounts the driver's.
 
+With --nfd, a tarball of one image, registry.k8s.io/nfd/node-feature-discovery:VERSION
+(DIR from lib/build-nfd), as the Dockerfile's minimal target (the published
+tag) makes it: FROM scratch, the binaries in /usr/bin (static), nfd-worker.conf
+in /etc/kubernetes/node-feature-discovery, USER 65534:65534,
+GRPC_GO_LOG_SEVERITY_LEVEL=INFO.
+
 The tarball is deterministic (fixed mtimes and owners) and `ctr images import`
 names the images from the io.containerd.image.name annotation.
 """
@@ -45,6 +52,8 @@ PAUSE_IMAGE = "localhost/gpuctl-rig/pause:1"
 
 
 PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:"
+# Node Feature Discovery under the name its kustomize and Helm deployments use
+NFD_IMAGE = "registry.k8s.io/nfd/node-feature-discovery:"
 # The image gpuctl smoke-test runs by default (templates/versions.yaml.tmpl),
 # under its real name: the busybox layer plus the host's glibc (for
 # gpuctl-gpuload) and the CUDA base image's environment. As in the real one
@@ -205,35 +214,41 @@ def jbytes(obj):
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
-def main():
-    if sys.argv[1] == "--plugin-rootfs":
-        busybox, plugin_dir, version, outdir = sys.argv[2:6]
-        for layer in (layer_tar(busybox), plugin_layer_tar(plugin_dir)):
-            with tarfile.open(fileobj=io.BytesIO(layer)) as tf:
-                tf.extractall(outdir, filter="tar")
-        return
-    busybox, out = sys.argv[1], sys.argv[2]
-    blobs = {}
-    layer = layer_tar(busybox)
-    ldesc = blob(blobs, layer)
-    path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+def nfd_layer_tar(nfd_dir):
+    """What the NFD image's minimal variant holds (FROM scratch): the commands in
+    /usr/bin and nfd-worker.conf in /etc/kubernetes/node-feature-discovery."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for d in ("etc", "etc/kubernetes", "etc/kubernetes/node-feature-discovery", "usr", "usr/bin"):
+            tf.addfile(tinfo(d, type=tarfile.DIRTYPE, mode=0o755))
+        with open(os.path.join(nfd_dir, "nfd-worker.conf"), "rb") as f:
+            data = f.read()
+        tf.addfile(tinfo("etc/kubernetes/node-feature-discovery/nfd-worker.conf", size=len(data), mode=0o644),
+                   io.BytesIO(data))
+        for c in sorted(os.listdir(os.path.join(nfd_dir, "bin"))):
+            with open(os.path.join(nfd_dir, "bin", c), "rb") as f:
+                data = f.read()
+            tf.addfile(tinfo("usr/bin/" + c, size=len(data), mode=0o755), io.BytesIO(data))
+    return buf.getvalue()
+
+
+def nfd_config(version):
+    """The published image's config: USER 65534:65534, the gRPC log level, no
+    entrypoint (the manifests name the command)."""
+    return {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "GRPC_GO_LOG_SEVERITY_LEVEL=INFO"],
+            "User": "65534:65534",
+            "Labels": {"summary": "Node Feature Discovery " + version + " (built by gpuctl tests/rig)"}}
+
+
+def write_layout(out, images, blobs):
+    """images: (name, config, layer descriptors, history lines) -> an OCI image-layout tarball."""
     manifests = []
-    images = [(BUSYBOX_IMAGE, {"Env": [path], "Cmd": ["sh"]}, [ldesc]),
-              (PAUSE_IMAGE, {"Env": [path], "Entrypoint": ["/bin/sleep", "2147483647"]}, [ldesc]),
-              (CUDA_BASE_IMAGE, cuda_base_config(), [ldesc, blob(blobs, glibc_layer_tar())])]
-    if len(sys.argv) > 3 and sys.argv[3] == "--nvidia-plugin":
-        plugin_dir, version = sys.argv[4], sys.argv[5]
-        pdesc = blob(blobs, plugin_layer_tar(plugin_dir))
-        images.append((PLUGIN_IMAGE + version, plugin_config(version, 2), [ldesc, pdesc]))
-    for name, cfg, layers in images:
+    for name, cfg, layers, history in images:
         config = {"architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
                   "config": cfg,
                   "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]},
-                  "history": [{"created": "1970-01-01T00:00:00Z",
-                               "created_by": "gpuctl tests/rig: Debian busybox-static rootfs"}]
-                  + [{"created": "1970-01-01T00:00:00Z",
-                      "created_by": "gpuctl tests/rig: glibc" + (" and the NVIDIA device plugin binaries"
-                                                                  if name.startswith(PLUGIN_IMAGE) else "")}] * (len(layers) - 1)}
+                  "history": [{"created": "1970-01-01T00:00:00Z", "created_by": h} for h in history]}
         cdesc = blob(blobs, jbytes(config))
         manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     "config": dict(mediaType="application/vnd.oci.image.config.v1+json", **cdesc),
@@ -257,6 +272,39 @@ def main():
         for d in sorted(blobs):
             add("blobs/sha256/" + d.split(":", 1)[1], blobs[d])
     os.replace(tmp, out)
+
+
+def main():
+    if sys.argv[1] == "--plugin-rootfs":
+        busybox, plugin_dir, version, outdir = sys.argv[2:6]
+        for layer in (layer_tar(busybox), plugin_layer_tar(plugin_dir)):
+            with tarfile.open(fileobj=io.BytesIO(layer)) as tf:
+                tf.extractall(outdir, filter="tar")
+        return
+    if sys.argv[1] == "--nfd":
+        nfd_dir, version, out = sys.argv[2:5]
+        blobs = {}
+        images = [(NFD_IMAGE + version, nfd_config(version), [blob(blobs, nfd_layer_tar(nfd_dir))],
+                   ["gpuctl tests/rig: Node Feature Discovery binaries and nfd-worker.conf"])]
+        write_layout(out, images, blobs)
+        return
+    busybox, out = sys.argv[1], sys.argv[2]
+    blobs = {}
+    layer = layer_tar(busybox)
+    ldesc = blob(blobs, layer)
+    path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    images = [(BUSYBOX_IMAGE, {"Env": [path], "Cmd": ["sh"]}, [ldesc]),
+              (PAUSE_IMAGE, {"Env": [path], "Entrypoint": ["/bin/sleep", "2147483647"]}, [ldesc]),
+              (CUDA_BASE_IMAGE, cuda_base_config(), [ldesc, blob(blobs, glibc_layer_tar())])]
+    if len(sys.argv) > 3 and sys.argv[3] == "--nvidia-plugin":
+        plugin_dir, version = sys.argv[4], sys.argv[5]
+        pdesc = blob(blobs, plugin_layer_tar(plugin_dir))
+        images.append((PLUGIN_IMAGE + version, plugin_config(version, 2), [ldesc, pdesc]))
+    busybox_line = "gpuctl tests/rig: Debian busybox-static rootfs"
+    write_layout(out, [(name, cfg, layers,
+                        [busybox_line] + ["gpuctl tests/rig: glibc" + (" and the NVIDIA device plugin binaries"
+                                                                        if name.startswith(PLUGIN_IMAGE) else "")]
+                        * (len(layers) - 1)) for name, cfg, layers in images], blobs)
 
 
 if __name__ == "__main__":

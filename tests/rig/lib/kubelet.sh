@@ -27,7 +27,10 @@
 #     the nvidia runtime stand-in mounts into GPU containers;
 #   - images imported into containerd's k8s.io namespace: the rig's pause and
 #     busybox, and the real NVIDIA device plugin (built from its module) under
-#     its real name nvcr.io/nvidia/k8s-device-plugin:<version>.
+#     its real name nvcr.io/nvidia/k8s-device-plugin:<version>; and, unless
+#     GPUCTL_RIG_NFD=0, the real Node Feature Discovery (lib/build-nfd) as
+#     registry.k8s.io/nfd/node-feature-discovery:<version> (nfd-master turns
+#     GFD's NodeFeature objects into node labels; tests/fixtures/nfd deploys it).
 
 RIG_KUBELET_NODES=(kubelet-gpu-node-1 kubelet-gpu-node-2)
 RIG_API_FORWARD_PORT=6443
@@ -149,6 +152,20 @@ rig_plugin_images() { # -> prints tarball paths
 	done
 }
 
+# The Node Feature Discovery image (nfd-master, built from its module), one
+# tarball: registry.k8s.io/nfd/node-feature-discovery:<version>.
+rig_nfd_image() { # -> prints the tarball's path
+	local v=${GPUCTL_RIG_NFD_VERSION:-v0.18.3} dir tar
+	dir=$("$RIG_HERE/lib/build-nfd" "$v") || rig_die "building Node Feature Discovery $v failed"
+	tar=$RIG_CACHE/nfd-image-$v-$(cat "$RIG_HERE/lib/build-images.py" "$dir"/bin/* "$dir/nfd-worker.conf" | sha256sum | cut -c1-12).tar
+	if [ ! -f "$tar" ]; then
+		"$RIG_PYTHON" "$RIG_HERE/lib/build-images.py" --nfd "$dir" "$v" "$tar.tmp" ||
+			rig_die "packing the Node Feature Discovery image $v failed"
+		mv "$tar.tmp" "$tar"
+	fi
+	echo "$tar"
+}
+
 # Writes the kubelet's configuration and credentials into the node and starts
 # it (or leaves a running one alone); the cluster must be up (cluster.env read).
 rig_kubelet_start() { # NAME
@@ -239,7 +256,7 @@ EOF
 		{ rig_log "$name: the kubernetes Service rule could not be set (iptables)"; return 1; }
 	# images
 	local tar
-	for tar in "$RIG_CACHE/images.tar" "${RIG_PLUGIN_IMAGES[@]}"; do
+	for tar in "$RIG_CACHE/images.tar" "${RIG_PLUGIN_IMAGES[@]}" "${RIG_NFD_IMAGES[@]}"; do
 		rig_in_node "$name" ctr -n k8s.io images import - <"$tar" >/dev/null ||
 			{ rig_log "$name: importing $(basename "$tar") failed"; return 1; }
 	done
