@@ -206,6 +206,114 @@ def test_slice_changes_what_the_real_plugin_advertises(kr, replicas):
     assert {i["result"] for i in json.loads(p.stdout)["nodes"]} == {"unchanged"}
 
 
+NFD_NS = "node-feature-discovery"
+NFD_FILES = [os.path.join(ROOT, "tests/fixtures/nfd", f) for f in ("nfd-api-crds.yaml", "nfd-master.yaml")]
+NFD_OWNED = "nfd.node.kubernetes.io/feature-labels"
+
+
+@pytest.fixture(scope="module")
+def nfd(kr):
+    """Node Feature Discovery's real nfd-master (v0.18.3, built from its module by
+    tests/rig/lib/build-nfd) as a user runs it beside gpuctl: its CRDs, then the
+    master's deployment as its kustomize renders it (tests/fixtures/nfd), a pod on
+    a kubelet node.  Installed once, by the first test that needs it, and kept to
+    the end of the module, so that cleanup is judged with NFD still running (as
+    on a user's cluster); removed after the module's last test."""
+    kr.kubectl("apply", "--server-side", "-f", NFD_FILES[0])
+    kr.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/nodefeatures.nfd.k8s-sigs.io",
+               "crd/nodefeaturerules.nfd.k8s-sigs.io", "crd/nodefeaturegroups.nfd.k8s-sigs.io")
+    kr.kubectl("apply", "--server-side", "-f", NFD_FILES[1])
+    p = kr.kubectl("rollout", "status", "-n", NFD_NS, "deployment/nfd-master", "--timeout=110s", check=False)
+    assert p.returncode == 0, (p.stdout, p.stderr, kr.kubectl("get", "pods", "-n", NFD_NS, "-o", "wide").stdout)
+    yield
+    kr.kubectl("delete", "-f", NFD_FILES[1], "--ignore-not-found", "--wait=true", "--timeout=100s", check=False)
+    kr.kubectl("delete", "-f", NFD_FILES[0], "--ignore-not-found", "--wait=true", "--timeout=60s", check=False)
+
+
+def _gpu_name(kr, node):
+    """The GPU's name as the node's nvidia-smi -L prints it (the NVML stand-in's facts)."""
+    line = kr.exec(node, "nvidia-smi", "-L").splitlines()[0]
+    return line.split(": ", 1)[1].split(" (UUID: ")[0]
+
+
+def _node_features(kr):
+    """node -> the NodeFeature object GFD wrote for it."""
+    items = json.loads(kr.kubectl("get", "nodefeatures.nfd.k8s-sigs.io", "-A", "-o", "json").stdout)["items"]
+    return {i["metadata"].get("labels", {}).get("nfd.node.kubernetes.io/node-name"): i for i in items}
+
+
+def _gfd_labels_agree(kr, want):
+    """Each node carries want[node] (GFD's labels, put there by nfd-master) and every
+    label of its NodeFeature object, and nfd-master's annotation names them as its own."""
+    nf = _node_features(kr)
+    for n in NODES:
+        meta = kr.node(n)["metadata"]
+        labels, owned = meta.get("labels", {}), meta.get("annotations", {}).get(NFD_OWNED, "").split(",")
+        if n not in nf or any(labels.get(k) != v for k, v in want[n].items()):
+            return False
+        feature_labels = nf[n]["spec"].get("labels", {})
+        if any(labels.get(k) != v or k not in owned for k, v in feature_labels.items()):
+            return False
+    return True
+
+
+def test_gfd_labels_the_nodes_through_the_real_nfd_master(kr, nfd):
+    """deploy --with gfd runs the real gpu-feature-discovery (v0.19.3, from the
+    device plugin's image) on each kubelet node; it reads the NVML stand-in's
+    replayed H100 facts and writes a NodeFeature object, which the real nfd-master
+    turns into the node's labels: product, count (1 and 2), replicas and
+    sharing-strategy, following slice --replicas 4 and back after slice none;
+    validate's node.sharing then passes on GFD's labels."""
+    inv = kr.env["GPUCTL_RIG_INVENTORY"]
+    p = kr.gpuctl("deploy", "--skip", "nodes", *NODES, "--with", "gfd", "-o", "json", "--timeout", "3m")
+    objs = {(o["kind"], o["name"]): o for o in json.loads(p.stdout)["objects"]}
+    gfd = objs[("DaemonSet", "gpu-feature-discovery")]
+    assert gfd["result"] == "created" and gfd["ready"] is True, gfd
+    product = {n: _gpu_name(kr, n).replace(" ", "-") for n in NODES}
+    assert set(product.values()) == {"NVIDIA-H100-80GB-HBM3"}, product
+
+    def want(replicas, strategy, suffix=""):
+        return {n: {"nvidia.com/gpu.product": product[n] + suffix, "nvidia.com/gpu.count": str(GPUS[n]),
+                    "nvidia.com/gpu.replicas": str(replicas), "nvidia.com/gpu.sharing-strategy": strategy}
+                for n in NODES}
+    # the flow before this test left both nodes on config "none"
+    kr.wait("nfd-master to put GFD's labels on the nodes", lambda: _gfd_labels_agree(kr, want(1, "none")), 120)
+    nf = _node_features(kr)
+    for n in NODES:
+        obj = nf[n]
+        # written by GFD from its pod (owned by its DaemonSet: garbage-collected with it)
+        assert obj["metadata"]["name"] == "nvidia-features-for-" + n and obj["metadata"]["namespace"] == NS, obj
+        owners = {(o["kind"], o["name"]) for o in obj["metadata"].get("ownerReferences", [])}
+        assert ("DaemonSet", "gpu-feature-discovery") in owners, obj["metadata"]
+        assert obj["spec"]["labels"]["nvidia.com/gpu.count"] == str(GPUS[n]), obj["spec"]["labels"]
+        assert "nvidia.com/gfd.timestamp" in obj["spec"]["labels"], obj["spec"]["labels"]
+
+    # slice waits for GFD's labels as well as the capacity: they agree when it returns
+    kr.gpuctl("slice", "--replicas", "4", *NODES, "-o", "json", "--timeout", "2m")
+    assert _gfd_labels_agree(kr, want(4, "time-slicing", "-SHARED")), {n: kr.node(n)["metadata"]["labels"] for n in NODES}
+    for n in NODES:
+        assert kr.gpus(n) == GPUS[n] * 4
+    p = kr.gpuctl("validate", *NODES, "--inventory", inv, "-o", "json", check=None)
+    doc = json.loads(p.stdout)
+    assert p.returncode == 0, json.dumps([c for c in doc["checks"] if c["status"] == "fail"], indent=1)
+    res = _checks(doc)
+    for n in NODES:
+        c = res[(n, "node.sharing")]
+        assert c["status"] == "pass" and f"time-slicing x4 (nvidia.com/gpu {GPUS[n] * 4})" in c["message"], c
+        # the product and GPU count are now judged on GFD's labels against the node's nvidia-smi
+        c = res[(n, "node.product")]
+        assert c["status"] == "pass" and c["message"].startswith(product[n] + "-SHARED (nvidia-smi: "), c
+        assert res[(n, "node.gpus")]["status"] == "pass", res[(n, "node.gpus")]
+
+    kr.gpuctl("slice", "none", *NODES, "-o", "json", "--timeout", "2m")
+    assert _gfd_labels_agree(kr, want(1, "none")), {n: kr.node(n)["metadata"]["labels"] for n in NODES}
+    p = kr.gpuctl("validate", *NODES, "--inventory", inv, "-o", "json", check=0)
+    res = _checks(json.loads(p.stdout))
+    for n in NODES:
+        c = res[(n, "node.sharing")]
+        assert c["status"] == "pass" and f"no sharing x1 (nvidia.com/gpu {GPUS[n]})" in c["message"], c
+
+
 def test_per_node_configs_on_two_node_groups(kr):
     kr.gpuctl("slice", "--replicas", "4", NODES[0], "--timeout", "2m")
     kr.gpuctl("slice", "--replicas", "2", NODES[1], "--timeout", "2m")
@@ -515,6 +623,18 @@ def test_cleanup_puts_the_nodes_back(kr):
     doc = json.loads(p.stdout)
     assert doc["kind"] == "CleanupResult", doc
     assert not [x for x in doc["results"] if x["status"] == "failed"], doc["results"]
+
+    # GFD's NodeFeature objects (in gpuctl's namespace, owned by GFD's DaemonSet) are gone
+    # when cleanup returns; nfd-master, still running as on a user's cluster, then takes
+    # the labels it had put on the nodes from them off again (it removes the labels its
+    # annotation names when a node has no NodeFeature left): cleanup does not touch them
+    if kr.kubectl("get", "crd", "nodefeatures.nfd.k8s-sigs.io", check=False).returncode == 0:
+        left = kr.kubectl("get", "nodefeatures.nfd.k8s-sigs.io", "-A", "-o", "name").stdout
+        assert left.strip() == "", left
+        kr.wait("nfd-master to take GFD's labels off the nodes",
+                lambda: all(not [k for k in kr.node(n)["metadata"]["labels"] if k not in kr.before[n]["labels"]
+                                 and k.startswith("nvidia.com/") and k != "nvidia.com/device-plugin.config"]
+                            for n in NODES), 60)
 
     # validate again: the nodes read as never prepared, and it says so by check id
     # (nvidia.com/gpu capacity is the kubelet's: it keeps the plugin's last count with
