@@ -7,8 +7,10 @@ name), talking to the NVML stand-in; only the GPU is simulated.
 The flow a user runs: label, taint, deploy (node phase over SSH, then the
 plugin DaemonSet), pods that ask for a GPU see exactly theirs, slice 4 -> 8 ->
 2 -> none with the capacity the plugin advertises checked after each,
-per-node configs on two node groups, shared pods on one GPU, smoke-test,
-validate, cleanup.  The module is that flow in order: the fixture records
+gpu-feature-discovery's labels put on the Nodes by the real Node Feature
+Discovery master (installed as a user would, kept to the end), per-node
+configs on two node groups, shared pods on one GPU, smoke-test, validate,
+cleanup.  The module is that flow in order: the fixture records
 each node as it was before the first gpuctl command (its labels, taints and
 containerd config, read on the node), and the last test proves that after
 cleanup every node, and the cluster, is back to it: validate again, then
@@ -289,7 +291,8 @@ def test_gfd_labels_the_nodes_through_the_real_nfd_master(kr, nfd):
         assert "nvidia.com/gfd.timestamp" in obj["spec"]["labels"], obj["spec"]["labels"]
 
     # slice waits for GFD's labels as well as the capacity: they agree when it returns
-    kr.gpuctl("slice", "--replicas", "4", *NODES, "-o", "json", "--timeout", "2m")
+    p = kr.gpuctl("slice", "--replicas", "4", *NODES, "-o", "json", "--timeout", "2m")
+    assert all(i.get("gfdLabelsChecked") is True for i in json.loads(p.stdout)["nodes"]), p.stdout
     assert _gfd_labels_agree(kr, want(4, "time-slicing", "-SHARED")), {n: kr.node(n)["metadata"]["labels"] for n in NODES}
     for n in NODES:
         assert kr.gpus(n) == GPUS[n] * 4
@@ -305,7 +308,8 @@ def test_gfd_labels_the_nodes_through_the_real_nfd_master(kr, nfd):
         assert c["status"] == "pass" and c["message"].startswith(product[n] + "-SHARED (nvidia-smi: "), c
         assert res[(n, "node.gpus")]["status"] == "pass", res[(n, "node.gpus")]
 
-    kr.gpuctl("slice", "none", *NODES, "-o", "json", "--timeout", "2m")
+    p = kr.gpuctl("slice", "none", *NODES, "-o", "json", "--timeout", "2m")
+    assert all(i.get("gfdLabelsChecked") is True for i in json.loads(p.stdout)["nodes"]), p.stdout
     assert _gfd_labels_agree(kr, want(1, "none")), {n: kr.node(n)["metadata"]["labels"] for n in NODES}
     p = kr.gpuctl("validate", *NODES, "--inventory", inv, "-o", "json", check=0)
     res = _checks(json.loads(p.stdout))
