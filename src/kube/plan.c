@@ -178,7 +178,8 @@ static void label_change(cJSON *changes, const char *op, const char *key, const 
 	cJSON_AddItemToArray(changes, c);
 }
 
-/* "{product}" in a default value becomes the node's GPU product. */
+/* "{product}" in a default value becomes the node's GPU product (GFD's
+ * nvidia.com/gpu.product without its -SHARED). */
 static char *expand_value(const char *v, const cJSON *node, int *unknown)
 {
 	const char *ph = strstr(v, "{product}");
@@ -189,7 +190,12 @@ static char *expand_value(const char *v, const cJSON *node, int *unknown)
 		*unknown = 1;
 		return NULL;
 	}
-	return xasprintf("%.*s%s%s", (int)(ph - v), v, product, ph + strlen("{product}"));
+	/* GFD appends -SHARED to the product while time-slicing or MPS shares the
+	 * GPU (unless renamed): a state of the node, not the GPU's type */
+	size_t n = strlen(product), sfx = strlen("-SHARED");
+	if (n > sfx && !strcmp(product + n - sfx, "-SHARED"))
+		n -= sfx;
+	return xasprintf("%.*s%.*s%s", (int)(ph - v), v, (int)n, product, ph + strlen("{product}"));
 }
 
 int label_plan_node(void *ud, const cJSON *node, struct edit_result *r)
