@@ -289,6 +289,10 @@ def test_gfd_labels_the_nodes_through_the_real_nfd_master(kr, nfd):
         assert ("DaemonSet", "gpu-feature-discovery") in owners, obj["metadata"]
         assert obj["spec"]["labels"]["nvidia.com/gpu.count"] == str(GPUS[n]), obj["spec"]["labels"]
         assert "nvidia.com/gfd.timestamp" in obj["spec"]["labels"], obj["spec"]["labels"]
+    # gpuctl label ran before GFD: the nodes had no product, so no gpu-type; now they do
+    kr.gpuctl("label", *NODES)
+    for n in NODES:
+        assert kr.node(n)["metadata"]["labels"].get("gpu-type") == product[n], kr.node(n)["metadata"]["labels"]
 
     # slice waits for GFD's labels as well as the capacity: they agree when it returns
     p = kr.gpuctl("slice", "--replicas", "4", *NODES, "-o", "json", "--timeout", "2m")
@@ -307,6 +311,8 @@ def test_gfd_labels_the_nodes_through_the_real_nfd_master(kr, nfd):
         c = res[(n, "node.product")]
         assert c["status"] == "pass" and c["message"].startswith(product[n] + "-SHARED (nvidia-smi: "), c
         assert res[(n, "node.gpus")]["status"] == "pass", res[(n, "node.gpus")]
+        # gpu-type is the GPU's, not GFD's -SHARED product of a time-sliced node
+        assert res[(n, "node.labels")]["status"] == "pass", res[(n, "node.labels")]
 
     p = kr.gpuctl("slice", "none", *NODES, "-o", "json", "--timeout", "2m")
     assert all(i.get("gfdLabelsChecked") is True for i in json.loads(p.stdout)["nodes"]), p.stdout
