@@ -614,7 +614,8 @@ def test_the_seeds_plugin_v0_17_2_runs_and_slices_on_real_nodes(kr):
         p = kr.gpuctl("deploy", "--skip", "nodes", *NODES, "-o", "json", "--timeout", "3m", check=None)
     assert p.returncode == 0, p.stderr
     pods = _plugin_pods(kr)
-    assert all(pods.get(n) == ("nvcr.io/nvidia/k8s-device-plugin:v0.19.3", True) for n in NODES), pods
+    assert all(pods.get(n) == ("nvcr.io/nvidia/k8s-device-plugin:v0.19.3", True) for n in NODES), (
+        {n: pods.get(n) for n in NODES}, kr.kubectl("get", "pods", "-n", NS, "-o", "wide").stdout)
 
 
 def test_cleanup_puts_the_nodes_back(kr):
