@@ -22,6 +22,9 @@
 #define SHARING_REPLICAS_LABEL "nvidia.com/gpu.replicas"
 #define SHARING_STRATEGY_LABEL "nvidia.com/gpu.sharing-strategy"
 #define SHARING_COUNT_LABEL "nvidia.com/gpu.count"
+/* GFD's "this node's config shares by MPS": the plugin's MPS control daemon
+ * runs only on nodes that carry it as "true". */
+#define SHARING_MPS_CAPABLE_LABEL "nvidia.com/mps.capable"
 /* The GPU Operator's MIG manager: the layout asked for and how it went. */
 #define SHARING_MIG_CONFIG_LABEL "nvidia.com/mig.config"
 #define SHARING_MIG_STATE_LABEL "nvidia.com/mig.config.state"

@@ -192,18 +192,19 @@ int deploy_phase_objects(const struct deploy_set_opts *o, const cJSON *values, c
 {
 	static const struct {
 		const char *phase;
-		const char *tmpl[3];
+		const char *tmpl[4];
 	} set[] = {
-		{ "plugin", { "device-plugin.yaml.tmpl", "sharing-config.yaml.tmpl", NULL } },
-		{ "gfd", { "gfd.yaml.tmpl", NULL, NULL } },
-		{ "dcgm-exporter", { "dcgm-exporter.yaml.tmpl", NULL, NULL } },
+		/* the MPS control daemon goes with the plugin: the plugin with an MPS config fails without it */
+		{ "plugin", { "device-plugin.yaml.tmpl", "mps-control-daemon.yaml.tmpl", "sharing-config.yaml.tmpl", NULL } },
+		{ "gfd", { "gfd.yaml.tmpl", NULL, NULL, NULL } },
+		{ "dcgm-exporter", { "dcgm-exporter.yaml.tmpl", NULL, NULL, NULL } },
 	};
 	for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++) {
 		if (strcmp(set[i].phase, phase))
 			continue;
 		if (add_template(o, values, "namespace.yaml.tmpl", docs, err) < 0)
 			return -1;
-		for (size_t t = 0; t < 3 && set[i].tmpl[t]; t++)
+		for (size_t t = 0; t < 4 && set[i].tmpl[t]; t++)
 			if (add_template(o, values, set[i].tmpl[t], docs, err) < 0)
 				return -1;
 		return 0;

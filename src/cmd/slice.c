@@ -224,17 +224,32 @@ static int configure_policy(struct slice *s, struct gerr *err)
 
 /* The config labels, and for MPS the record gpuctl.io/mps: MPS leaves the
  * GPUs in EXCLUSIVE_PROCESS, which gpuctl cleanup resets only on the nodes
- * that carry it (a compute mode a person chose stays). */
+ * that carry it (a compute mode a person chose stays).  With gpuctl's own
+ * plugin also nvidia.com/mps.capable, as GFD sets it: "true" where the
+ * config shares by MPS (the plugin's MPS control daemon runs only there, and
+ * the plugin fails without it), "false" on a node moved off MPS. */
 struct slice_plan {
 	struct label_plan labels;
 	int mps;
+	int mps_label;     /* keep nvidia.com/mps.capable in step (not with the operator: its GFD does) */
 	const char *when;  /* the record's value: when (RFC 3339) */
 };
 
 static int slice_plan_node(void *ud, const cJSON *node, struct edit_result *r)
 {
 	struct slice_plan *p = ud;
-	if (p->labels.nops && label_plan_node(&p->labels, node, r) < 0)
+	struct label_op ops[3];
+	struct label_plan lp = p->labels;
+	if (p->mps_label) {
+		const char *capable = label_of(node, SHARING_MPS_CAPABLE_LABEL);
+		int want = p->mps || (capable && !strcmp(capable, "true"));
+		if (want && lp.nops < sizeof(ops) / sizeof(ops[0])) {
+			memcpy(ops, lp.ops, lp.nops * sizeof(ops[0]));
+			ops[lp.nops++] = (struct label_op){ (char *)SHARING_MPS_CAPABLE_LABEL, p->mps ? (char *)"true" : (char *)"false" };
+			lp.ops = ops;
+		}
+	}
+	if (lp.nops && label_plan_node(&lp, node, r) < 0)
 		return -1;
 	if (p->mps && edit_add_annotation(node, r, GPUCTL_MPS_RECORD_KEY, p->when) < 0) {
 		gerr_set(&r->err, GERR_INTERNAL, "node %s: cannot add the annotation %s", node_name(node), GPUCTL_MPS_RECORD_KEY);
@@ -252,7 +267,12 @@ static int label_nodes(struct slice *s, struct gerr *err)
 	if (s->policy && s->spec.model == SHARING_MIG && s->spec.mig_config)
 		ops[nops++] = (struct label_op){ (char *)SHARING_MIG_CONFIG_LABEL, (char *)s->spec.mig_config };
 	int mps = s->spec.model == SHARING_MPS;
-	if (!nops && !mps)
+	int mps_label = !s->policy;
+	int capable = 0;
+	for (size_t i = 0; mps_label && i < s->n; i++)
+		capable |= !s->v[i].own_config && label_of(s->v[i].node, SHARING_MPS_CAPABLE_LABEL) &&
+			   !strcmp(label_of(s->v[i].node, SHARING_MPS_CAPABLE_LABEL), "true");
+	if (!nops && !mps && !capable)
 		return 0;
 	/* only the nodes that take the config (default mode: not those with their own) */
 	cJSON *targets = cJSON_CreateArray();
@@ -261,7 +281,8 @@ static int label_nodes(struct slice *s, struct gerr *err)
 			cJSON_AddItemToArray(targets, cJSON_Duplicate(s->v[i].node, 1));
 	char when[32];
 	utc_now_rfc3339(when);
-	struct slice_plan plan = { .labels = { .ops = ops, .nops = nops, .overwrite = 1 }, .mps = mps, .when = when };
+	struct slice_plan plan = { .labels = { .ops = ops, .nops = nops, .overwrite = 1 }, .mps = mps,
+				   .mps_label = mps_label, .when = when };
 	struct edit_result *r = NULL;
 	size_t n = 0;
 	int rc = nodes_edit(s->kc, targets, slice_plan_node, &plan, s->dry, &r, &n, err);

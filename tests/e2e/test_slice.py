@@ -240,6 +240,19 @@ def test_per_node_configs_on_two_groups(sk):
         assert nodes_of(doc)["gpu-node-3"]["strategy"] == "mps"
         assert sk.labels("gpu-node-1")["nvidia.com/device-plugin.config"] == "ts-8"
         assert sk.labels("gpu-node-3")["nvidia.com/device-plugin.config"] == "mps-2"
+        # the plugin's MPS control daemon (deployed with the plugin) runs only where
+        # GFD's nvidia.com/mps.capable is "true": slice sets it, as GFD would
+        assert sk.labels("gpu-node-3")["nvidia.com/mps.capable"] == "true"
+        assert "nvidia.com/mps.capable" not in sk.labels("gpu-node-1"), "time-slicing nodes get no MPS label"
+        deadline = time.time() + 60
+        while True:
+            mps = json.loads(sk.kubectl("get", "pods", "-n", NS, "-l",
+                                        "app.kubernetes.io/name=nvidia-device-plugin-mps-control-daemon",
+                                        "-o", "json").stdout)["items"]
+            if [p["spec"].get("nodeName") for p in mps] == ["gpu-node-3"]:
+                break
+            assert time.time() < deadline, f"the MPS control daemon is not on gpu-node-3 alone: {mps}"
+            time.sleep(0.5)
         assert capacity(sk, "gpu-node-2") == "32" and capacity(sk, "gpu-node-3") == "16"
         data = json.loads(sk.kubectl("get", "configmap", "-n", NS, CM, "-o", "json").stdout)["data"]
         assert {"any", "ts-8", "mps-2"} <= set(data), "earlier keys are kept"
@@ -255,6 +268,7 @@ def test_per_node_configs_on_two_groups(sk):
         # none is a real key, not the label's removal
         doc, _ = slice_json(sk, "none", "gpu-node-3")
         assert sk.labels("gpu-node-3")["nvidia.com/device-plugin.config"] == "none"
+        assert sk.labels("gpu-node-3")["nvidia.com/mps.capable"] == "false", "off MPS: the daemon leaves"
         assert capacity(sk, "gpu-node-3") == "8"
 
 

@@ -50,7 +50,7 @@ Test(deploy_render, every_object_is_labelled_namespaced_and_pinned)
 {
 	struct deploy_set_opts o = { 0 };
 	cJSON *docs = objects(&o);
-	cr_assert_eq(cJSON_GetArraySize(docs), 12, "namespace, 4+1 plugin, 4 gfd, 2 dcgm: %d", cJSON_GetArraySize(docs));
+	cr_assert_eq(cJSON_GetArraySize(docs), 13, "namespace, 4+1+1 plugin, 4 gfd, 2 dcgm: %d", cJSON_GetArraySize(docs));
 	cr_assert_str_eq(json_str(cJSON_GetArrayItem(docs, 0), "kind"), "Namespace", "the namespace comes first");
 	int namespaces = 0, daemonsets = 0;
 	const cJSON *d;
@@ -78,7 +78,7 @@ Test(deploy_render, every_object_is_labelled_namespaced_and_pinned)
 		}
 	}
 	cr_assert_eq(namespaces, 1, "the namespace once, though three phases need it");
-	cr_assert_eq(daemonsets, 3);
+	cr_assert_eq(daemonsets, 4);
 	/* the device plugin: the chart's containers, per-node configurations */
 	const cJSON *ds = cJSON_GetArrayItem(docs, 4);
 	cr_assert_str_eq(json_str(ds, "kind"), "DaemonSet");
@@ -94,13 +94,31 @@ Test(deploy_render, every_object_is_labelled_namespaced_and_pinned)
 		  "%s", env);
 	free(env);
 	cr_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(spec, "shareProcessNamespace")));
+	/* the MPS control daemon the plugin waits for under an MPS config: only on
+	 * nodes labelled nvidia.com/mps.capable=true, with the plugin's MPS root */
+	const cJSON *mps = cJSON_GetArrayItem(docs, 5);
+	cr_assert_str_eq(json_str(mps, "kind"), "DaemonSet");
+	cr_assert_str_eq(json_str(cJSON_GetObjectItemCaseSensitive(mps, "metadata"), "name"),
+			 "nvidia-device-plugin-mps-control-daemon");
+	const cJSON *mspec = json_get2(cJSON_GetObjectItemCaseSensitive(mps, "spec"), "template", "spec");
+	cr_assert_str_eq(json_str(cJSON_GetObjectItemCaseSensitive(mspec, "nodeSelector"), "nvidia.com/mps.capable"), "true");
+	const cJSON *mctr = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(mspec, "containers"), 1);
+	cr_assert_str_eq(json_str(mctr, "name"), "mps-control-daemon-ctr");
+	cr_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(mctr, "command"), 0)->valuestring,
+			 "mps-control-daemon");
+	cr_assert_str_eq(json_str(mctr, "image"), "nvcr.io/nvidia/k8s-device-plugin:v0.19.3", "the plugin's image");
+	cr_assert(cJSON_IsTrue(json_get2(mctr, "securityContext", "privileged")));
+	char *vols = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(mspec, "volumes"));
+	cr_assert(strstr(vols, "\"path\":\"/run/nvidia/mps\"") && strstr(vols, "\"path\":\"/run/nvidia/mps/shm\""),
+		  "the plugin's MPS_ROOT: %s", vols);
+	free(vols);
 	/* the ConfigMap: key any, no sharing */
-	const cJSON *cm = cJSON_GetArrayItem(docs, 5);
+	const cJSON *cm = cJSON_GetArrayItem(docs, 6);
 	cr_assert_str_eq(json_str(cm, "kind"), "ConfigMap");
 	cr_assert_str_eq(json_str(cJSON_GetObjectItemCaseSensitive(cm, "data"), "any"), "version: v1\nflags:\n  migStrategy: none\n");
 	int n = 0;
 	images(docs, count_image, &n);
-	cr_assert_eq(n, 7, "3+3 plugin and GFD containers (init, sidecar, main), 1 exporter: %d", n);
+	cr_assert_eq(n, 11, "3+4+3 plugin, MPS daemon and GFD containers (init(s), sidecar, main), 1 exporter: %d", n);
 	cJSON_Delete(docs);
 }
 
