@@ -17,6 +17,10 @@ package main
 //     gpuctl.io/added-taints (a JSON list of "key:effect"), testing an
 //     annotation that exists first, so `gpuctl cleanup` can undo exactly
 //     these writes.
+// Checked against the server once: on 50 kwok nodes, all 100 PATCH requests
+// of `clientgo -record` (path, content type, body) were byte for byte those
+// of `gpuctl label; gpuctl taint`, captured through a logging TLS proxy,
+// the fieldManager query parameter aside (gpuctl / clientgo).
 
 import (
 	"bytes"
