@@ -548,6 +548,21 @@ def test_smoke_test_names_each_sharing_fault_with_its_check_id(kr):
             assert rows[cid]["status"] == "skip", rows[cid]
         left = kr.kubectl("get", "pods", "-n", ns, "-o", "name").stdout
         assert left.strip() == "", left
+
+        # a quota of exactly the four sharing pods: they all run (the single-GPU pod has
+        # completed, so it no longer counts), but the fifth, the pod that must stay
+        # Pending for lack of a GPU, cannot even be created: nothing is proven
+        kr.kubectl("delete", "quota", "two-pods", "-n", ns)
+        kr.kubectl("create", "quota", "four-pods", "-n", ns, "--hard=pods=4")
+        p = kr.gpuctl("smoke-test", NODES[1], "-n", ns, "-o", "json", "--timeout", "2m", check=1)
+        doc = json.loads(p.stdout)
+        rows = {r["id"]: r for r in doc["checks"] if r.get("target") == NODES[1]}
+        for cid in ("smoke.gpu", "smoke.concurrent", "smoke.same-gpu", "smoke.allocatable"):
+            assert rows[cid]["status"] == "pass", rows[cid]
+        c = rows["smoke.overcommit"]
+        assert c["status"] == "fail" and "exceeded quota: four-pods" in c["message"], c
+        left = kr.kubectl("get", "pods", "-n", ns, "-o", "name").stdout
+        assert left.strip() == "", left
     finally:
         kr.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=60s", check=False)
 
