@@ -602,8 +602,9 @@ def test_mps_shares_through_the_plugins_control_daemon_and_smoke_mps_names_a_res
     assert _compute_modes(kr, node) == ["Exclusive_Process"] * 2
     logs = kr.kubectl("logs", "-n", NS, pods[node]["metadata"]["name"], "-c", "mps-control-daemon-ctr").stdout
     assert "Starting control daemon" in logs or "Staring MPS daemon" in logs, logs
-    plugin = kr.kubectl("logs", "-n", NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin",
-                        "-c", "nvidia-device-plugin-ctr", "--tail", "-1", "--prefix").stdout
+    name = kr.kubectl("get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin",
+                      "--field-selector", f"spec.nodeName={node}", "-o", "jsonpath={.items[0].metadata.name}").stdout
+    plugin = kr.kubectl("logs", "-n", NS, name, "-c", "nvidia-device-plugin-ctr").stdout
     assert "MPS daemon is healthy" in plugin, plugin[-3000:]
     try:
         p = kr.gpuctl("smoke-test", node, "-o", "json", "--timeout", "3m", check=None)
