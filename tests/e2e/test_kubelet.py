@@ -585,6 +585,66 @@ def test_smoke_test_names_each_sharing_fault_with_its_check_id(kr):
     assert "libcuda.so.1 not found" in c["hint"], c
 
 
+MPS_DAEMON = "app.kubernetes.io/name=nvidia-device-plugin-mps-control-daemon"
+
+
+def _compute_modes(kr, node):
+    return kr.exec(node, "nvidia-smi", "--query-gpu=compute_mode", "--format=csv,noheader").split()
+
+
+def _mps_daemon_pods(kr):
+    items = json.loads(kr.kubectl("get", "pods", "-n", NS, "-l", MPS_DAEMON, "-o", "json").stdout)["items"]
+    return {p["spec"].get("nodeName"): p for p in items if not p["metadata"].get("deletionTimestamp")}
+
+
+def test_mps_shares_through_the_plugins_control_daemon_and_smoke_mps_names_a_reset(kr):
+    """slice mps on a real node: gpuctl labels it nvidia.com/mps.capable=true, the
+    plugin's MPS control daemon (deployed with the plugin) starts there, sets the
+    GPUs to EXCLUSIVE_PROCESS through the node's nvidia-smi and runs
+    nvidia-cuda-mps-control -d (the driver's part, a stand-in: no GPU); the real
+    plugin finds the daemon healthy and advertises 2 GPUs x 2. smoke-test proves
+    it (smoke.mps: every pod sees Exclusive_Process); a compute mode reset behind
+    MPS's back fails smoke.mps; slice none stops the daemon, which puts the GPUs
+    back to Default."""
+    node = NODES[1]
+    p = kr.gpuctl("slice", "mps", "--replicas", "2", node, "-o", "json", "--timeout", "3m")
+    doc = json.loads(p.stdout)
+    row = [n for n in doc["nodes"] if n["name"] == node][0]
+    assert row["strategy"] == "mps" and row["after"] == 4, row
+    assert kr.node(node)["metadata"]["labels"]["nvidia.com/mps.capable"] == "true"
+    pods = _mps_daemon_pods(kr)
+    assert list(pods) == [node], pods
+    assert _compute_modes(kr, node) == ["Exclusive_Process"] * 2
+    logs = kr.kubectl("logs", "-n", NS, pods[node]["metadata"]["name"], "-c", "mps-control-daemon-ctr").stdout
+    assert "Starting control daemon" in logs or "Staring MPS daemon" in logs, logs
+    name = kr.kubectl("get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin",
+                      "--field-selector", f"spec.nodeName={node}", "-o", "jsonpath={.items[0].metadata.name}").stdout
+    plugin = kr.kubectl("logs", "-n", NS, name, "-c", "nvidia-device-plugin-ctr").stdout
+    assert "MPS daemon is healthy" in plugin, plugin[-3000:]
+    try:
+        p = kr.gpuctl("smoke-test", node, "-o", "json", "--timeout", "3m", check=None)
+        doc = json.loads(p.stdout)
+        rows = {r["id"]: r for r in doc["checks"] if r.get("target") == node}
+        assert p.returncode == 0, rows
+        for cid in ("smoke.gpu", "smoke.allocatable", "smoke.concurrent", "smoke.same-gpu", "smoke.overcommit",
+                    "smoke.mps"):
+            assert rows[cid]["status"] == "pass", rows[cid]
+        # someone sets the compute mode back behind MPS's back
+        kr.exec(node, "nvidia-smi", "-c", "DEFAULT")
+        p = kr.gpuctl("smoke-test", node, "-o", "json", "--timeout", "3m", check=1)
+        rows = {r["id"]: r for r in json.loads(p.stdout)["checks"] if r.get("target") == node}
+        c = rows["smoke.mps"]
+        assert c["status"] == "fail" and "compute mode is not Exclusive_Process" in c["message"], c
+        assert "MPS control daemon" in c["hint"], c
+        kr.exec(node, "nvidia-smi", "-c", "EXCLUSIVE_PROCESS")
+    finally:
+        kr.gpuctl("slice", "none", node, "--timeout", "3m")
+    assert kr.node(node)["metadata"]["labels"]["nvidia.com/mps.capable"] == "false"
+    kr.wait("the MPS control daemon to leave the node", lambda: not _mps_daemon_pods(kr), 120)
+    kr.wait("the daemon's stop to reset the compute mode", lambda: _compute_modes(kr, node) == ["Default"] * 2, 60)
+    assert kr.gpus(node) == 2
+
+
 def _plugin_pods(kr):
     """node -> (image, ready) of the device plugin's pods."""
     items = json.loads(kr.kubectl("get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin",

@@ -68,6 +68,14 @@ fi
 if [ -n "$KUBELET" ] && [ -f "$KUBELET" ] && [ -f /usr/local/bin/kubelet ]; then
 	mount --bind "$KUBELET" /usr/local/bin/kubelet
 fi
+# A kubelet node's /run is a shared mount, as on a systemd host: the
+# device plugin's MPS control daemon mounts its /dev/shm under
+# /run/nvidia/mps with Bidirectional propagation, which containerd refuses
+# on a private mount. The peer group is the node's own (its namespace was
+# made with private propagation): nothing reaches the host.
+if [ -n "$KUBELET" ]; then
+	mount --make-rshared /run
+fi
 cp "$INIT" /run/gpuctl-rig/init
 # Last: the node's /tmp hides the host's (and with it, usually, the rig's
 # state folder; nothing below needs it).

@@ -162,7 +162,7 @@ EOF
 
 	# /usr/local: the stand-ins and the replay data
 	local S=$RIG_HERE/standins U=$FS/usr-local
-	cp "$S/nvidia-smi" "$S/nvidia-container-runtime" "$S/systemctl" "$S/journalctl" "$U/bin/"
+	cp "$S/nvidia-smi" "$S/nvidia-cuda-mps-control" "$S/nvidia-container-runtime" "$S/systemctl" "$S/journalctl" "$U/bin/"
 	# inside the node the checkout may be hidden (its /tmp, /home are private): copy what runs there
 	mkdir -p "$U/share/gpuctl-rig"
 	cp "$RIG_HERE/lib/hang-listener.py" "$U/share/gpuctl-rig/hang-listener.py"
