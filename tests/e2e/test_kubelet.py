@@ -10,7 +10,7 @@ plugin DaemonSet), pods that ask for a GPU see exactly theirs, slice 4 -> 8 ->
 gpu-feature-discovery's labels put on the Nodes by the real Node Feature
 Discovery master (installed as a user would, kept to the end), per-node
 configs on two node groups, shared pods on one GPU, smoke-test, validate,
-cleanup.  The module is that flow in order: the fixture records
+MPS through the plugin's own MPS control daemon, cleanup.  The module is that flow in order: the fixture records
 each node as it was before the first gpuctl command (its labels, taints and
 containerd config, read on the node), and the last test proves that after
 cleanup every node, and the cluster, is back to it: validate again, then
