@@ -81,4 +81,9 @@ int edit_add_annotation(const cJSON *node, struct edit_result *r, const char *ke
 /* list (a JSON array) holds the string s. */
 int plan_record_has(const cJSON *list, const char *s);
 
+/* The node's label key was added by gpuctl (its gpuctl.io/added-labels
+ * record names it): gpuctl may change or remove it without taking it from
+ * whoever else set it. */
+int plan_label_added(const cJSON *node, const char *key);
+
 #endif

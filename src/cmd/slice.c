@@ -227,7 +227,11 @@ static int configure_policy(struct slice *s, struct gerr *err)
  * that carry it (a compute mode a person chose stays).  With gpuctl's own
  * plugin also nvidia.com/mps.capable, as GFD sets it: "true" where the
  * config shares by MPS (the plugin's MPS control daemon runs only there, and
- * the plugin fails without it), "false" on a node moved off MPS. */
+ * the plugin fails without it), "false" on a node moved off MPS; only where
+ * no one else labels it: a node that has the label and not from gpuctl is
+ * GFD's (through NFD), which follows the node's config by itself, and a
+ * value gpuctl wrote over it would be put back by cleanup after NFD took
+ * its own labels away. */
 struct slice_plan {
 	struct label_plan labels;
 	int mps;
@@ -242,7 +246,8 @@ static int slice_plan_node(void *ud, const cJSON *node, struct edit_result *r)
 	struct label_plan lp = p->labels;
 	if (p->mps_label) {
 		const char *capable = label_of(node, SHARING_MPS_CAPABLE_LABEL);
-		int want = p->mps || (capable && !strcmp(capable, "true"));
+		int ours = !capable || plan_label_added(node, SHARING_MPS_CAPABLE_LABEL);
+		int want = ours && (p->mps || (capable && !strcmp(capable, "true")));
 		if (want && lp.nops < sizeof(ops) / sizeof(ops[0])) {
 			memcpy(ops, lp.ops, lp.nops * sizeof(ops[0]));
 			ops[lp.nops++] = (struct label_op){ (char *)SHARING_MPS_CAPABLE_LABEL, p->mps ? (char *)"true" : (char *)"false" };
@@ -271,7 +276,8 @@ static int label_nodes(struct slice *s, struct gerr *err)
 	int capable = 0;
 	for (size_t i = 0; mps_label && i < s->n; i++)
 		capable |= !s->v[i].own_config && label_of(s->v[i].node, SHARING_MPS_CAPABLE_LABEL) &&
-			   !strcmp(label_of(s->v[i].node, SHARING_MPS_CAPABLE_LABEL), "true");
+			   !strcmp(label_of(s->v[i].node, SHARING_MPS_CAPABLE_LABEL), "true") &&
+			   plan_label_added(s->v[i].node, SHARING_MPS_CAPABLE_LABEL);
 	if (!nops && !mps && !capable)
 		return 0;
 	/* only the nodes that take the config (default mode: not those with their own) */

@@ -80,6 +80,14 @@ int plan_record_has(const cJSON *list, const char *s)
 	return 0;
 }
 
+int plan_label_added(const cJSON *node, const char *key)
+{
+	cJSON *added = record_read(node, GPUCTL_ADDED_LABELS_KEY, 0);
+	int has = plan_record_has(added, key);
+	cJSON_Delete(added);
+	return has;
+}
+
 static int record_add(cJSON *list, const char *s)
 {
 	if (plan_record_has(list, s))

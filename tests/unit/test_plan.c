@@ -388,3 +388,22 @@ Test(plan, an_annotation_beside_a_planned_edit)
 	cJSON_Delete(r.changes);
 	cJSON_Delete(node);
 }
+
+Test(plan, a_label_is_gpuctls_only_when_its_record_names_it)
+{
+	/* slice mps keeps nvidia.com/mps.capable in step only where gpuctl added it
+	 * (or it is missing): where GFD set it, GFD follows the config itself */
+	cJSON *node = cJSON_Parse("{\"metadata\":{\"labels\":{\"nvidia.com/mps.capable\":\"true\",\"accelerator\":\"nvidia\"},"
+				  "\"annotations\":{\"gpuctl.io/added-labels\":\"[\\\"accelerator\\\"]\","
+				  "\"gpuctl.io/overwritten-labels\":\"{\\\"nvidia.com/mps.capable\\\":\\\"false\\\"}\"}}}");
+	cr_assert(plan_label_added(node, "accelerator"));
+	cr_assert_not(plan_label_added(node, "nvidia.com/mps.capable"), "overwritten is not added: it was someone's");
+	cr_assert_not(plan_label_added(node, "gpu-type"));
+	cJSON_Delete(node);
+	node = cJSON_Parse("{\"metadata\":{\"labels\":{\"a\":\"b\"},\"annotations\":{\"gpuctl.io/added-labels\":\"not json\"}}}");
+	cr_assert_not(plan_label_added(node, "a"), "an unreadable record names nothing");
+	cJSON_Delete(node);
+	node = cJSON_Parse("{\"metadata\":{\"name\":\"n\"}}");
+	cr_assert_not(plan_label_added(node, "a"));
+	cJSON_Delete(node);
+}
