@@ -612,9 +612,12 @@ def test_mps_shares_through_the_plugins_control_daemon_and_smoke_mps_names_a_res
     row = [n for n in doc["nodes"] if n["name"] == node][0]
     assert row["strategy"] == "mps" and row["after"] == 4, row
     assert kr.node(node)["metadata"]["labels"]["nvidia.com/mps.capable"] == "true"
+    # where GFD labels the node (here, through nfd-master), its nvidia.com/mps.capable
+    # brings the daemon, which may start after the plugin has already been restarted
+    kr.wait("the MPS control daemon to set EXCLUSIVE_PROCESS",
+            lambda: _compute_modes(kr, node) == ["Exclusive_Process"] * 2, 90)
     pods = _mps_daemon_pods(kr)
     assert list(pods) == [node], pods
-    assert _compute_modes(kr, node) == ["Exclusive_Process"] * 2
     logs = kr.kubectl("logs", "-n", NS, pods[node]["metadata"]["name"], "-c", "mps-control-daemon-ctr").stdout
     assert "Starting control daemon" in logs or "Staring MPS daemon" in logs, logs
     name = kr.kubectl("get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin",
