@@ -697,6 +697,19 @@ void smoke_judge_mig(const cJSON *node, struct smoke_verdict *v)
 				  SHARING_MIG_STATE_LABEL, state);
 		return;
 	}
+	/* GFD's verdict on a layout the single strategy cannot advertise (its
+	 * newInvalidMigStrategyLabeler): product <GPU>-MIG-INVALID, count 0; the
+	 * device plugin refuses to start on it ("invalid MIG configuration") */
+	const char *product = node_gpu_product(node);
+	size_t plen = product ? strlen(product) : 0, ilen = strlen("-MIG-INVALID");
+	if (plen > ilen && !strcmp(product + plen - ilen, "-MIG-INVALID")) {
+		smoke_verdict_set(v, REPORT_FAIL,
+				  "give every GPU of the node the same MIG layout (e.g. all-1g.10gb), or advertise each "
+				  "profile as its own resource: gpuctl slice mig --mig-strategy mixed",
+				  "the single MIG strategy found MIG devices of more than one profile, a GPU in MIG mode "
+				  "without MIG devices, or MIG on only some GPUs (nvidia.com/gpu.product=%s)", product);
+		return;
+	}
 	struct buf have = BUF_INIT, zero = BUF_INIT;
 	const cJSON *r;
 	cJSON_ArrayForEach(r, json_get2(node, "status", "capacity")) {
