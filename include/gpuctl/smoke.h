@@ -231,8 +231,9 @@ void smoke_judge_mps(struct smoke_pod *const *pods, size_t n, struct smoke_verdi
 void smoke_judge_measure(struct smoke_pod *const *pods, size_t n, const struct smoke_pod *solo, cJSON *details,
 			 struct smoke_verdict *v);
 /* smoke.mig from the Node: not MIG (skip), or the MIG manager's state is
- * success and every nvidia.com/mig-* resource (mixed) or nvidia.com/gpu
- * (single) is allocatable. */
+ * success, GFD did not find the layout invalid for the single strategy
+ * (product <GPU>-MIG-INVALID), and every nvidia.com/mig-* resource (mixed) or
+ * nvidia.com/gpu (single) is allocatable. */
 void smoke_judge_mig(const cJSON *node, struct smoke_verdict *v);
 
 /* ---- rendering a pod ---- */

@@ -431,10 +431,29 @@ static void judge_node_plugin(const struct stack_view *sv, const cJSON *node, st
 			  meta(pod, "name"), res, cap);
 }
 
+/* A MIG resource with nothing allocatable that GFD's labels say the node no
+ * longer uses (no MIG strategy, or mixed without that profile's count): the
+ * kubelet keeps listing a resource whose plugin stopped advertising it (its
+ * last count, 0 allocatable, until a grace period ends), e.g. for minutes
+ * after MIG was turned off. Not an unhealthy device. */
+static int mig_resource_left_over(const cJSON *node, const char *res, long alloc)
+{
+	const cJSON *labels = json_get2(node, "metadata", "labels");
+	if (alloc > 0 || strncmp(res, "nvidia.com/mig-", 15) || !json_str(labels, "nvidia.com/gfd.timestamp"))
+		return 0;
+	const char *ms = json_str(labels, "nvidia.com/mig.strategy");
+	if (!ms || strcmp(ms, "mixed"))
+		return 1;
+	char key[160];
+	snprintf(key, sizeof(key), "%s.count", res);
+	const char *c = json_str(labels, key);
+	return !c || !strcmp(c, "0");
+}
+
 static void judge_health(const cJSON *node, struct check_report *r)
 {
 	const char *name = node_name(node);
-	struct buf bad = BUF_INIT, good = BUF_INIT;
+	struct buf bad = BUF_INIT, good = BUF_INIT, stale = BUF_INIT;
 	const cJSON *it;
 	cJSON_ArrayForEach(it, json_get2(node, "status", "capacity")) {
 		if (strncmp(it->string, "nvidia.com/gpu", 14) && strncmp(it->string, "nvidia.com/mig-", 15))
@@ -444,7 +463,9 @@ static void judge_health(const cJSON *node, struct check_report *r)
 			continue;
 		if (alloc < 0)
 			alloc = 0;
-		if (alloc < cap)
+		if (mig_resource_left_over(node, it->string, alloc))
+			buf_addf(&stale, "%s%s", stale.len ? ", " : "", it->string);
+		else if (alloc < cap)
 			buf_addf(&bad, "%s%s %ld of %ld allocatable", bad.len ? ", " : "", it->string, alloc, cap);
 		else
 			buf_addf(&good, "%s%s %ld", good.len ? ", " : "", it->string, cap);
@@ -454,11 +475,14 @@ static void judge_health(const cJSON *node, struct check_report *r)
 			  "the device plugin marked devices unhealthy (an Xid error, a GPU fallen off the bus): see nvidia-smi -q and dmesg on the node, and the plugin's log",
 			  "%s", bad.s);
 	else if (good.len)
-		check_add(r, "node.gpu-health", name, CHECK_PASS, NULL, "all allocatable: %s", good.s);
+		check_add(r, "node.gpu-health", name, CHECK_PASS, NULL, "all allocatable: %s%s%s%s", good.s,
+			  stale.len ? " (not judged, no longer in use by GFD's labels: " : "", stale.len ? stale.s : "",
+			  stale.len ? ")" : "");
 	else
 		check_add(r, "node.gpu-health", name, CHECK_SKIP, NULL, "skipped: the node advertises no nvidia.com/gpu*");
 	buf_release(&bad);
 	buf_release(&good);
+	buf_release(&stale);
 }
 
 static void judge_sharing(const struct stack_view *sv, const cJSON *node, struct check_report *r)

@@ -187,7 +187,7 @@ static void label_change(cJSON *changes, const char *op, const char *key, const 
 }
 
 /* "{product}" in a default value becomes the node's GPU product (GFD's
- * nvidia.com/gpu.product without its -SHARED). */
+ * nvidia.com/gpu.product without its -SHARED and -MIG-<profile>). */
 static char *expand_value(const char *v, const cJSON *node, int *unknown)
 {
 	const char *ph = strstr(v, "{product}");
@@ -203,6 +203,16 @@ static char *expand_value(const char *v, const cJSON *node, int *unknown)
 	size_t n = strlen(product), sfx = strlen("-SHARED");
 	if (n > sfx && !strcmp(product + n - sfx, "-SHARED"))
 		n -= sfx;
+	/* and -MIG-<profile> (NVIDIA-H100-80GB-HBM3-MIG-1g.10gb) while the MIG
+	 * single strategy advertises MIG devices as nvidia.com/gpu: the layout of
+	 * the node, not the GPU's type either */
+	for (size_t i = n; i-- > 0;) {
+		if (i + 5 < n && !strncmp(product + i, "-MIG-", 5)) {
+			if (i)
+				n = i;
+			break;
+		}
+	}
 	return xasprintf("%.*s%.*s%s", (int)(ph - v), v, (int)n, product, ph + strlen("{product}"));
 }
 

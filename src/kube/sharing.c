@@ -677,6 +677,52 @@ int sharing_expect_node(const struct sharing_spec *s, const cJSON *node, long re
 	return 0;
 }
 
+/* GFD counts the MIG devices it sees under the new strategy (single:
+ * nvidia.com/gpu.count and the product <GPU>-MIG-<profile>; mixed:
+ * nvidia.com/mig-<profile>.count): the capacity must be those counts. Without
+ * this, "at least one" is met by the full GPUs the plugin advertised before it
+ * restarted with the new strategy, or by the MIG resources of an earlier layout
+ * the kubelet still lists. */
+static void mig_counts_ready(const struct sharing_expect *e, const cJSON *node, struct buf *b)
+{
+	const char *sep = b->len ? "; " : "";
+	if (!strcmp(e->mig_strategy, "single")) {
+		const char *product = label_of(node, "nvidia.com/gpu.product");
+		long count, have = node_resource(node, "capacity", "nvidia.com/gpu");
+		if (product && strstr(product, "-MIG-INVALID")) {
+			buf_addf(b, "%sGFD finds the MIG devices unfit for the single strategy (nvidia.com/gpu.product=%s: "
+				    "more than one profile, a GPU in MIG mode without MIG devices, or MIG on only some GPUs)",
+				 sep, product);
+		} else if (product && !strstr(product, "-MIG-")) {
+			buf_addf(b, "%sGFD sees no MIG device (nvidia.com/gpu.product=%s): are the GPUs in MIG mode with "
+				    "MIG devices made (nvidia-smi -L lists them)?", sep, product);
+		} else if (parse_long(label_of(node, SHARING_COUNT_LABEL), &count) == 0 && have != count) {
+			buf_addf(b, "%snvidia.com/gpu %ld, GFD counts %ld MIG devices", sep, have < 0 ? 0 : have, count);
+		}
+		return;
+	}
+	const cJSON *it;
+	int profiles = 0;
+	cJSON_ArrayForEach(it, json_get2(node, "metadata", "labels")) {
+		size_t n = it->string ? strlen(it->string) : 0;
+		long count;
+		if (n < 22 || strncmp(it->string, "nvidia.com/mig-", 15) || strcmp(it->string + n - 6, ".count") ||
+		    !cJSON_IsString(it) || parse_long(it->valuestring, &count) < 0 || count <= 0)
+			continue;
+		char res[128];
+		snprintf(res, sizeof(res), "%.*s", (int)(n - 6), it->string);
+		long have = node_resource(node, "capacity", res);
+		profiles++;
+		if (have != count) {
+			buf_addf(b, "%s%s %ld, GFD counts %ld", sep, res, have < 0 ? 0 : have, count);
+			sep = "; ";
+		}
+	}
+	if (!profiles && !strcmp(e->mig_strategy, "mixed") && label_of(node, "nvidia.com/gpu.product"))
+		buf_addf(b, "%sGFD counts no MIG device of any profile: are the GPUs in MIG mode with MIG devices made "
+			    "(nvidia-smi -L lists them)?", sep);
+}
+
 int sharing_node_ready(const struct sharing_expect *e, const cJSON *node, char **why)
 {
 	struct buf b = BUF_INIT;
@@ -725,6 +771,8 @@ int sharing_node_ready(const struct sharing_expect *e, const cJSON *node, char *
 		if (!ms || strcmp(ms, e->mig_strategy))
 			buf_addf(&b, "%snvidia.com/mig.strategy=%s, want %s", b.len ? "; " : "", ms ? ms : "(none)",
 				 e->mig_strategy);
+		else
+			mig_counts_ready(e, node, &b);
 	}
 	if (!b.len) {
 		buf_release(&b);

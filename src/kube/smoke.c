@@ -318,12 +318,20 @@ static long label_long(const cJSON *labels, const char *key)
 
 static int node_is_mig(const cJSON *node)
 {
-	const char *ms = json_str(json_get2(node, "metadata", "labels"), SMOKE_MIG_STRATEGY_LABEL);
+	const cJSON *labels = json_get2(node, "metadata", "labels");
+	const char *ms = json_str(labels, SMOKE_MIG_STRATEGY_LABEL);
 	if (ms && (!strcmp(ms, "single") || !strcmp(ms, "mixed")))
 		return 1;
+	/* GFD labels the strategy whenever it is not none, from the config the
+	 * plugin uses too: a node it labels without one does not use MIG, even
+	 * while the kubelet still lists the MIG resources of an earlier layout (it
+	 * keeps a resource whose plugin stopped advertising it: the last count
+	 * with 0 allocatable for a grace period, then 0) */
+	if (json_str(labels, "nvidia.com/gfd.timestamp"))
+		return 0;
 	const cJSON *r;
 	cJSON_ArrayForEach(r, json_get2(node, "status", "capacity"))
-		if (r->string && !strncmp(r->string, "nvidia.com/mig-", 15))
+		if (r->string && !strncmp(r->string, "nvidia.com/mig-", 15) && node_resource(node, "capacity", r->string) > 0)
 			return 1;
 	return 0;
 }
@@ -697,10 +705,24 @@ void smoke_judge_mig(const cJSON *node, struct smoke_verdict *v)
 				  SHARING_MIG_STATE_LABEL, state);
 		return;
 	}
+	/* GFD's verdict on a layout the single strategy cannot advertise (its
+	 * newInvalidMigStrategyLabeler): product <GPU>-MIG-INVALID, count 0; the
+	 * device plugin refuses to start on it ("invalid MIG configuration") */
+	const char *product = node_gpu_product(node);
+	size_t plen = product ? strlen(product) : 0, ilen = strlen("-MIG-INVALID");
+	if (plen > ilen && !strcmp(product + plen - ilen, "-MIG-INVALID")) {
+		smoke_verdict_set(v, REPORT_FAIL,
+				  "give every GPU of the node the same MIG layout (e.g. all-1g.10gb), or advertise each "
+				  "profile as its own resource: gpuctl slice mig --mig-strategy mixed",
+				  "the single MIG strategy found MIG devices of more than one profile, a GPU in MIG mode "
+				  "without MIG devices, or MIG on only some GPUs (nvidia.com/gpu.product=%s)", product);
+		return;
+	}
 	struct buf have = BUF_INIT, zero = BUF_INIT;
 	const cJSON *r;
 	cJSON_ArrayForEach(r, json_get2(node, "status", "capacity")) {
-		if (!r->string || strncmp(r->string, "nvidia.com/mig-", 15))
+		/* a resource of an earlier layout the kubelet still lists at 0 */
+		if (!r->string || strncmp(r->string, "nvidia.com/mig-", 15) || node_resource(node, "capacity", r->string) <= 0)
 			continue;
 		long a = node_resource(node, "allocatable", r->string);
 		buf_addf(a > 0 ? &have : &zero, "%s%s %ld", (a > 0 ? have.len : zero.len) ? ", " : "", r->string,

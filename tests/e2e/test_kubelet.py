@@ -648,6 +648,172 @@ def test_mps_shares_through_the_plugins_control_daemon_and_smoke_mps_names_a_res
     assert kr.gpus(node) == 2
 
 
+MIG_NODE = NODES[1]
+REPLAY = "/usr/local/share/nvidia-smi-replay"
+
+
+def _mig_layout(kr, layout):
+    """An administrator puts the node's GPUs in MIG mode with LAYOUT (or "off") while
+    no GPU pod runs, and the device plugin and GFD start afresh on the node (the
+    GPU Operator's MIG manager stops them around the change): tests/rig/mig
+    rewrites the node's GPU facts, then their pods there are deleted and the
+    DaemonSets make new ones."""
+    p = subprocess.run([os.path.join(ROOT, "tests/rig/mig"), MIG_NODE, layout], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    for app in ("nvidia-device-plugin", "gpu-feature-discovery"):
+        kr.kubectl("delete", "pods", "-n", NS, "-l", "app.kubernetes.io/name=" + app,
+                   "--field-selector", "spec.nodeName=" + MIG_NODE, "--wait=true", "--timeout=60s")
+    kr.wait("the device plugin to be Ready again on " + MIG_NODE, lambda: _plugin_pods(kr).get(MIG_NODE, ("", 0))[1],
+            120)
+
+
+def _mig_devices(kr):
+    """MIG UUID -> (GPU index, profile) from the node's facts."""
+    out = kr.exec(MIG_NODE, "cat", REPLAY + "/mig.tsv")
+    return {v[5]: (int(v[0]), v[1]) for v in (l.split("\t") for l in out.splitlines() if l.strip())}
+
+
+class _MigNode:
+    """The MIG node's state before a MIG test, and putting it back: MIG off, its
+    plugin config label as it was, the plugin and GFD restarted, the capacity
+    and GFD's product as before."""
+
+    def __init__(self, kr):
+        self.kr = kr
+        node = kr.node(MIG_NODE)
+        self.config = node["metadata"]["labels"].get("nvidia.com/device-plugin.config")
+        self.product = node["metadata"]["labels"].get("nvidia.com/gpu.product")
+        self.gpus = kr.gpus(MIG_NODE)
+
+    def restore(self):
+        kr = self.kr
+        kr.delete_pods()
+        if self.config:
+            kr.kubectl("label", "node", MIG_NODE, "--overwrite", "nvidia.com/device-plugin.config=" + self.config)
+        _mig_layout(kr, "off")
+
+        seen = {}
+
+        def back():
+            node = kr.node(MIG_NODE)
+            seen.update(labels={k: v for k, v in node["metadata"]["labels"].items() if k.startswith("nvidia.com/")},
+                        capacity=node["status"]["capacity"], allocatable=node["status"]["allocatable"])
+            return (kr.gpus(MIG_NODE) == self.gpus and kr.gpus(MIG_NODE, "capacity") == self.gpus and
+                    seen["labels"].get("nvidia.com/gpu.product") == self.product)
+        try:
+            kr.wait(f"{MIG_NODE} back to {self.gpus} nvidia.com/gpu and product {self.product}", back, 150)
+        except AssertionError as e:
+            log = kr.exec(MIG_NODE, "sh", "-c", "tail -n 15 /var/log/pods/nvidia-device-plugin_*/nvidia-device-plugin-ctr/*.log"
+                          " /var/log/pods/nvidia-device-plugin_gpu-feature-discovery*/*/*.log")
+            raise AssertionError(f"{e}\n{json.dumps(seen, indent=1)}\n{log}") from None
+
+
+def _smoke_rows(kr, node, check):
+    p = kr.gpuctl("smoke-test", node, "-o", "json", "--timeout", "2m", check=check)
+    doc = json.loads(p.stdout)
+    left = kr.kubectl("get", "pods", "-n", "gpuctl-smoke-test", "-l", "gpuctl.io/smoke-run=" + doc["runId"],
+                      "-o", "name").stdout
+    assert left.strip() == "", left
+    return {r["id"]: r for r in doc["checks"] if r.get("target") == node}
+
+
+def test_mig_single_and_mixed_from_a_mig_configured_node(kr):
+    """MIG on a real kubelet node: its two H100s put in MIG mode (all-1g.10gb: 7 MIG
+    devices each), the real plugin builds its MIG devices (the driver's
+    /proc/driver/nvidia-caps/mig-minors reaches its container through the runtime's
+    hook) and, after gpuctl slice mig, advertises them as nvidia.com/gpu (single)
+    or nvidia.com/mig-<profile> (mixed, on a 3g.40gb,2g.20gb,1g.10gb layout); a pod
+    given one sees exactly that MIG device; smoke-test's smoke.mig passes on the
+    per-profile capacity; gpuctl label keeps gpu-type the GPU's (GFD's product is
+    then NVIDIA-H100-80GB-HBM3-MIG-1g.10gb)."""
+    was = _MigNode(kr)
+    n = GPUS[MIG_NODE]
+    try:
+        _mig_layout(kr, "all-1g.10gb")
+        migs = _mig_devices(kr)
+        assert len(migs) == 7 * n, migs
+        p = kr.gpuctl("slice", "mig", "--mig-strategy", "single", MIG_NODE, "-o", "json", "--timeout", "2m")
+        row = json.loads(p.stdout)["nodes"][0]
+        assert row["result"] == "changed" and row["strategy"] == "single", row
+        # slice waited for the MIG devices: 7 per GPU, all allocatable
+        assert row["resource"] == "nvidia.com/gpu" and row["after"] == 7 * n, row
+        assert kr.gpus(MIG_NODE, "capacity") == 7 * n
+        labels = kr.node(MIG_NODE)["metadata"]["labels"]
+        assert labels.get("nvidia.com/mig.strategy") == "single", labels
+        assert labels.get("nvidia.com/gpu.product") == "NVIDIA-H100-80GB-HBM3-MIG-1g.10gb", labels
+        log = kr.exec(MIG_NODE, "sh", "-c",
+                      "cat /var/log/pods/nvidia-device-plugin_*/nvidia-device-plugin-ctr/*.log")
+        assert "missing MIG GPU instance capability path" not in log.split("migStrategy")[-1], log[-3000:]
+
+        # a pod given one MIG device sees exactly it, under its GPU
+        kr.pod("mig-a", MIG_NODE)
+        kr.wait("the MIG pod to complete", lambda: kr.phase("mig-a") == "Succeeded", 90)
+        out = kr.logs("mig-a")
+        seen = [l.split("UUID: ")[1].rstrip(")") for l in out.splitlines() if "(UUID: MIG-" in l]
+        assert len(seen) == 1 and seen[0] in migs and migs[seen[0]][1] == "1g.10gb", out
+        gpu = uuids(out)
+        have = uuids(kr.exec(MIG_NODE, "nvidia-smi", "-L"))
+        assert gpu == [have[migs[seen[0]][0]]], (out, have)
+        kr.delete_pods()
+
+        # gpu-type stays the GPU's, not GFD's -MIG-1g.10gb product
+        kr.gpuctl("label", MIG_NODE)
+        assert kr.node(MIG_NODE)["metadata"]["labels"].get("gpu-type") == "NVIDIA-H100-80GB-HBM3"
+
+        rows = _smoke_rows(kr, MIG_NODE, 0)
+        assert rows["smoke.gpu"]["status"] == "pass", rows["smoke.gpu"]
+        c = rows["smoke.mig"]
+        assert c["status"] == "pass" and c["message"].startswith(f"MIG single: nvidia.com/gpu {7 * n}"), c
+
+        # mixed: one MIG device of each of three profiles on every GPU
+        _mig_layout(kr, "3g.40gb,2g.20gb,1g.10gb")
+        p = kr.gpuctl("slice", "mig", "--mig-strategy", "mixed", MIG_NODE, "-o", "json", "--timeout", "2m")
+        row = json.loads(p.stdout)["nodes"][0]
+        assert row["result"] == "changed" and row["strategy"] == "mixed", row
+        profiles = ("3g.40gb", "2g.20gb", "1g.10gb")
+
+        def per_profile():
+            st = kr.node(MIG_NODE)["status"]
+            return all(st["capacity"].get("nvidia.com/mig-" + p) == str(n) and
+                       st["allocatable"].get("nvidia.com/mig-" + p) == str(n) for p in profiles)
+        kr.wait("the plugin to advertise 2 of each MIG profile", per_profile, 60)
+        assert kr.node(MIG_NODE)["metadata"]["labels"].get("nvidia.com/mig.strategy") == "mixed"
+        rows = _smoke_rows(kr, MIG_NODE, 0)
+        assert rows["smoke.gpu"]["status"] == "pass", rows["smoke.gpu"]
+        c = rows["smoke.mig"]
+        assert c["status"] == "pass" and c["message"].startswith("MIG mixed: "), c
+        for p in profiles:
+            assert f"nvidia.com/mig-{p} {n}" in c["message"], c
+    finally:
+        was.restore()
+
+
+def test_smoke_mig_fails_when_the_single_strategy_meets_mixed_mig_devices(kr):
+    """A real MIG misconfiguration: the single strategy on GPUs whose MIG devices are
+    not all of one profile. The real plugin refuses to start ("invalid MIG
+    configuration"), the real GFD labels the product -MIG-INVALID with count 0,
+    so nothing is allocatable: slice says the node is not as asked, and
+    smoke-test fails smoke.mig with its message and hint, exit 1."""
+    was = _MigNode(kr)
+    try:
+        _mig_layout(kr, "3g.40gb,2g.20gb,1g.10gb")
+        p = kr.gpuctl("slice", "mig", "--mig-strategy", "single", MIG_NODE, "-o", "json", "--timeout", "40s",
+                      check=None)
+        assert p.returncode != 0, (p.stdout, p.stderr)
+        kr.wait("GFD to label the layout invalid", lambda: kr.node(MIG_NODE)["metadata"]["labels"].get(
+            "nvidia.com/gpu.product") == "NVIDIA-H100-80GB-HBM3-MIG-INVALID", 60)
+        rows = _smoke_rows(kr, MIG_NODE, 1)
+        c = rows["smoke.mig"]
+        assert c["status"] == "fail", c
+        assert c["message"] == ("the single MIG strategy found MIG devices of more than one profile, a GPU in "
+                                "MIG mode without MIG devices, or MIG on only some GPUs "
+                                "(nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3-MIG-INVALID)"), c
+        assert "--mig-strategy mixed" in c["hint"], c
+    finally:
+        was.restore()
+
+
 def _plugin_pods(kr):
     """node -> (image, ready) of the device plugin's pods."""
     items = json.loads(kr.kubectl("get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin",

@@ -475,3 +475,50 @@ Test(sharing, expect_mig)
 	cr_expect_eq(sharing_node_ready(&e, n, NULL), 1);
 	cJSON_Delete(n);
 }
+
+Test(sharing, mig_waits_for_what_gfd_counts)
+{
+	/* single: GFD already relabelled (14 MIG devices), the plugin still advertises
+	 * the 2 full GPUs of before its restart: not ready (was: "at least 1" met) */
+	struct sharing_spec s = { .model = SHARING_MIG, .mig = SHARING_MIG_SINGLE };
+	const char *single = "nvidia.com/mig.strategy: single\nnvidia.com/gpu.count: '14'\n"
+			     "nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3-MIG-1g.10gb\n";
+	cJSON *n = node(single, "nvidia.com/gpu: '2'\n");
+	struct sharing_expect e;
+	struct gerr err = GERR_INIT;
+	char *why = NULL;
+	cr_assert_eq(sharing_expect_node(&s, n, 0, &e, &err), 0);
+	cr_expect_eq(sharing_node_ready(&e, n, &why), 0);
+	cr_expect_str_eq(why, "nvidia.com/gpu 2, GFD counts 14 MIG devices");
+	free(why);
+	cJSON_Delete(n);
+	n = node(single, "nvidia.com/gpu: '14'\n");
+	cr_expect_eq(sharing_node_ready(&e, n, NULL), 1);
+	cJSON_Delete(n);
+	/* GPUs not in MIG mode: GFD's product names no MIG profile */
+	n = node("nvidia.com/mig.strategy: single\nnvidia.com/gpu.count: '2'\nnvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3\n",
+		 "nvidia.com/gpu: '2'\n");
+	cr_expect_eq(sharing_node_ready(&e, n, &why), 0);
+	cr_expect(strstr(why, "GFD sees no MIG device (nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3)"), "%s", why);
+	free(why);
+	cJSON_Delete(n);
+	/* MIG devices of several profiles under the single strategy */
+	n = node("nvidia.com/mig.strategy: single\nnvidia.com/gpu.count: '0'\n"
+		 "nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3-MIG-INVALID\n", "nvidia.com/gpu: '2'\n");
+	cr_expect_eq(sharing_node_ready(&e, n, &why), 0);
+	cr_expect(strstr(why, "GFD finds the MIG devices unfit for the single strategy"), "%s", why);
+	free(why);
+	cJSON_Delete(n);
+	/* mixed: every profile GFD counts, at its count */
+	s.mig = SHARING_MIG_MIXED;
+	const char *mixed = "nvidia.com/mig.strategy: mixed\nnvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3\n"
+			    "nvidia.com/mig-3g.40gb.count: '2'\nnvidia.com/mig-1g.10gb.count: '2'\n";
+	cr_assert_eq(sharing_expect_node(&s, n = node(mixed, "nvidia.com/mig-1g.10gb: '14'\n"), 0, &e, &err), 0);
+	cr_expect_eq(sharing_node_ready(&e, n, &why), 0);
+	cr_expect_str_eq(why, "nvidia.com/mig-3g.40gb 0, GFD counts 2; nvidia.com/mig-1g.10gb 14, GFD counts 2");
+	free(why);
+	cJSON_Delete(n);
+	n = node(mixed, "nvidia.com/mig-1g.10gb: '2'\nnvidia.com/mig-3g.40gb: '2'\n");
+	cr_expect_eq(sharing_node_ready(&e, n, NULL), 1);
+	cJSON_Delete(n);
+}

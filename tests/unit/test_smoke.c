@@ -519,6 +519,39 @@ Test(smoke, judge_mig)
 	smoke_judge_mig(n, &v);
 	cr_assert_eq(v.status, REPORT_PASS, "%s", v.message);
 	cJSON_Delete(n);
+	/* MIG turned off: GFD labels no strategy, the kubelet still lists the old MIG resources */
+	n = yaml("metadata: {name: m, labels: {nvidia.com/gfd.timestamp: '1764780000', nvidia.com/gpu.count: '2'}}\n"
+		 "status: {capacity: {nvidia.com/gpu: '2', nvidia.com/mig-1g.10gb: '2'},\n"
+		 "  allocatable: {nvidia.com/gpu: '2', nvidia.com/mig-1g.10gb: '0'}}\n");
+	smoke_judge_mig(n, &v);
+	cr_assert_eq(v.status, REPORT_SKIP, "%s", v.message);
+	cJSON_Delete(n);
+	/* no GFD: a MIG resource at 0 after its grace period is not MIG either */
+	n = yaml("metadata: {name: m}\n"
+		 "status: {capacity: {nvidia.com/gpu: '2', nvidia.com/mig-1g.10gb: '0'},\n"
+		 "  allocatable: {nvidia.com/gpu: '2', nvidia.com/mig-1g.10gb: '0'}}\n");
+	smoke_judge_mig(n, &v);
+	cr_assert_eq(v.status, REPORT_SKIP, "%s", v.message);
+	cJSON_Delete(n);
+	/* mixed: a profile of an earlier layout listed at 0 is not a fault */
+	n = yaml("metadata: {name: m, labels: {nvidia.com/mig.strategy: mixed}}\n"
+		 "status: {capacity: {nvidia.com/mig-1g.10gb: '0', nvidia.com/mig-3g.40gb: '2'},\n"
+		 "  allocatable: {nvidia.com/mig-1g.10gb: '0', nvidia.com/mig-3g.40gb: '2'}}\n");
+	smoke_judge_mig(n, &v);
+	cr_assert_eq(v.status, REPORT_PASS, "%s", v.message);
+	cr_assert(!strstr(v.message, "1g.10gb"), "%s", v.message);
+	cJSON_Delete(n);
+	/* GFD (mig-strategy single) on GPUs whose MIG devices differ: the plugin does not start */
+	n = yaml("metadata: {name: m, labels: {nvidia.com/mig.strategy: single,\n"
+		 "  nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3-MIG-INVALID, nvidia.com/gpu.count: '0'}}\n"
+		 "status: {capacity: {nvidia.com/gpu: '6'}, allocatable: {nvidia.com/gpu: '0'}}\n");
+	smoke_judge_mig(n, &v);
+	cr_assert_eq(v.status, REPORT_FAIL, "%s", v.message);
+	cr_assert_str_eq(v.message, "the single MIG strategy found MIG devices of more than one profile, a GPU in MIG "
+				    "mode without MIG devices, or MIG on only some GPUs "
+				    "(nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3-MIG-INVALID)");
+	cr_assert(strstr(v.hint, "--mig-strategy mixed"), "%s", v.hint);
+	cJSON_Delete(n);
 	smoke_verdict_release(&v);
 }
 

@@ -156,6 +156,36 @@ Test(stack, classify_the_nvidia_daemonsets)
 	cJSON_Delete(ds);
 }
 
+Test(stack, gpu_health_leaves_out_the_mig_resources_of_an_earlier_layout)
+{
+	/* MIG turned off a minute ago: GFD labels no MIG strategy, the kubelet still
+	 * lists the MIG resources the plugin no longer advertises, 0 allocatable */
+	struct world w;
+	world_init(&w);
+	struct stack_ds *p = add_ds(&w, plugin_ds);
+	cJSON_AddItemToArray(p->pods, ready_pod("dp-a", "gpu-1"));
+	cJSON_AddItemToArray(p->pods, ready_pod("dp-b", "gpu-2"));
+	w.sv.cm = yaml(configs);
+	w.sv.configs = w.sv.cm;
+	const char *n = "metadata: {name: %s, labels: {nvidia.com/gfd.timestamp: '1', nvidia.com/gpu.count: '2'%s}}\n"
+			"status: {capacity: {nvidia.com/gpu: '2', nvidia.com/mig-1g.10gb: '2', nvidia.com/mig-3g.40gb: '2'},\n"
+			"  allocatable: {nvidia.com/gpu: '2', nvidia.com/mig-1g.10gb: '0', nvidia.com/mig-3g.40gb: '%s'}}\n";
+	char buf[1024];
+	snprintf(buf, sizeof(buf), n, "gpu-1", "", "0");
+	cJSON_AddItemToArray(w.nodes, yaml(buf));
+	/* mixed, 3g.40gb in use but unhealthy, 1g.10gb of the earlier layout */
+	snprintf(buf, sizeof(buf), n, "gpu-2", ", nvidia.com/mig.strategy: mixed, nvidia.com/mig-3g.40gb.count: '2'", "0");
+	cJSON_AddItemToArray(w.nodes, yaml(buf));
+	stack_judge(&w.sv, NULL, w.nodes, &w.r);
+	EXPECT(&w, "node.gpu-health", "gpu-1", CHECK_PASS,
+	       "all allocatable: nvidia.com/gpu 2 (not judged, no longer in use by GFD's labels: nvidia.com/mig-1g.10gb, "
+	       "nvidia.com/mig-3g.40gb)");
+	EXPECT(&w, "node.gpu-health", "gpu-2", CHECK_FAIL, "nvidia.com/mig-3g.40gb 0 of 2 allocatable");
+	const struct check_result *res = find(&w.r, "node.gpu-health", "gpu-2");
+	cr_expect_null(strstr(res->message, "1g.10gb"), "%s", res->message);
+	world_free(&w);
+}
+
 Test(stack, a_healthy_sliced_platform_passes)
 {
 	struct world w;

@@ -20,6 +20,7 @@ runs inside busybox containers):
   apps-busy.tsv      the captured process (used when the file `busy` exists)
   mig-lgip.txt  topo.txt  version.txt
   proc-driver/nvidia/version   (bound over /proc/driver on the node)
+  proc-driver/nvidia-caps/mig-minors   the driver's MIG capability minors
   modules.txt        the nvidia lines /proc/modules would have
   mig.tsv            only with --mig: one line per MIG device (read by the
                      libnvidia-ml.so.1 stand-in, tests/rig/nvml, and -L):
@@ -292,6 +293,25 @@ def mig_layout(layout, lgip, total_mib, node, gpus):
     return "".join(lines)
 
 
+def mig_minors():
+    """/proc/driver/nvidia-caps/mig-minors as the driver's nvidia-caps writes it
+    on any host (MIG mode or not): the device minor of every capability the
+    driver may ever create, for GPU minors 0-31, GPU instances 0-14 and compute
+    instances 0-7 (MIG user guide, "/dev based nvidia-capabilities": config 1,
+    monitor 2, gpu0/gi0/access 3, gpu0/gi0/ci0/access 4, ...,
+    gpu31/gi14/ci7/access 4322). The device plugin maps a MIG device to its
+    /dev/nvidia-caps/nvidia-cap<N> through it, and fails the device without."""
+    lines, minor = ["config 1", "monitor 2"], 3
+    for gpu in range(32):
+        for gi in range(15):
+            lines.append(f"gpu{gpu}/gi{gi}/access {minor}")
+            minor += 1
+            for ci in range(8):
+                lines.append(f"gpu{gpu}/gi{gi}/ci{ci}/access {minor}")
+                minor += 1
+    return "\n".join(lines) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("fixtures")
@@ -392,6 +412,7 @@ def main():
                         "NVIDIA UNIX x86_64 Kernel Module  " + a.driver)
     if a.mode == "ok":  # a broken driver: module not loaded, no /proc/driver/nvidia
         write(out, "proc-driver/nvidia/version", pv)
+        write(out, "proc-driver/nvidia-caps/mig-minors", mig_minors())
 
     # /proc/modules lines: the captured name, size and refcount ("-": that
     # kernel cannot unload modules), completed with the columns such a kernel

@@ -189,8 +189,9 @@ EOF
 	old-driver) gen+=(--driver 450.248.02 --cuda 11.0) ;;
 	esac
 	"$RIG_PYTHON" "$RIG_HERE/lib/gen-nvidia.py" "$RIG_FIXTURES" "$U/share/nvidia-smi-replay" "${gen[@]}"
+	# what the driver shows in procfs: nvidia/version, nvidia-caps/mig-minors
 	if [ -d "$U/share/nvidia-smi-replay/proc-driver/nvidia" ]; then
-		cp -r "$U/share/nvidia-smi-replay/proc-driver/nvidia" "$FS/proc-driver/"
+		cp -r "$U/share/nvidia-smi-replay/proc-driver/." "$FS/proc-driver/"
 	fi
 	if [ -e /proc/modules ]; then
 		cat "$U/share/nvidia-smi-replay/modules.txt" /proc/modules >"$FS/proc-modules"
