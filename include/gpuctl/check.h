@@ -92,8 +92,8 @@ void checks_node_object(const cJSON *node, struct check_report *r);
  * cluster.conflicts, cluster.dcgm-exporter and per GPU node node.labels,
  * node.taints, node.device-plugin, node.gpu-health, node.sharing.  A constant
  * number of requests: stack_read lists DaemonSets once in every namespace,
- * the pods of each NVIDIA DaemonSet once, and GETs the plugin's ConfigMap and
- * the DCGM exporter's metrics once; the judgements below read only that and
+ * the pods of each NVIDIA DaemonSet once, and GETs the plugin's ConfigMap
+ * once, stack_read_metrics the DCGM exporter's metrics once; the judgements below read only that and
  * the nodes (config: gpuctl's config file, for label/taint defaults; may be
  * NULL). */
 enum stack_ds_kind { STACK_DS_OTHER, STACK_DS_PLUGIN, STACK_DS_GFD, STACK_DS_DCGM, STACK_DS_DRA, STACK_DS_DRIVER };
@@ -109,12 +109,18 @@ struct stack_view {
 	cJSON *cm;                /* the device plugin's configurations (ConfigMap) */
 	const cJSON *configs;     /* its data (in cm) */
 	char *cm_error;           /* why it could not be read */
+	const cJSON *metrics_pod; /* the DCGM exporter pod to read: a ready one on a judged node */
 	char *metrics;            /* the DCGM exporter's /metrics text, or NULL */
 	char *metrics_error;
+	char *metrics_node;       /* the node whose exporter was read */
 	struct buf driver_on_host; /* stack_judge_node: nodes where the operator's driver meets a host driver */
 };
 enum stack_ds_kind stack_ds_classify(const cJSON *ds);
 int stack_read(struct kube_client *kc, struct stack_view *sv, struct gerr *err);
+/* After the nodes were judged: one GET of the DCGM exporter's /metrics
+ * through the API server (pods/proxy), from a ready pod on a judged node,
+ * else any ready one; nothing when no exporter pod is ready. */
+void stack_read_metrics(struct kube_client *kc, struct stack_view *sv);
 /* The checks of one GPU node (node.labels, node.taints, node.device-plugin,
  * node.gpu-health, node.sharing), as the node is listed; then, once every
  * node was judged, the cluster's (cluster.device-plugin, cluster.conflicts,

@@ -4,8 +4,9 @@
  *
  * A constant number of requests however many nodes: one LIST of DaemonSets
  * in every namespace, one LIST of pods per NVIDIA DaemonSet found (by its
- * selector; each pod pruned with kube_pod_prune as its page arrives), one GET of the plugin's configurations and, when the DCGM
- * exporter runs, one GET of its metrics.  The judgements are pure functions
+ * selector; each pod pruned with kube_pod_prune as its page arrives), one
+ * GET of the plugin's configurations and, when the DCGM exporter runs, one
+ * GET of its metrics (stack_read_metrics, from a pod on a judged node).  The judgements are pure functions
  * of what was read (stack_judge), so they are unit-tested without a server. */
 #include <stdlib.h>
 #include <string.h>
@@ -300,15 +301,17 @@ static void judge_dcgm(const struct stack_view *sv, struct check_report *r)
 	else if (!sv->metrics)
 		check_add(r, "cluster.dcgm-exporter", "cluster", CHECK_FAIL,
 			  "see the exporter's log; Prometheus cannot scrape GPU metrics either",
-			  "%s ready on %ld of %ld nodes, but its metrics cannot be read: %s", id, ready, want,
+			  "%s ready on %ld of %ld nodes, but its metrics cannot be read%s%s: %s", id, ready, want,
+			  sv->metrics_node ? " on " : "", sv->metrics_node ? sv->metrics_node : "",
 			  sv->metrics_error ? sv->metrics_error : "no answer");
 	else if (!strstr(sv->metrics, "DCGM_FI_"))
 		check_add(r, "cluster.dcgm-exporter", "cluster", CHECK_FAIL, "see the exporter's log and its collectors file",
-			  "%s answers but reports no DCGM_FI_* metric", id);
+			  "%s answers%s%s but reports no DCGM_FI_* metric", id, sv->metrics_node ? " on " : "",
+			  sv->metrics_node ? sv->metrics_node : "");
 	else
 		check_add(r, "cluster.dcgm-exporter", "cluster", ready < want ? CHECK_WARN : CHECK_PASS,
-			  ready < want ? "see the pods that are not ready" : NULL, "%s ready on %ld of %ld nodes; metrics answer", id,
-			  ready, want);
+			  ready < want ? "see the pods that are not ready" : NULL, "%s ready on %ld of %ld nodes; metrics answer%s%s",
+			  id, ready, want, sv->metrics_node ? " on " : "", sv->metrics_node ? sv->metrics_node : "");
 	free(id);
 }
 
@@ -579,6 +582,13 @@ void stack_judge_node(struct stack_view *sv, const cJSON *config, const cJSON *n
 	const char *d = json_str(json_get2(node, "metadata", "labels"), "nvidia.com/gpu.deploy.driver");
 	if (drv && d && !strcmp(d, "pre-installed") && pod_on(drv->pods, node_name(node)))
 		buf_addf(&sv->driver_on_host, "%s%s", sv->driver_on_host.len ? ", " : "", node_name(node));
+	/* the exporter whose metrics are read: a ready one on a node being validated */
+	const struct stack_ds *dcgm = first_kind(sv, STACK_DS_DCGM);
+	if (dcgm && !sv->metrics_pod) {
+		const cJSON *pod = pod_on(dcgm->pods, node_name(node));
+		if (pod && pod_ready(pod))
+			sv->metrics_pod = pod;
+	}
 }
 
 int stack_plugin_expect(const struct stack_view *sv, const cJSON *node, char **pod_uid, char **volume, char **key)
@@ -697,36 +707,46 @@ int stack_read(struct kube_client *kc, struct stack_view *sv, struct gerr *err)
 		gerr_clear(&e);
 		free(cp);
 	}
-	/* the DCGM exporter's metrics, from one ready pod through the API server */
+	return 0;
+}
+
+void stack_read_metrics(struct kube_client *kc, struct stack_view *sv)
+{
+	/* the DCGM exporter's metrics, from one ready pod through the API server:
+	 * one on a validated node (stack_judge_node chose it), else any */
 	const struct stack_ds *d = first_kind(sv, STACK_DS_DCGM);
-	const cJSON *pod = NULL, *it;
-	if (d)
+	const cJSON *pod = sv->metrics_pod, *it;
+	if (d && !pod)
 		cJSON_ArrayForEach(it, d->pods)
 			if (!pod && pod_ready(it))
 				pod = it;
-	if (pod) {
-		long port = 9400;
-		const cJSON *c, *pt;
-		cJSON_ArrayForEach(c, json_get2(pod, "spec", "containers"))
-			cJSON_ArrayForEach(pt, cJSON_GetObjectItemCaseSensitive(c, "ports"))
-				if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(pt, "containerPort")))
-					port = (long)cJSON_GetObjectItemCaseSensitive(pt, "containerPort")->valuedouble;
-		char *base = kube_path("v1", meta(pod, "namespace"), "pods", NULL);
-		char *mp = xasprintf("%s/%s:%ld/proxy/metrics", base, meta(pod, "name"), port);
-		char *what = xasprintf("metrics of pod %s/%s", meta(pod, "namespace"), meta(pod, "name"));
-		struct kube_call call = { .method = "GET", .path = mp, .idempotent = 1, .raw = 1, .what = what };
-		struct gerr e = GERR_INIT;
-		if (kube_do(kc, &call, &e) == 0)
-			sv->metrics = buf_detach(&call.text);
-		else
-			sv->metrics_error = xstrdup(e.msg ? e.msg : "error");
-		gerr_clear(&e);
-		kube_call_release(&call);
-		free(what);
-		free(mp);
-		free(base);
-	}
-	return 0;
+	if (!pod)
+		return;
+	long port = 9400;
+	const cJSON *c, *pt;
+	cJSON_ArrayForEach(c, json_get2(pod, "spec", "containers"))
+		cJSON_ArrayForEach(pt, cJSON_GetObjectItemCaseSensitive(c, "ports"))
+			if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(pt, "containerPort")))
+				port = (long)cJSON_GetObjectItemCaseSensitive(pt, "containerPort")->valuedouble;
+	char *base = kube_path("v1", meta(pod, "namespace"), "pods", NULL);
+	char *mp = xasprintf("%s/%s:%ld/proxy/metrics", base, meta(pod, "name"), port);
+	char *what = xasprintf("metrics of pod %s/%s", meta(pod, "namespace"), meta(pod, "name"));
+	struct kube_call call = { .method = "GET", .path = mp, .idempotent = 1, .raw = 1, .what = what };
+	struct gerr e = GERR_INIT;
+	free(sv->metrics);
+	free(sv->metrics_error);
+	free(sv->metrics_node);
+	sv->metrics = sv->metrics_error = NULL;
+	sv->metrics_node = xstrdup(str2(pod, "spec", "nodeName") ? str2(pod, "spec", "nodeName") : "?");
+	if (kube_do(kc, &call, &e) == 0)
+		sv->metrics = buf_detach(&call.text);
+	else
+		sv->metrics_error = xstrdup(e.msg ? e.msg : "error");
+	gerr_clear(&e);
+	kube_call_release(&call);
+	free(what);
+	free(mp);
+	free(base);
 }
 
 void stack_view_release(struct stack_view *sv)
@@ -739,6 +759,7 @@ void stack_view_release(struct stack_view *sv)
 	free(sv->cm_error);
 	free(sv->metrics);
 	free(sv->metrics_error);
+	free(sv->metrics_node);
 	buf_release(&sv->driver_on_host);
 	memset(sv, 0, sizeof(*sv));
 }

@@ -154,15 +154,17 @@ static void object_checks(void *ud, const cJSON *node)
 	if (!node) {
 		check_report_release(&o->rep);
 		buf_release(&o->sv.driver_on_host);
+		o->sv.metrics_pod = NULL;
 	} else {
 		node_api_checks(o, node);
 	}
 }
 
 /* The cluster's stack checks, after every node's. */
-static void stack_cluster_checks(struct vobjects *o)
+static void stack_cluster_checks(struct kube_client *kc, struct vobjects *o)
 {
 	if (o->sv_read) {
+		stack_read_metrics(kc, &o->sv);
 		stack_judge_cluster(&o->sv, &o->rep);
 		return;
 	}
@@ -480,7 +482,7 @@ int cmd_validate(struct gctx *g, int argc, char **argv)
 			cJSON_ArrayForEach(it, nodes)
 				node_api_checks(&objects, it);
 		}
-		stack_cluster_checks(&objects);
+		stack_cluster_checks(kc, &objects);
 		check_report_take(&rep, &objects.rep);
 	}
 run_nodes:

@@ -381,7 +381,18 @@ void smoke_plan_node(const cJSON *node, const cJSON *usage, const struct smoke_p
 	smoke_judge_mig(node, &p->mig_v);
 
 	/* check 1 */
-	if (p->allocatable <= 0) {
+	long capacity = node_resource(node, "capacity", p->resource);
+	if (p->allocatable <= 0 && capacity > 0) {
+		/* the kubelet keeps the capacity but zeroes what is allocatable while the
+		 * plugin is gone (restarting, crashed) or when every GPU is unhealthy */
+		char *hint = xasprintf("look at the device plugin pod on the node (restarting or crashed?) and the "
+				       "GPUs' health: gpuctl validate %s", name);
+		smoke_verdict_set(&p->gpu, REPORT_FAIL, hint,
+				  "the node has %ld %s but none allocatable: its device plugin is not registered with the "
+				  "kubelet right now, or every GPU is unhealthy",
+				  capacity, p->resource);
+		free(hint);
+	} else if (p->allocatable <= 0) {
 		smoke_verdict_set(&p->gpu, REPORT_FAIL,
 				  "deploy the NVIDIA device plugin: gpuctl deploy (then check the node with gpuctl validate)",
 				  "the node advertises no allocatable %s (nor %s or nvidia.com/mig-*)", SMOKE_RESOURCE,

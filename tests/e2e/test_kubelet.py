@@ -448,6 +448,13 @@ def test_validate_proves_the_stack_on_real_nodes_and_names_each_fault(kr):
         assert "config-manager" in c["hint"], c
     finally:
         kr.kubectl("label", "node", NODES[1], "--overwrite", "nvidia.com/device-plugin.config=" + old)
+        # the config-manager follows the label back and restarts the plugin, which
+        # re-registers with the kubelet: the GPUs are allocatable again after that
+        kr.wait("the plugin on the node to load its config again",
+                lambda: _checks(json.loads(kr.gpuctl("validate", NODES[1], "--inventory", inv, "-o", "json",
+                                                     check=None).stdout))[(NODES[1], "node.plugin-config")]["status"]
+                == "pass", 120)
+        kr.wait("the node's GPUs to be allocatable again", lambda: kr.gpus(NODES[1]) == GPUS[NODES[1]], 120)
 
     # a second device plugin (a DaemonSet that runs the plugin's image, targeting no node)
     ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "other-plugin", "namespace": TEST_NS},
@@ -493,6 +500,8 @@ def test_ctrl_c_during_smoke_test_leaves_no_pods(kr):
 
 
 def test_smoke_test_fails_clearly_when_pods_cannot_run_and_cleans_up(kr):
+    # what this test is about needs a node whose GPUs are allocatable
+    kr.wait("the node's GPUs to be allocatable", lambda: kr.gpus(NODES[1]) > 0, 120)
     p = kr.gpuctl("smoke-test", NODES[1], "--image", "localhost/gpuctl-rig/no-such-image:1", "-o", "json",
                   "--timeout", "30s", check=1)
     doc = json.loads(p.stdout)
@@ -860,6 +869,45 @@ def test_the_seeds_plugin_v0_17_2_runs_and_slices_on_real_nodes(kr):
     pods = _plugin_pods(kr)
     assert all(pods.get(n) == ("nvcr.io/nvidia/k8s-device-plugin:v0.19.3", True) for n in NODES), (
         {n: pods.get(n) for n in NODES}, kr.kubectl("get", "pods", "-n", NS, "-o", "wide").stdout)
+
+
+def test_dcgm_exporter_runs_and_validate_reads_its_metrics_through_the_api_server(kr):
+    """deploy --with dcgm-exporter: the exporter's DaemonSet runs on each real node (the
+    rig's stand-in under the pinned image name: the real one needs DCGM and a GPU), each
+    pod answers /metrics through the API server (pods/proxy, as Prometheus' targets and
+    validate read it) with its own node's GPUs, and validate's cluster.dcgm-exporter
+    passes, naming the validated node it read (the failures: test_deploy_cluster.py)."""
+    p = kr.gpuctl("deploy", "--skip", "nodes", *NODES, "--with", "gfd,dcgm-exporter", "-o", "json",
+                  "--timeout", "3m")
+    objs = {(o["kind"], o["name"]): o for o in json.loads(p.stdout)["objects"]}
+    assert objs[("DaemonSet", "dcgm-exporter")]["ready"] is True, objs[("DaemonSet", "dcgm-exporter")]
+    assert ("Service", "dcgm-exporter") in objs, sorted(objs)
+
+    def exporters():
+        pods = json.loads(kr.kubectl("get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=dcgm-exporter",
+                                     "-o", "json").stdout)["items"]
+        return {q["spec"].get("nodeName"): q for q in pods}
+    on = exporters()
+    for n in NODES:
+        pod = on[n]["metadata"]["name"]
+        text = kr.kubectl("get", "--raw", f"/api/v1/namespaces/{NS}/pods/{pod}:9400/proxy/metrics").stdout
+        uuids = kr.exec(n, "nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader").split()
+        assert len(uuids) == GPUS[n], uuids
+        for u in uuids:
+            assert f'UUID="{u}"' in text, (n, u, text[:2000])
+        assert text.count("DCGM_FI_DEV_GPU_UTIL{") == GPUS[n], text[:2000]
+        assert "# TYPE DCGM_FI_DEV_FB_USED gauge" in text
+
+    p = kr.gpuctl("validate", *NODES, "--only", "cluster", "-o", "json", check=None)
+    c = _checks(json.loads(p.stdout))[("cluster", "cluster.dcgm-exporter")]
+    assert c["status"] == "pass", c
+    assert f"{NS}/dcgm-exporter ready on" in c["message"] and "metrics answer on kubelet-gpu-node-" in c["message"], c
+
+    # the pod read is one on the node being validated, whichever node that is
+    for n in NODES:
+        p = kr.gpuctl("validate", n, "--only", "cluster", "-o", "json", check=None)
+        c = _checks(json.loads(p.stdout))[("cluster", "cluster.dcgm-exporter")]
+        assert c["status"] == "pass" and c["message"].endswith(f"metrics answer on {n}"), c
 
 
 def test_cleanup_puts_the_nodes_back(kr):

@@ -301,6 +301,39 @@ Test(stack, no_plugin_and_an_unreadable_exporter)
 	world_free(&w);
 }
 
+Test(stack, the_exporter_read_is_one_on_a_validated_node)
+{
+	/* pods on nodes outside the validation (listed first) are not the ones read:
+	 * the user asked about these nodes, and another node's pod may not answer */
+	struct world w;
+	world_init(&w);
+	struct stack_ds *d = add_ds(&w, "metadata: {name: dcgm-exporter, namespace: m}\n"
+				    "spec: {template: {spec: {containers: [{name: e, image: nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3}]}}}\n"
+				    "status: {desiredNumberScheduled: 3, numberReady: 3}\n");
+	cJSON_AddItemToArray(d->pods, ready_pod("dcgm-other", "other-node"));
+	cJSON_AddItemToArray(d->pods, ready_pod("dcgm-b", "gpu-2"));
+	cJSON_AddItemToArray(d->pods, ready_pod("dcgm-c", "gpu-3"));
+	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-1", "", 1, 1, ""));
+	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-2", "", 1, 1, ""));
+	cJSON_AddItemToArray(w.nodes, gpu_node("gpu-3", "", 1, 1, ""));
+	stack_judge(&w.sv, NULL, w.nodes, &w.r);
+	cr_assert_not_null(w.sv.metrics_pod);
+	cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(w.sv.metrics_pod, "metadata"),
+							  "name")->valuestring, "dcgm-b");
+	world_free(&w);
+	/* the node it was read on is named */
+	world_init(&w);
+	add_ds(&w, "metadata: {name: dcgm-exporter, namespace: m}\n"
+		   "spec: {template: {spec: {containers: [{name: e, image: nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3}]}}}\n"
+		   "status: {desiredNumberScheduled: 1, numberReady: 1}\n");
+	w.sv.metrics_error = strdup("dial tcp 10.200.1.4:9400: connect: no route to host");
+	w.sv.metrics_node = strdup("gpu-1");
+	stack_judge(&w.sv, NULL, w.nodes, &w.r);
+	EXPECT(&w, "cluster.dcgm-exporter", "cluster", CHECK_FAIL,
+	       "its metrics cannot be read on gpu-1: dial tcp 10.200.1.4:9400: connect: no route to host");
+	world_free(&w);
+}
+
 Test(stack, labels_and_taints_follow_the_config_file)
 {
 	struct world w;

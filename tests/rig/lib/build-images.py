@@ -13,6 +13,7 @@ registry; the names are local ones that no registry serves:
     localhost/gpuctl-rig/pause:1     Entrypoint ["/bin/sleep", "2147483647"]
                                                               CRI sandbox image
     nvcr.io/nvidia/cuda:12.8.1-base-ubuntu24.04  (see CUDA_BASE_IMAGE below)
+    nvcr.io/nvidia/k8s/dcgm-exporter:<pinned>    (see dcgm_exporter_image below)
 
 With --nvidia-plugin, a third image under the real name the device plugin's
 manifests use, nvcr.io/nvidia/k8s-device-plugin:VERSION (one image for the
@@ -60,6 +61,42 @@ NFD_IMAGE = "registry.k8s.io/nfd/node-feature-discovery:"
 # there is no driver library in it: the nvidia runtime mounts nvidia-smi,
 # libnvidia-ml.so.1 and libcuda.so.1 (the node's stand-ins) into GPU pods.
 CUDA_BASE_IMAGE = "nvcr.io/nvidia/cuda:12.8.1-base-ubuntu24.04"
+# The DCGM exporter under the name templates/versions.yaml.tmpl pins (read
+# from there, so the rig follows the pin): the busybox layer plus the rig's
+# stand-in (standins/dcgm-exporter: the real one needs DCGM and a GPU).
+HERE = os.path.dirname(os.path.abspath(__file__))
+VERSIONS = os.path.join(HERE, "..", "..", "..", "templates", "versions.yaml.tmpl")
+DCGM_STANDIN = os.path.join(HERE, "..", "standins", "dcgm-exporter")
+
+
+def dcgm_exporter_image():
+    block = None
+    with open(VERSIONS) as f:
+        for line in f:
+            if not line.startswith(" "):
+                block = line.split(":", 1)[0].strip()
+            elif block == "dcgmExporter" and line.strip().startswith("image:"):
+                return line.split(":", 1)[1].strip()
+    raise SystemExit(f"build-images.py: no dcgmExporter image in {VERSIONS}")
+
+
+def dcgm_layer_tar():
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        with open(DCGM_STANDIN, "rb") as f:
+            data = f.read()
+        tf.addfile(tinfo("usr/bin/dcgm-exporter", size=len(data), mode=0o755), io.BytesIO(data))
+    return buf.getvalue()
+
+
+def dcgm_config():
+    return {"Env": ["PATH=/usr/local/nvidia/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility,compat32",
+                    "DCGM_EXPORTER_LISTEN=:9400"],
+            "Entrypoint": ["/usr/bin/dcgm-exporter"],
+            "Labels": {"summary": "stand-in for NVIDIA's dcgm-exporter (busybox; built by gpuctl tests/rig)"}}
+
+
 PLUGIN_CMDS = ["nvidia-device-plugin", "gpu-feature-discovery", "config-manager", "mps-control-daemon"]
 # glibc as a distribution image ships it: the C library, the libraries that
 # programs built against an older glibc still name (the NVIDIA driver's
@@ -295,16 +332,24 @@ def main():
     path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     images = [(BUSYBOX_IMAGE, {"Env": [path], "Cmd": ["sh"]}, [ldesc]),
               (PAUSE_IMAGE, {"Env": [path], "Entrypoint": ["/bin/sleep", "2147483647"]}, [ldesc]),
-              (CUDA_BASE_IMAGE, cuda_base_config(), [ldesc, blob(blobs, glibc_layer_tar())])]
+              (CUDA_BASE_IMAGE, cuda_base_config(), [ldesc, blob(blobs, glibc_layer_tar())]),
+              (dcgm_exporter_image(), dcgm_config(), [ldesc, blob(blobs, dcgm_layer_tar())])]
     if len(sys.argv) > 3 and sys.argv[3] == "--nvidia-plugin":
         plugin_dir, version = sys.argv[4], sys.argv[5]
         pdesc = blob(blobs, plugin_layer_tar(plugin_dir))
         images.append((PLUGIN_IMAGE + version, plugin_config(version, 2), [ldesc, pdesc]))
     busybox_line = "gpuctl tests/rig: Debian busybox-static rootfs"
     write_layout(out, [(name, cfg, layers,
-                        [busybox_line] + ["gpuctl tests/rig: glibc" + (" and the NVIDIA device plugin binaries"
-                                                                        if name.startswith(PLUGIN_IMAGE) else "")]
-                        * (len(layers) - 1)) for name, cfg, layers in images], blobs)
+                        [busybox_line] + [second_layer(name)] * (len(layers) - 1)) for name, cfg, layers in images],
+                 blobs)
+
+
+def second_layer(name):
+    if name.startswith(PLUGIN_IMAGE):
+        return "gpuctl tests/rig: glibc and the NVIDIA device plugin binaries"
+    if "dcgm-exporter" in name:
+        return "gpuctl tests/rig: the dcgm-exporter stand-in (tests/rig/standins/dcgm-exporter)"
+    return "gpuctl tests/rig: glibc"
 
 
 if __name__ == "__main__":

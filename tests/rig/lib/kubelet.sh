@@ -13,7 +13,8 @@
 #     kubelet-client certificate (x509 against the cluster CA) for logs/exec;
 #   - CNI from Debian's containernetworking-plugins: a bridge (cni0) and
 #     host-local addresses 10.200.<index>.0/24 in the node's network
-#     namespace, masqueraded to the node's address;
+#     namespace, masqueraded to the node's address, and routed to the node
+#     from the host (the API server reaches pods: pods/proxy);
 #   - the cgroup root /gpuctl-rig/<node>/kubelet in every cgroup hierarchy;
 #   - host-wide kernel tunables the kubelet writes (vm.overcommit_memory,
 #     kernel.panic, ...) are regular files bound over /proc/sys/... inside
@@ -254,6 +255,11 @@ EOF
 		iptables -t nat -C OUTPUT -d $RIG_SERVICE_IP/32 -p tcp --dport 443 -j DNAT --to-destination $RIG_HOST_IP:$RIG_API_FORWARD_PORT 2>/dev/null ||
 		iptables -t nat -A OUTPUT -d $RIG_SERVICE_IP/32 -p tcp --dport 443 -j DNAT --to-destination $RIG_HOST_IP:$RIG_API_FORWARD_PORT" ||
 		{ rig_log "$name: the kubernetes Service rule could not be set (iptables)"; return 1; }
+	# the node's pod addresses are routed to it from the host, as a cluster's
+	# pod network routes them (host-gw style): the API server reaches pods
+	# (pods/proxy: validate reads the DCGM exporter's metrics that way)
+	ip route replace "10.200.$N_IDX.0/24" via "$N_ADDR" dev "$RIG_BRIDGE" ||
+		{ rig_log "$name: the host route to its pods (10.200.$N_IDX.0/24) could not be set"; return 1; }
 	# images
 	local tar
 	for tar in "$RIG_CACHE/images.tar" "${RIG_PLUGIN_IMAGES[@]}" "${RIG_NFD_IMAGES[@]}"; do
