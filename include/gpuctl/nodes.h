@@ -25,6 +25,24 @@ const char *node_name(const cJSON *node);
 int node_is_gpu(const cJSON *node);
 /* The GPU product the node reports (nvidia.com/gpu.product), or NULL. */
 const char *node_gpu_product(const cJSON *node);
+/* What gpu-feature-discovery writes into a product label, read in one place:
+ * <GPU>[-MIG-<profile>|-MIG-INVALID][-SHARED]. base_len: the length of
+ * <GPU>, the GPU's type (the MIG layout and sharing are states of the node);
+ * mig: the text after -MIG- ("1g.10gb", or "INVALID" when the single
+ * strategy meets a layout it cannot advertise), NULL without; shared: GFD
+ * saw time-slicing or MPS. Pointers into product. */
+struct gfd_product {
+	size_t base_len;
+	const char *mig;
+	size_t mig_len;
+	int shared;
+};
+void gfd_product_parse(const char *product, struct gfd_product *out);
+int gfd_product_mig_invalid(const struct gfd_product *p);
+/* GFD's per-profile count label of the mixed strategy,
+ * nvidia.com/mig-<profile>.count: 1 and the resource it counts
+ * (nvidia.com/mig-<profile>) in res, else 0. */
+int gfd_mig_count_label(const char *key, char *res, size_t cap);
 /* The GPU resource the device plugin advertises in the node's status field
  * ("capacity" or "allocatable"), a count above 0: nvidia.com/gpu, else the
  * renamed shared one nvidia.com/gpu.shared, else the first nvidia.com/mig-*

@@ -3,6 +3,7 @@
  * nodes before writing any, write concurrently, re-plan on conflict). */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,6 +115,43 @@ const char *node_gpu_product(const cJSON *node)
 {
 	const char *p = json_str(json_get2(node, "metadata", "labels"), "nvidia.com/gpu.product");
 	return p && *p ? p : NULL;
+}
+
+void gfd_product_parse(const char *product, struct gfd_product *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!product)
+		return;
+	size_t n = strlen(product), sfx = strlen("-SHARED");
+	if (n > sfx && !strcmp(product + n - sfx, "-SHARED")) {
+		n -= sfx;
+		out->shared = 1;
+	}
+	out->base_len = n;
+	/* the last -MIG-, not at the start: a product name never ends in one */
+	for (size_t i = n; i-- > 1;) {
+		if (i + 5 < n && !strncmp(product + i, "-MIG-", 5)) {
+			out->base_len = i;
+			out->mig = product + i + 5;
+			out->mig_len = n - i - 5;
+			break;
+		}
+	}
+}
+
+int gfd_product_mig_invalid(const struct gfd_product *p)
+{
+	return p->mig && p->mig_len == strlen("INVALID") && !strncmp(p->mig, "INVALID", p->mig_len);
+}
+
+int gfd_mig_count_label(const char *key, char *res, size_t cap)
+{
+	size_t n = key ? strlen(key) : 0, pre = strlen("nvidia.com/mig-"), sfx = strlen(".count");
+	if (n <= pre + sfx || strncmp(key, "nvidia.com/mig-", pre) || strcmp(key + n - sfx, ".count") ||
+	    n - sfx >= cap)
+		return 0;
+	snprintf(res, cap, "%.*s", (int)(n - sfx), key);
+	return 1;
 }
 
 int parse_dry_run(const char *s, enum dry_run *out, struct gerr *err)

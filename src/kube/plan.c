@@ -198,21 +198,12 @@ static char *expand_value(const char *v, const cJSON *node, int *unknown)
 		*unknown = 1;
 		return NULL;
 	}
-	/* GFD appends -SHARED to the product while time-slicing or MPS shares the
-	 * GPU (unless renamed): a state of the node, not the GPU's type */
-	size_t n = strlen(product), sfx = strlen("-SHARED");
-	if (n > sfx && !strcmp(product + n - sfx, "-SHARED"))
-		n -= sfx;
-	/* and -MIG-<profile> (NVIDIA-H100-80GB-HBM3-MIG-1g.10gb) while the MIG
-	 * single strategy advertises MIG devices as nvidia.com/gpu: the layout of
-	 * the node, not the GPU's type either */
-	for (size_t i = n; i-- > 0;) {
-		if (i + 5 < n && !strncmp(product + i, "-MIG-", 5)) {
-			if (i)
-				n = i;
-			break;
-		}
-	}
+	/* GFD appends -SHARED while time-slicing or MPS shares the GPU (unless
+	 * renamed), and -MIG-<profile> while the MIG single strategy advertises MIG
+	 * devices as nvidia.com/gpu: states of the node, not the GPU's type */
+	struct gfd_product gp;
+	gfd_product_parse(product, &gp);
+	size_t n = gp.base_len;
 	return xasprintf("%.*s%.*s%s", (int)(ph - v), v, (int)n, product, ph + strlen("{product}"));
 }
 

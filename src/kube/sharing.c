@@ -689,11 +689,13 @@ static void mig_counts_ready(const struct sharing_expect *e, const cJSON *node, 
 	if (!strcmp(e->mig_strategy, "single")) {
 		const char *product = label_of(node, "nvidia.com/gpu.product");
 		long count, have = node_resource(node, "capacity", "nvidia.com/gpu");
-		if (product && strstr(product, "-MIG-INVALID")) {
+		struct gfd_product gp;
+		gfd_product_parse(product, &gp);
+		if (gfd_product_mig_invalid(&gp)) {
 			buf_addf(b, "%sGFD finds the MIG devices unfit for the single strategy (nvidia.com/gpu.product=%s: "
 				    "more than one profile, a GPU in MIG mode without MIG devices, or MIG on only some GPUs)",
 				 sep, product);
-		} else if (product && !strstr(product, "-MIG-")) {
+		} else if (product && !gp.mig) {
 			buf_addf(b, "%sGFD sees no MIG device (nvidia.com/gpu.product=%s): are the GPUs in MIG mode with "
 				    "MIG devices made (nvidia-smi -L lists them)?", sep, product);
 		} else if (parse_long(label_of(node, SHARING_COUNT_LABEL), &count) == 0 && have != count) {
@@ -704,13 +706,11 @@ static void mig_counts_ready(const struct sharing_expect *e, const cJSON *node, 
 	const cJSON *it;
 	int profiles = 0;
 	cJSON_ArrayForEach(it, json_get2(node, "metadata", "labels")) {
-		size_t n = it->string ? strlen(it->string) : 0;
 		long count;
-		if (n < 22 || strncmp(it->string, "nvidia.com/mig-", 15) || strcmp(it->string + n - 6, ".count") ||
-		    !cJSON_IsString(it) || parse_long(it->valuestring, &count) < 0 || count <= 0)
-			continue;
 		char res[128];
-		snprintf(res, sizeof(res), "%.*s", (int)(n - 6), it->string);
+		if (!gfd_mig_count_label(it->string, res, sizeof(res)) || !cJSON_IsString(it) ||
+		    parse_long(it->valuestring, &count) < 0 || count <= 0)
+			continue;
 		long have = node_resource(node, "capacity", res);
 		profiles++;
 		if (have != count) {

@@ -166,14 +166,17 @@ int smoke_product_matches(const char *gpu_name, const char *product)
 {
 	if (!gpu_name || !product)
 		return 0;
+	struct gfd_product gp;
+	gfd_product_parse(product, &gp);
 	size_t n = strlen(gpu_name);
+	if (n != gp.base_len)
+		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = gpu_name[i] == ' ' ? '-' : gpu_name[i];
 		if (product[i] != c)
 			return 0;
 	}
-	const char *rest = product + n;
-	return !*rest || !strcmp(rest, "-SHARED") || !strncmp(rest, "-MIG-", 5);
+	return 1;
 }
 
 /* ---- the script ---- */
@@ -720,8 +723,9 @@ void smoke_judge_mig(const cJSON *node, struct smoke_verdict *v)
 	 * newInvalidMigStrategyLabeler): product <GPU>-MIG-INVALID, count 0; the
 	 * device plugin refuses to start on it ("invalid MIG configuration") */
 	const char *product = node_gpu_product(node);
-	size_t plen = product ? strlen(product) : 0, ilen = strlen("-MIG-INVALID");
-	if (plen > ilen && !strcmp(product + plen - ilen, "-MIG-INVALID")) {
+	struct gfd_product gp;
+	gfd_product_parse(product, &gp);
+	if (gfd_product_mig_invalid(&gp)) {
 		smoke_verdict_set(v, REPORT_FAIL,
 				  "give every GPU of the node the same MIG layout (e.g. all-1g.10gb), or advertise each "
 				  "profile as its own resource: gpuctl slice mig --mig-strategy mixed",

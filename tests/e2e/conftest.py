@@ -242,3 +242,12 @@ def assert_junit_schema(path):
     p = subprocess.run(["xmllint", "--noout", "--schema", os.path.join(ROOT, "tests/fixtures/junit/junit.xsd"), str(path)],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, f"{path} is not valid JUnit XML:\n{p.stderr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item (rep_setup, rep_call, rep_teardown),
+    so a fixture can tell, after the test, whether it failed (diagnostics)."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)

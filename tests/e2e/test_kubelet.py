@@ -49,6 +49,33 @@ def kr(cluster, gpuctl_bin, tmp_path_factory):
     subprocess.run([os.path.join(ROOT, "tests/rig/down")], capture_output=True, text=True)
 
 
+@pytest.fixture(autouse=True)
+def diagnostics_on_failure(request):
+    """After a failed test of this module: what the nodes advertise, the GPU
+    pods, and the last lines of each node's kubelet and device plugin logs
+    (printed; pytest shows them with the failure). A flake read from CI's
+    output alone is otherwise a guess."""
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is None or not rep.failed or "kr" not in request.fixturenames:
+        return
+    k = request.getfixturevalue("kr")
+    try:
+        print("== diagnostics after the failure")
+        for n in NODES:
+            st = k.node(n)["status"]
+            print(f"{n}: capacity {st.get('capacity')} allocatable {st.get('allocatable')}")
+        print(k.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout)
+        for n in NODES:
+            for what, cmd in (("kubelet log", "tail -n 40 /var/log/kubelet.log"),
+                              ("device plugin logs", "tail -n 30 /var/log/pods/*device-plugin*/*/*.log")):
+                print(f"== {n}: {what}, last lines")
+                print(subprocess.run([os.path.join(ROOT, "tests/rig/exec"), n, "--", "sh", "-c", cmd],
+                                     capture_output=True, text=True, timeout=60).stdout)
+    except Exception as e:  # diagnostics never hide the failure itself
+        print(f"(diagnostics failed: {e})")
+
+
 class Kubelets:
     def __init__(self, env, gpuctl_bin, tmp):
         self.env, self.bin, self.tmp = env, gpuctl_bin, tmp
@@ -908,6 +935,146 @@ def test_dcgm_exporter_runs_and_validate_reads_its_metrics_through_the_api_serve
         p = kr.gpuctl("validate", n, "--only", "cluster", "-o", "json", check=None)
         c = _checks(json.loads(p.stdout))[("cluster", "cluster.dcgm-exporter")]
         assert c["status"] == "pass" and c["message"].endswith(f"metrics answer on {n}"), c
+
+
+OPERATOR_NS = "gpu-operator"
+OPERATOR_FIXTURE = os.path.join(ROOT, "tests/fixtures/operator/device-plugin.yaml")
+POLICY_CRD = os.path.join(ROOT, "tests/fixtures/crds/nvidia.com_clusterpolicies.yaml")
+# what the operator-validator writes on a node whose driver and toolkit are the host's
+DRIVER_READY = ("IS_HOST_DRIVER=true\nNVIDIA_DRIVER_ROOT=/\nDRIVER_ROOT_CTR_PATH=/host\n"
+                "NVIDIA_DEV_ROOT=/\nDEV_ROOT_CTR_PATH=/host\n")
+
+
+def _operator_pods(kr):
+    items = json.loads(kr.kubectl("get", "pods", "-n", OPERATOR_NS, "-l", "app=nvidia-device-plugin-daemonset",
+                                  "-o", "json").stdout)["items"]
+    return {p["spec"].get("nodeName"): p for p in items if not p["metadata"].get("deletionTimestamp")}
+
+
+def _ready(pod):
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
+def test_operator_mode_slices_the_operators_own_plugin_on_real_nodes(kr):
+    """GPU Operator mode on real nodes, against the real ClusterPolicy CRD: gpuctl's own
+    stack is taken off (one device plugin at a time), a ClusterPolicy exists, and deploy
+    deploys no plugin but points the policy's devicePlugin.config at gpuctl's ConfigMap
+    in the operator's namespace. The test then does the operator controller's part (it
+    cannot run here: it would install a driver and a toolkit): it renders the operator's
+    device plugin DaemonSet for that policy (tests/fixtures/operator) and applies it,
+    the real plugin and config-manager run from it. slice then changes the operator's
+    plugin on each node (the ConfigMap, the node's config label, the operator's pods
+    restarted as the operator does not watch its ConfigMap) and waits for capacity;
+    validate reads the operator's plugin and the config it loaded; cleanup puts the
+    policy back. At the end the operator is uninstalled and gpuctl's flow restored."""
+    inv = kr.env["GPUCTL_RIG_INVENTORY"]
+    p = kr.gpuctl("cleanup", "--skip", "nodes", *NODES, "-o", "json", "--timeout", "3m")
+    kr.wait("gpuctl's device plugin pods to be gone", lambda: not _plugin_pods(kr), 120)
+    kr.kubectl("apply", "-f", POLICY_CRD)
+    kr.wait("the ClusterPolicy CRD to be established", lambda: any(
+        c.get("type") == "Established" and c.get("status") == "True"
+        for c in json.loads(kr.kubectl("get", "crd", "clusterpolicies.nvidia.com", "-o", "json").stdout)
+        .get("status", {}).get("conditions") or []), 60)
+    kr.kubectl("create", "namespace", OPERATOR_NS)
+    policy = {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": "cluster-policy"},
+              "spec": {"devicePlugin": {"enabled": True}, "daemonsets": {}, "dcgm": {}, "dcgmExporter": {},
+                       "driver": {"enabled": False}, "gfd": {}, "nodeStatusExporter": {}, "operator": {},
+                       "toolkit": {"enabled": False}}}
+    kr.wait("the ClusterPolicy to be accepted", lambda: kr.kubectl(
+        "apply", "-f", "-", input=json.dumps(policy), check=False).returncode == 0, 30)
+    try:
+        for n in NODES:  # the operator's labeller and validator
+            kr.kubectl("label", "node", n, "--overwrite", "nvidia.com/gpu.deploy.device-plugin=true")
+            kr.exec(n, "sh", "-c", "mkdir -p /run/nvidia/validations /run/nvidia/mps/shm && "
+                    f"printf '{DRIVER_READY}' >/run/nvidia/validations/driver-ready && "
+                    "touch /run/nvidia/validations/toolkit-ready")
+
+        p = kr.gpuctl("deploy", "--skip", "nodes", *NODES, "-o", "json", "--timeout", "3m")
+        objs = {(o["kind"], o["name"]): o for o in json.loads(p.stdout)["objects"]}
+        assert objs[("ClusterPolicy", "cluster-policy")]["result"] == "configured", objs
+        assert objs[("ConfigMap", "nvidia-device-plugin-configs")]["namespace"] == OPERATOR_NS, objs
+        assert ("DaemonSet", "nvidia-device-plugin") not in objs, "a plugin of gpuctl's own beside the operator's"
+        got = json.loads(kr.kubectl("get", "clusterpolicy", "cluster-policy", "-o", "json").stdout)
+        cfg = got["spec"]["devicePlugin"]["config"]
+        assert cfg == {"name": "nvidia-device-plugin-configs", "default": "any"}, cfg
+
+        # the operator controller's part: its DaemonSet for this policy
+        text = open(OPERATOR_FIXTURE).read()
+        for k, v in (("@CONFIG_NAME@", cfg["name"]), ("@DEFAULT_CONFIG@", cfg["default"]),
+                     ("@PLUGIN_IMAGE@", "nvcr.io/nvidia/k8s-device-plugin:v0.19.3"),
+                     ("@VALIDATOR_IMAGE@", "localhost/gpuctl-rig/busybox:1")):
+            text = text.replace(k, v)
+        kr.kubectl("apply", "-f", "-", input=text)
+        if kr.kubectl("get", "runtimeclass", "nvidia", check=False).returncode != 0:
+            kr.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+                                                              "metadata": {"name": "nvidia"}, "handler": "nvidia"}))
+        try:
+            kr.wait("the operator's device plugin to run on both nodes",
+                    lambda: all(n in _operator_pods(kr) and _ready(_operator_pods(kr)[n]) for n in NODES), 180)
+        except AssertionError:
+            print(kr.kubectl("describe", "pods", "-n", OPERATOR_NS, check=False).stdout)
+            for n in NODES:
+                print(subprocess.run([os.path.join(ROOT, "tests/rig/exec"), n, "--", "sh", "-c",
+                                      "tail -n 20 /var/log/pods/gpu-operator_*/*/*.log"],
+                                     capture_output=True, text=True, timeout=60).stdout)
+            raise
+        kr.wait("the operator's plugin to advertise the GPUs",
+                lambda: all(kr.gpus(n) == GPUS[n] for n in NODES), 120)
+
+        # slice through the operator: per node, and the plugin pods restarted by gpuctl
+        before = {n: _operator_pods(kr)[n]["metadata"]["uid"] for n in NODES}
+        p = kr.gpuctl("slice", "--replicas", "4", NODES[0], "-o", "json", "--timeout", "3m")
+        doc = json.loads(p.stdout)
+        assert doc.get("operator") is True, doc
+        assert kr.gpus(NODES[0]) == 4 * GPUS[NODES[0]], kr.node(NODES[0])["status"]["allocatable"]
+        cm = json.loads(kr.kubectl("get", "configmap", "-n", OPERATOR_NS, cfg["name"], "-o", "json").stdout)
+        key = kr.node(NODES[0])["metadata"]["labels"]["nvidia.com/device-plugin.config"]
+        assert "replicas: 4" in cm["data"][key], cm["data"]
+        assert _operator_pods(kr)[NODES[0]]["metadata"]["uid"] != before[NODES[0]], "the operator's pod was not restarted"
+        kr.gpuctl("slice", "--replicas", "2", NODES[1], "--timeout", "3m")
+        assert kr.gpus(NODES[1]) == 2 * GPUS[NODES[1]]
+        assert kr.gpus(NODES[0]) == 4 * GPUS[NODES[0]], "slicing one node changed another"
+
+        # validate reads the operator's plugin and what it loaded on each node
+        p = kr.gpuctl("validate", *NODES, "--inventory", inv, "-o", "json", check=None)
+        res = _checks(json.loads(p.stdout))
+        c = res[("cluster", "cluster.device-plugin")]
+        assert c["status"] == "pass" and f"{OPERATOR_NS}/nvidia-device-plugin-daemonset" in c["message"], c
+        assert res[("cluster", "cluster.conflicts")]["status"] == "pass", res[("cluster", "cluster.conflicts")]
+        for n, want in ((NODES[0], "ts-4"), (NODES[1], "ts-2")):
+            assert res[(n, "node.plugin-config")]["message"] == f'the device plugin loaded config "{want}"', \
+                res[(n, "node.plugin-config")]
+            assert res[(n, "node.sharing")]["status"] == "pass", res[(n, "node.sharing")]
+
+        kr.gpuctl("slice", "none", *NODES, "--timeout", "3m")
+        assert all(kr.gpus(n) == GPUS[n] for n in NODES)
+
+        # cleanup: the policy as it was, gpuctl's ConfigMap gone, the operator's objects untouched
+        p = kr.gpuctl("cleanup", "--skip", "nodes", *NODES, "-o", "json", "--timeout", "3m")
+        assert "put back" in p.stdout, p.stdout
+        got = json.loads(kr.kubectl("get", "clusterpolicy", "cluster-policy", "-o", "json").stdout)
+        assert "config" not in got["spec"]["devicePlugin"], got["spec"]["devicePlugin"]
+        assert kr.kubectl("get", "configmap", "-n", OPERATOR_NS, cfg["name"], check=False).returncode != 0
+        assert kr.kubectl("get", "daemonset", "-n", OPERATOR_NS, "nvidia-device-plugin-daemonset",
+                          check=False).returncode == 0, "cleanup deleted the operator's DaemonSet"
+    finally:
+        # the operator uninstalled, then gpuctl's flow again (the last test takes it back)
+        kr.kubectl("delete", "clusterpolicy", "cluster-policy", "--ignore-not-found", check=False)
+        kr.kubectl("delete", "namespace", OPERATOR_NS, "--ignore-not-found", "--wait=true", "--timeout=120s",
+                   check=False)
+        kr.kubectl("delete", "clusterrole,clusterrolebinding", "nvidia-device-plugin", "--ignore-not-found",
+                   check=False)
+        kr.kubectl("delete", "crd", "clusterpolicies.nvidia.com", "--ignore-not-found", check=False)
+        for n in NODES:
+            kr.kubectl("label", "node", n, "nvidia.com/gpu.deploy.device-plugin-", check=False)
+            kr.exec(n, "rm", "-rf", "/run/nvidia/validations")
+        rc = json.loads(kr.kubectl("get", "runtimeclass", "nvidia", "-o", "json", check=False).stdout or "{}")
+        if rc and rc["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") != "gpuctl":
+            kr.kubectl("delete", "runtimeclass", "nvidia", check=False)
+    kr.gpuctl("label", *NODES)
+    kr.gpuctl("taint", *NODES)
+    kr.gpuctl("deploy", "--skip", "nodes", *NODES, "--timeout", "3m")
+    kr.wait("gpuctl's plugin to advertise the GPUs again", lambda: all(kr.gpus(n) == GPUS[n] for n in NODES), 120)
 
 
 def test_cleanup_puts_the_nodes_back(kr):

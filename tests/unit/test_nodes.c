@@ -806,3 +806,49 @@ Test(nodes, pruners_keep_exactly_their_fields_odd_shapes_included)
 	cJSON_Delete(p);
 	cJSON_Delete(pod);
 }
+
+static void expect_product(const char *product, const char *base, const char *mig, int shared)
+{
+	struct gfd_product gp;
+	gfd_product_parse(product, &gp);
+	cr_expect_eq(gp.base_len, strlen(base), "%s: base %zu, want %s", product, gp.base_len, base);
+	cr_expect_eq(strncmp(product, base, strlen(base)), 0, "%s", product);
+	if (mig) {
+		cr_assert_not_null(gp.mig, "%s", product);
+		cr_expect_eq(gp.mig_len, strlen(mig), "%s", product);
+		cr_expect_eq(strncmp(gp.mig, mig, gp.mig_len), 0, "%s: mig %.*s", product, (int)gp.mig_len, gp.mig);
+	} else {
+		cr_expect_null(gp.mig, "%s", product);
+	}
+	cr_expect_eq(gp.shared, shared, "%s", product);
+}
+
+Test(nodes, gfd_product_labels_read_in_one_place)
+{
+	expect_product("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-80GB-HBM3", NULL, 0);
+	expect_product("NVIDIA-H100-80GB-HBM3-SHARED", "NVIDIA-H100-80GB-HBM3", NULL, 1);
+	expect_product("NVIDIA-H100-80GB-HBM3-MIG-1g.10gb", "NVIDIA-H100-80GB-HBM3", "1g.10gb", 0);
+	expect_product("NVIDIA-A100-SXM4-40GB-MIG-1g.5gb-SHARED", "NVIDIA-A100-SXM4-40GB", "1g.5gb", 1);
+	expect_product("NVIDIA-H200-MIG-INVALID", "NVIDIA-H200", "INVALID", 0);
+	/* not GFD's suffixes: a name that merely contains the words */
+	expect_product("-MIG-x", "-MIG-x", NULL, 0);
+	expect_product("NVIDIA-H100-MIG-", "NVIDIA-H100-MIG-", NULL, 0);
+	expect_product("-SHARED", "-SHARED", NULL, 0);
+	struct gfd_product gp;
+	gfd_product_parse("NVIDIA-H200-MIG-INVALID", &gp);
+	cr_expect(gfd_product_mig_invalid(&gp));
+	gfd_product_parse("NVIDIA-H200-MIG-INVALIDx", &gp);
+	cr_expect_not(gfd_product_mig_invalid(&gp));
+	gfd_product_parse(NULL, &gp);
+	cr_expect_eq(gp.base_len, 0);
+	cr_expect_null(gp.mig);
+
+	char res[64];
+	cr_expect(gfd_mig_count_label("nvidia.com/mig-1g.10gb.count", res, sizeof(res)));
+	cr_expect_str_eq(res, "nvidia.com/mig-1g.10gb");
+	cr_expect_not(gfd_mig_count_label("nvidia.com/mig-.count", res, sizeof(res)));
+	cr_expect_not(gfd_mig_count_label("nvidia.com/mig-1g.10gb.memory", res, sizeof(res)));
+	cr_expect_not(gfd_mig_count_label("nvidia.com/gpu.count", res, sizeof(res)));
+	cr_expect_not(gfd_mig_count_label(NULL, res, sizeof(res)));
+	cr_expect_not(gfd_mig_count_label("nvidia.com/mig-1g.10gb.count", res, 8));
+}
