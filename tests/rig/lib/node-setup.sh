@@ -68,13 +68,15 @@ fi
 if [ -n "$KUBELET" ] && [ -f "$KUBELET" ] && [ -f /usr/local/bin/kubelet ]; then
 	mount --bind "$KUBELET" /usr/local/bin/kubelet
 fi
-# A kubelet node's /run is a shared mount, as on a systemd host: the
-# device plugin's MPS control daemon mounts its /dev/shm under
-# /run/nvidia/mps with Bidirectional propagation, which containerd refuses
-# on a private mount. The peer group is the node's own (its namespace was
-# made with private propagation): nothing reaches the host.
+# A kubelet node's mounts are shared, as on a systemd host (which makes /
+# rshared at boot): the device plugin's MPS control daemon mounts its
+# /dev/shm under /run/nvidia/mps with Bidirectional propagation, and the GPU
+# Operator's plugin mounts the host's / at /host with HostToContainer;
+# containerd refuses both on a private mount ("path / is mounted on / but it
+# is not a shared or slave mount"). The peer groups are the node's own (its
+# namespace was made with private propagation): nothing reaches the host.
 if [ -n "$KUBELET" ]; then
-	mount --make-rshared /run
+	mount --make-rshared /
 fi
 cp "$INIT" /run/gpuctl-rig/init
 # Last: the node's /tmp hides the host's (and with it, usually, the rig's
