@@ -93,9 +93,9 @@ void checks_node_object(const cJSON *node, struct check_report *r);
  * node.taints, node.device-plugin, node.gpu-health, node.sharing.  A constant
  * number of requests: stack_read lists DaemonSets once in every namespace,
  * the pods of each NVIDIA DaemonSet once, and GETs the plugin's ConfigMap
- * once, stack_read_metrics the DCGM exporter's metrics once; the judgements below read only that and
- * the nodes (config: gpuctl's config file, for label/taint defaults; may be
- * NULL). */
+ * once, stack_read_metrics the DCGM exporter's metrics once; the judgements
+ * below read only that and the nodes (config: gpuctl's config file, for
+ * label/taint defaults; may be NULL). */
 enum stack_ds_kind { STACK_DS_OTHER, STACK_DS_PLUGIN, STACK_DS_GFD, STACK_DS_DCGM, STACK_DS_DRA, STACK_DS_DRIVER };
 struct stack_ds {
 	const cJSON *ds;          /* borrowed from stack_view.daemonsets */

@@ -6,8 +6,9 @@
  * in every namespace, one LIST of pods per NVIDIA DaemonSet found (by its
  * selector; each pod pruned with kube_pod_prune as its page arrives), one
  * GET of the plugin's configurations and, when the DCGM exporter runs, one
- * GET of its metrics (stack_read_metrics, from a pod on a judged node).  The judgements are pure functions
- * of what was read (stack_judge), so they are unit-tested without a server. */
+ * GET of its metrics (stack_read_metrics, from a pod on a judged node).
+ * The judgements are pure functions of what was read (stack_judge), so they
+ * are unit-tested without a server. */
 #include <stdlib.h>
 #include <string.h>
 
