@@ -55,6 +55,17 @@ int taint_plan_node(void *ud, const cJSON *node, struct edit_result *r);
  * config file or nvidia.com/gpu=true:NoSchedule.  *ops is new. */
 int taint_default_ops(const cJSON *config, struct taint_op **ops, size_t *nops, struct gerr *err);
 
+/* gpuctl label --taint: the labels and the taints of a node in one JSON
+ * patch (one write per node, both or neither): the label plan, then the
+ * taint plan of the node as the label patch leaves it (its records), the
+ * taint operations after the label ones.  r->changes holds both kinds (a
+ * taint's carries "effect"); r->state is {"labels": {...}, "taints": [...]}. */
+struct label_taint_plan {
+	struct label_plan labels;
+	struct taint_plan taints;
+};
+int label_taint_plan_node(void *ud, const cJSON *node, struct edit_result *r);
+
 /* gpuctl cleanup's planner (ud unused, may be NULL): undo what the record
  * says gpuctl did to the node: remove the recorded labels and taints that
  * are still there, put back the values of labels gpuctl overwrote, remove

@@ -56,8 +56,11 @@ struct edit_cmd {
 	unsigned parts;            /* the parts of a Node plan reads (enum node_part); 0: all */
 	const struct opt *extra;   /* the command's own flags (at most 2, OPT_END-terminated), or NULL */
 	/* after the operations are known (given or defaults): add what the
-	 * command's own flags ask for; may be NULL */
-	int (*complete)(void *plan, struct gerr *err);
+	 * command's own flags ask for (GERR_USAGE for a bad flag value); may be NULL */
+	int (*complete)(struct gctx *g, void *plan, struct gerr *err);
+	/* the parts of a Node the command's own flags make plan read too (then the
+	 * plan's state is an object of fields, not state_field's value); may be NULL */
+	unsigned (*more_parts)(void *plan);
 };
 
 /* Parse flags and arguments (NODE... vs operations), validate, fill

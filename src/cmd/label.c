@@ -10,12 +10,14 @@
 #include "gpuctl/plan.h"
 
 static const char usage[] =
-	"gpuctl label [NODE...] [-l SELECTOR] [KEY=VALUE...] [KEY-...] [--overwrite] [--dry-run[=client|server]] [-o json|yaml]";
+	"gpuctl label [NODE...] [-l SELECTOR] [KEY=VALUE...] [KEY-...] [--taint[=KEY=VALUE:EFFECT]] [--overwrite] [--dry-run[=client|server]] [-o json|yaml]";
 static const char summary[] =
 	"Set (KEY=VALUE) or remove (KEY-) labels on nodes. Without NODE or -l, acts on the GPU nodes\n"
 	"(nvidia.com/gpu capacity, NFD PCI vendor 10de, or nvidia.com/gpu.present=true). Without\n"
 	"KEY=VALUE or KEY-, sets the default labels accelerator=nvidia and gpu-type=<GPU product>\n"
-	"(changeable in the config file). Changing an existing value needs --overwrite.";
+	"(changeable in the config file). Changing an existing value needs --overwrite. --taint also\n"
+	"adds gpuctl taint's default taint (or the one given) to the same nodes in the same pass: one\n"
+	"list, one write per node, labels and taint together or not at all.";
 
 
 static int label_add_op(void *ud, const char *arg, struct gerr *err)
@@ -54,20 +56,73 @@ static void label_set_overwrite(void *ud, int overwrite)
 	((struct label_plan *)ud)->overwrite = overwrite;
 }
 
+/* --taint[=KEY=VALUE:EFFECT]: "" for gpuctl taint's defaults */
+static const char *taint_arg;
+static struct label_taint_plan both;
+
+static int label_complete(struct gctx *g, void *ud, struct gerr *err)
+{
+	if (!taint_arg)
+		return 0;
+	both.labels = *(struct label_plan *)ud; /* borrowed: released by cmd_label */
+	if (!*taint_arg) {
+		if (gctx_load_config(g, err) < 0)
+			return -1;
+		return taint_default_ops(g->config, &both.taints.ops, &both.taints.nops, err);
+	}
+	both.taints.ops = xcalloc(1, sizeof(*both.taints.ops));
+	if (taint_op_parse(taint_arg, &both.taints.ops[0], err) < 0) {
+		gerr_prefix(err, "--taint");
+		err->code = GERR_USAGE;
+		return -1;
+	}
+	both.taints.nops = 1;
+	return taint_ops_check(both.taints.ops, both.taints.nops, err);
+}
+
+static void label_set_overwrite_both(void *ud, int overwrite)
+{
+	label_set_overwrite(ud, overwrite);
+	both.labels.overwrite = both.taints.overwrite = overwrite;
+}
+
+static unsigned label_more_parts(void *ud)
+{
+	(void)ud;
+	return taint_arg ? NODE_PART_SPEC : 0;
+}
+
+static int label_or_both_plan(void *ud, const cJSON *node, struct edit_result *r)
+{
+	return taint_arg ? label_taint_plan_node(&both, node, r) : label_plan_node(ud, node, r);
+}
+
 int cmd_label(struct gctx *g, int argc, char **argv)
 {
+	static const struct opt extra[] = {
+		{ "taint", 0, OPT_OPTARG, &taint_arg, "KEY=VALUE:EFFECT",
+		  "also add this taint (default: gpuctl taint's) in the same write as the labels", "" },
+		OPT_END,
+	};
 	static const struct edit_cmd spec = {
 		.name = "label", .usage = usage, .summary = summary,
 		.overwrite_help = "allow changing the value of an existing label",
 		.kind = "NodeLabelResult", .state_field = "labels", .verb = "labeled",
 		.is_op = label_arg_is_op, .add_op = label_add_op, .check_ops = label_check, .count_ops = label_count,
-		.default_ops = label_defaults, .set_overwrite = label_set_overwrite, .plan = label_plan_node,
+		.default_ops = label_defaults, .set_overwrite = label_set_overwrite_both, .plan = label_or_both_plan,
 		.parts = NODE_PART_LABELS | NODE_PART_ANNOTATIONS,
+		.more_parts = label_more_parts,
+		.extra = extra, .complete = label_complete,
 	};
 	struct label_plan plan = { 0 };
 	int code = edit_cmd_main(g, argc, argv, &spec, &plan);
 	for (size_t i = 0; i < plan.nops; i++)
 		label_op_release(&plan.ops[i]);
 	free(plan.ops);
+	for (size_t i = 0; i < both.taints.nops; i++)
+		taint_op_release(&both.taints.ops[i]);
+	free(both.taints.ops);
+	both = (struct label_taint_plan){ 0 };
+	taint_arg = NULL;
 	return code;
 }

@@ -67,9 +67,16 @@ int edit_report(struct gctx *g, const char *kind, const char *state_field, const
 		/* moved, not copied: on thousands of nodes a second copy is most of the memory */
 		cJSON_AddItemToObject(d, "changes", r[i].changes ? r[i].changes : cJSON_CreateArray());
 		r[i].changes = NULL;
-		if (r[i].state && r[i].status != EDIT_FAILED) {
+		if (r[i].state && r[i].status != EDIT_FAILED && state_field) {
 			cJSON_AddItemToObject(d, state_field, r[i].state);
 			r[i].state = NULL;
+		} else if (r[i].state && r[i].status != EDIT_FAILED) {
+			/* no state_field: the state is an object of them (label --taint) */
+			cJSON *m;
+			while ((m = r[i].state->child)) {
+				cJSON_DetachItemViaPointer(r[i].state, m);
+				cJSON_AddItemToObject(d, m->string, m);
+			}
 		}
 		if (r[i].err.code != GERR_OK)
 			cJSON_AddItemToObject(d, "error", report_error_json(&r[i].err));
@@ -187,10 +194,20 @@ int edit_cmd_main(struct gctx *g, int argc, char **argv, const struct edit_cmd *
 		code = 2;
 		goto out;
 	}
-	if (c->complete && (c->complete(plan, &err) < 0 || c->check_ops(plan, &err) < 0))
+	if (c->complete && c->complete(g, plan, &err) < 0) {
+		if (err.code == GERR_USAGE)
+			goto usage_error;
+		gctx_print_error(g, &err);
+		code = 2;
+		goto out;
+	}
+	if (c->complete && c->check_ops(plan, &err) < 0)
 		goto usage_error;
+	if (c->more_parts)
+		t.parts |= c->more_parts(plan);
 	c->set_overwrite(plan, overwrite);
-	code = edit_run(g, &t, c->plan, plan, dry, c->kind, c->state_field, c->verb);
+	/* a flag that adds another kind of edit makes the state an object of both */
+	code = edit_run(g, &t, c->plan, plan, dry, c->kind, t.parts != c->parts ? NULL : c->state_field, c->verb);
 	goto out;
 usage_error:
 	code = gctx_usage_error(g, &err, c->usage, c->name);

@@ -69,8 +69,9 @@ static int taint_gate_plan(void *ud, const cJSON *node, struct edit_result *r)
 }
 
 /* --until-validated: also the validation gate's taint (unless given already) */
-static int taint_complete(void *ud, struct gerr *err)
+static int taint_complete(struct gctx *g, void *ud, struct gerr *err)
 {
+	(void)g;
 	struct taint_plan *p = ud;
 	if (!until_validated)
 		return 0;

@@ -741,3 +741,60 @@ int edit_add_annotation(const cJSON *node, struct edit_result *r, const char *ke
 	cJSON_AddItemToArray(r->changes, ch);
 	return 0;
 }
+
+int label_taint_plan_node(void *ud, const cJSON *node, struct edit_result *r)
+{
+	struct label_taint_plan *p = ud;
+	if (label_plan_node(&p->labels, node, r) < 0)
+		return -1;
+	/* the taints are planned from the node as the label patch leaves it:
+	 * its record annotations (and the annotations object it may create) */
+	cJSON *after = NULL;
+	if (r->patch) {
+		cJSON *ops = cJSON_Parse(r->patch);
+		after = cJSON_Duplicate(node, 1);
+		int ok = ops && json_patch_apply(after, ops) == 0;
+		cJSON_Delete(ops);
+		if (!ok) {
+			cJSON_Delete(after);
+			gerr_set(&r->err, GERR_INTERNAL, "node %s: the label patch does not apply to the node it was planned from",
+				 r->node);
+			return -1;
+		}
+	}
+	struct edit_result t = { .node = r->node, .changes = cJSON_CreateArray() };
+	int rc = taint_plan_node(&p->taints, after ? after : node, &t);
+	cJSON_Delete(after);
+	if (rc < 0) {
+		/* neither is written: the labels' plan goes too */
+		gerr_move(&r->err, &t.err);
+		cJSON_Delete(t.changes);
+		cJSON_Delete(t.state);
+		free(r->patch);
+		r->patch = NULL;
+		cJSON_Delete(r->state);
+		r->state = NULL;
+		while (cJSON_GetArraySize(r->changes))
+			cJSON_DeleteItemFromArray(r->changes, 0);
+		return -1;
+	}
+	cJSON *ch;
+	while ((ch = cJSON_DetachItemFromArray(t.changes, 0)))
+		cJSON_AddItemToArray(r->changes, ch);
+	cJSON_Delete(t.changes);
+	cJSON *state = cJSON_CreateObject();
+	cJSON_AddItemToObject(state, "labels", r->state ? r->state : cJSON_CreateObject());
+	cJSON_AddItemToObject(state, "taints", t.state ? t.state : cJSON_CreateArray());
+	r->state = state;
+	if (t.patch && r->patch) {
+		/* one patch: the label operations, then the taint operations */
+		size_t ln = strlen(r->patch);
+		char *both = xasprintf("%.*s,%s", (int)(ln - 1), r->patch, t.patch + 1);
+		free(r->patch);
+		free(t.patch);
+		r->patch = both;
+	} else if (t.patch) {
+		r->patch = t.patch;
+	}
+	return 0;
+}

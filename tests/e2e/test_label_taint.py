@@ -178,6 +178,67 @@ def test_taint_json(k8s):
     assert n["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
 
 
+# ---- label --taint: both in one pass ----
+
+def _edit_state(k8s):
+    """Every GPU node's labels, gpuctl's annotations and taints."""
+    out = {}
+    for n in GPU_NODES:
+        node = k8s.node(n)
+        ann = {k: v for k, v in node["metadata"].get("annotations", {}).items() if k.startswith("gpuctl.io/")}
+        out[n] = (node["metadata"].get("labels", {}), ann,
+                  [{k: v for k, v in t.items() if k != "timeAdded"} for t in node["spec"].get("taints", [])])
+    return out
+
+
+def test_label_with_taint_lists_once_and_writes_each_node_once(k8s):
+    k8s.gpuctl("cleanup", "--only", "labels", check=0)
+    before = _edit_state(k8s)
+    # the two commands, for the state they leave
+    k8s.gpuctl("label", check=0)
+    k8s.gpuctl("taint", check=0)
+    two_commands = _edit_state(k8s)
+    k8s.gpuctl("cleanup", "--only", "labels", check=0)
+    assert _edit_state(k8s) == before
+    p = k8s.gpuctl("label", "--taint", "-v", check=0)
+    out = lines(p.stdout)
+    assert set(out) == {f"node/{n}" for n in GPU_NODES}, p.stdout
+    assert "+accelerator=nvidia +gpu-type=NVIDIA-A100-SXM4-80GB +nvidia.com/gpu=true:NoSchedule" in out["node/gpu-node-2"]
+    reqs = [l for l in p.stderr.splitlines() if l.startswith("I ")]
+    assert len([r for r in reqs if r.startswith("I GET ")]) == 1, reqs
+    assert len(patch_requests(p.stderr)) == len(GPU_NODES), reqs
+    # the same nodes as the two commands leave them, records included,
+    # so cleanup undoes it the same way
+    assert _edit_state(k8s) == two_commands
+    assert k8s.taints(CPU_NODE) == [] and "accelerator" not in k8s.labels(CPU_NODE)
+    # again: nothing to do, one list, no write
+    p = k8s.gpuctl("label", "--taint", "-v", check=0)
+    assert all("unchanged" in l for l in lines(p.stdout).values()), p.stdout
+    assert patch_requests(p.stderr) == []
+    doc = json.loads(k8s.gpuctl("label", "--taint", "gpu-node-1", "-o", "json", check=0).stdout)
+    n = doc["nodes"][0]
+    assert n["labels"]["gpu-type"] == H100 and n["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}], n
+    k8s.gpuctl("cleanup", "--only", "labels", check=0)
+    assert _edit_state(k8s) == before
+
+
+def test_label_with_taint_is_both_or_neither(k8s):
+    k8s.gpuctl("cleanup", "--only", "labels", check=0)
+    k8s.set_taints("gpu-node-2", [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}])
+    before = _edit_state(k8s)
+    p = k8s.gpuctl("label", "--taint", check=1)
+    assert 'gpu-node-2 already has taint nvidia.com/gpu:NoSchedule with value "present"' in p.stdout, p.stdout
+    assert _edit_state(k8s) == before, "a refused taint must leave every node as it was, labels included"
+    # a taint given explicitly, on named nodes; --overwrite covers it too
+    p = k8s.gpuctl("label", "gpu-node-2", "--taint=nvidia.com/gpu=true:NoSchedule", "--overwrite", check=0)
+    assert "~nvidia.com/gpu=true:NoSchedule" in lines(p.stdout)["node/gpu-node-2"], p.stdout
+    assert k8s.taints("gpu-node-2")[0]["value"] == "true"
+    assert k8s.labels("gpu-node-2")["accelerator"] == "nvidia"
+    p = k8s.gpuctl("label", "--taint=nvidia.com/gpu", check=2)
+    assert "--taint: invalid taint" in p.stderr, p.stderr
+
+
 # ---- identities, TLS, errors ----
 
 def test_forbidden_user_names_the_permission(k8s):

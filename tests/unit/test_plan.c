@@ -337,27 +337,9 @@ Test(plan, taints_tolerated_by_the_kubernetes_rules)
 
 static cJSON *patched(const char *node_json, const char *patch)
 {
-	/* apply the ops this helper writes: add of a whole object or of one key */
-	cJSON *node = cJSON_Parse(node_json), *ops = cJSON_Parse(patch), *op;
-	cJSON_ArrayForEach(op, ops) {
-		const char *path = json_str(op, "path");
-		cJSON *md = cJSON_GetObjectItemCaseSensitive(node, "metadata");
-		if (!strcmp(path, "/metadata/annotations")) {
-			cJSON_DeleteItemFromObjectCaseSensitive(md, "annotations");
-			cJSON_AddItemToObject(md, "annotations", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(op, "value"), 1));
-		} else if (!strncmp(path, "/metadata/annotations/", 22)) {
-			cr_assert(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(md, "annotations")), "add under a missing object: %s", patch);
-			char key[128];
-			snprintf(key, sizeof(key), "%s", path + 22);
-			char *t = strstr(key, "~1");
-			if (t) {
-				*t = '/';
-				memmove(t + 1, t + 2, strlen(t + 2) + 1);
-			}
-			cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(md, "annotations"), key,
-					      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(op, "value"), 1));
-		}
-	}
+	/* the patch as the API server applies it (json_patch_apply: tests/unit/test_util.c) */
+	cJSON *node = cJSON_Parse(node_json), *ops = cJSON_Parse(patch);
+	cr_assert(ops && json_patch_apply(node, ops) == 0, "the patch does not apply: %s", patch);
 	cJSON_Delete(ops);
 	return node;
 }
@@ -418,4 +400,94 @@ Test(plan, a_label_is_gpuctls_only_when_its_record_names_it)
 	node = cJSON_Parse("{\"metadata\":{\"name\":\"n\"}}");
 	cr_assert_not(plan_label_added(node, "a"));
 	cJSON_Delete(node);
+}
+
+/* label --taint: one patch per node, labels then taint, both recorded */
+static void both_case(const char *node_json, int overwrite, int rc, const char *changes, const char *patch)
+{
+	cJSON *node = cJSON_Parse(node_json);
+	struct label_taint_plan p = { .labels = { .overwrite = overwrite, .defaults = 1 },
+				      .taints = { .overwrite = overwrite } };
+	struct gerr e = GERR_INIT;
+	cr_assert_eq(label_default_ops(NULL, &p.labels.ops, &p.labels.nops, &e), 0);
+	cr_assert_eq(taint_default_ops(NULL, &p.taints.ops, &p.taints.nops, &e), 0);
+	struct edit_result r = { .node = (char *)"gpu-1", .changes = cJSON_CreateArray() };
+	cr_assert_eq(label_taint_plan_node(&p, node, &r), rc, "%s", r.err.msg ? r.err.msg : "");
+	if (rc < 0) {
+		cr_expect_eq(r.err.code, GERR_CONFLICT);
+		cr_expect(strstr(r.err.msg, "nvidia.com/gpu:NoSchedule"), "names the taint: %s", r.err.msg);
+		cr_expect_null(r.patch);
+	} else {
+		char *ch = cJSON_PrintUnformatted(r.changes);
+		cr_expect_str_eq(ch, changes);
+		free(ch);
+		if (!patch) {
+			cr_expect_null(r.patch, "%s", r.patch);
+		} else {
+			cr_assert_not_null(r.patch);
+			cr_expect_str_eq(r.patch, patch);
+			/* what the server would make of it: both edits and both records */
+			cJSON *after = patched(node_json, r.patch);
+			const cJSON *ann = json_get2(after, "metadata", "annotations");
+			cr_expect_str_eq(json_str(json_get2(after, "metadata", "labels"), "accelerator"), "nvidia");
+			cr_expect_str_eq(json_str(ann, "gpuctl.io/added-taints"), "[\"nvidia.com/gpu:NoSchedule\"]");
+			cr_expect(json_str(ann, "gpuctl.io/added-labels"), "%s", r.patch);
+			/* planned again from the result: nothing left to do */
+			struct edit_result again = { .node = (char *)"gpu-1", .changes = cJSON_CreateArray() };
+			cr_assert_eq(label_taint_plan_node(&p, after, &again), 0);
+			cr_expect_null(again.patch, "%s", again.patch);
+			cr_expect_eq(cJSON_GetArraySize(again.changes), 0);
+			char *st = cJSON_PrintUnformatted(again.state);
+			cr_expect(strstr(st, "\"taints\":[{\"key\":\"nvidia.com/gpu\""), "%s", st);
+			free(st);
+			cJSON_Delete(again.changes);
+			cJSON_Delete(again.state);
+			cJSON_Delete(after);
+		}
+	}
+	cJSON_Delete(r.changes);
+	cJSON_Delete(r.state);
+	free(r.patch);
+	gerr_clear(&r.err);
+	for (size_t i = 0; i < p.labels.nops; i++)
+		label_op_release(&p.labels.ops[i]);
+	free(p.labels.ops);
+	for (size_t i = 0; i < p.taints.nops; i++)
+		taint_op_release(&p.taints.ops[i]);
+	free(p.taints.ops);
+	cJSON_Delete(node);
+}
+
+Test(plan, label_and_taint_in_one_patch)
+{
+	/* nothing yet, no annotations object: the label patch creates it, the
+	 * taint operations add their record into it */
+	both_case("{\"metadata\":{\"name\":\"gpu-1\",\"labels\":{\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\"}},"
+		  "\"spec\":{\"podCIDR\":\"10.0.0.0/24\"}}",
+		  0, 0,
+		  "[{\"op\":\"add\",\"key\":\"accelerator\",\"value\":\"nvidia\"},"
+		  "{\"op\":\"add\",\"key\":\"gpu-type\",\"value\":\"NVIDIA-H100-80GB-HBM3\"},"
+		  "{\"op\":\"add\",\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]",
+		  "[{\"op\":\"test\",\"path\":\"/metadata/labels\",\"value\":{\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\"}},"
+		  "{\"op\":\"add\",\"path\":\"/metadata/labels/accelerator\",\"value\":\"nvidia\"},"
+		  "{\"op\":\"add\",\"path\":\"/metadata/labels/gpu-type\",\"value\":\"NVIDIA-H100-80GB-HBM3\"},"
+		  "{\"op\":\"add\",\"path\":\"/metadata/annotations\",\"value\":{\"gpuctl.io/added-labels\":\"[\\\"accelerator\\\",\\\"gpu-type\\\"]\"}},"
+		  "{\"op\":\"test\",\"path\":\"/spec\",\"value\":{\"podCIDR\":\"10.0.0.0/24\"}},"
+		  "{\"op\":\"add\",\"path\":\"/spec/taints\",\"value\":[{\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]},"
+		  "{\"op\":\"add\",\"path\":\"/metadata/annotations/gpuctl.io~1added-taints\",\"value\":\"[\\\"nvidia.com/gpu:NoSchedule\\\"]\"}]");
+	/* labelled already (by gpuctl): the taint alone */
+	both_case("{\"metadata\":{\"name\":\"gpu-1\",\"labels\":{\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\","
+		  "\"accelerator\":\"nvidia\",\"gpu-type\":\"NVIDIA-H100-80GB-HBM3\"},"
+		  "\"annotations\":{\"gpuctl.io/added-labels\":\"[\\\"accelerator\\\",\\\"gpu-type\\\"]\"}},"
+		  "\"spec\":{\"taints\":[{\"key\":\"other\",\"effect\":\"NoExecute\"}]}}",
+		  0, 0,
+		  "[{\"op\":\"add\",\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"}]",
+		  "[{\"op\":\"test\",\"path\":\"/spec/taints\",\"value\":[{\"key\":\"other\",\"effect\":\"NoExecute\"}]},"
+		  "{\"op\":\"replace\",\"path\":\"/spec/taints\",\"value\":[{\"key\":\"nvidia.com/gpu\",\"value\":\"true\",\"effect\":\"NoSchedule\"},{\"key\":\"other\",\"effect\":\"NoExecute\"}]},"
+		  "{\"op\":\"add\",\"path\":\"/metadata/annotations/gpuctl.io~1added-taints\",\"value\":\"[\\\"nvidia.com/gpu:NoSchedule\\\"]\"}]");
+	/* a person's taint with another value, no --overwrite: refused, and the
+	 * labels are not written either (one patch: both or neither) */
+	both_case("{\"metadata\":{\"name\":\"gpu-1\",\"labels\":{\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\"}},"
+		  "\"spec\":{\"taints\":[{\"key\":\"nvidia.com/gpu\",\"value\":\"present\",\"effect\":\"NoSchedule\"}]}}",
+		  0, -1, NULL, NULL);
 }

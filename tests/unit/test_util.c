@@ -119,3 +119,48 @@ Test(strpool, equal_strings_share_one_copy_that_stays_put)
 	strpool_free(p);
 	strpool_free(NULL);
 }
+
+#include <stdlib.h>
+#include "gpuctl/json.h"
+
+/* doc after the patch, compact, or "(failed)" */
+static char *apply(const char *doc, const char *patch)
+{
+	cJSON *d = cJSON_Parse(doc), *p = cJSON_Parse(patch);
+	cr_assert(d && p, "bad test JSON");
+	char *out = json_patch_apply(d, p) == 0 ? cJSON_PrintUnformatted(d) : strdup("(failed)");
+	cJSON_Delete(d);
+	cJSON_Delete(p);
+	return out;
+}
+
+static void expect_apply(const char *doc, const char *patch, const char *want)
+{
+	char *got = apply(doc, patch);
+	cr_expect_str_eq(got, want, "%s on %s", patch, doc);
+	free(got);
+}
+
+Test(json, patch_apply_as_rfc6902_on_object_members)
+{
+	/* add a new member, replace one by add, pointer escapes ~1 and ~0 */
+	expect_apply("{\"m\":{\"a\":\"1\"}}",
+		     "[{\"op\":\"add\",\"path\":\"/m/b~1c\",\"value\":\"2\"},{\"op\":\"add\",\"path\":\"/m/a\",\"value\":\"x\"},"
+		     "{\"op\":\"add\",\"path\":\"/m/t~0k\",\"value\":{}}]",
+		     "{\"m\":{\"a\":\"x\",\"b/c\":\"2\",\"t~k\":{}}}");
+	/* a test that holds, then replace and remove; the operations apply in order */
+	expect_apply("{\"s\":{\"t\":[1,2]},\"x\":1}",
+		     "[{\"op\":\"test\",\"path\":\"/s/t\",\"value\":[1,2]},{\"op\":\"replace\",\"path\":\"/s/t\",\"value\":[3]},"
+		     "{\"op\":\"remove\",\"path\":\"/x\"},{\"op\":\"add\",\"path\":\"/n\",\"value\":{}},"
+		     "{\"op\":\"add\",\"path\":\"/n/k\",\"value\":\"v\"}]",
+		     "{\"s\":{\"t\":[3]},\"n\":{\"k\":\"v\"}}");
+	/* what the server refuses is refused: a failed test, remove or replace
+	 * of what is not there, a member under a missing object, an unknown op */
+	expect_apply("{\"a\":\"1\"}", "[{\"op\":\"test\",\"path\":\"/a\",\"value\":\"2\"}]", "(failed)");
+	expect_apply("{\"a\":\"1\"}", "[{\"op\":\"test\",\"path\":\"/b\",\"value\":\"1\"}]", "(failed)");
+	expect_apply("{\"a\":\"1\"}", "[{\"op\":\"remove\",\"path\":\"/b\"}]", "(failed)");
+	expect_apply("{\"a\":\"1\"}", "[{\"op\":\"replace\",\"path\":\"/b\",\"value\":1}]", "(failed)");
+	expect_apply("{\"a\":\"1\"}", "[{\"op\":\"add\",\"path\":\"/m/k\",\"value\":1}]", "(failed)");
+	expect_apply("{\"a\":\"1\"}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/b\"}]", "(failed)");
+	expect_apply("{\"a\":\"1\"}", "[{\"op\":\"add\",\"path\":\"a\",\"value\":1}]", "(failed)");
+}
