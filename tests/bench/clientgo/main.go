@@ -92,7 +92,12 @@ func main() {
 	workers := flag.Int("workers", 32, "concurrent patches in flight")
 	jsonOnly := flag.Bool("json", false, "ask for JSON answers, as gpuctl does, instead of client-go's protobuf for Nodes")
 	record := flag.Bool("record", false, "gpuctl's work per node: JSON patches testing what they were planned from and recording what they add (see record.go)")
+	onePatch := flag.Bool("one-patch", false, "with -record: labels and taint of a node in one patch, as gpuctl label --taint sends them")
 	flag.Parse()
+	if *onePatch && !*record {
+		fmt.Fprintln(os.Stderr, "clientgo: -one-patch needs -record")
+		os.Exit(2)
+	}
 	if *workers < 1 {
 		fmt.Fprintln(os.Stderr, "clientgo: -workers must be at least 1")
 		os.Exit(2)
@@ -156,6 +161,12 @@ func main() {
 		}
 		gpu++
 		gpuNodes = append(gpuNodes, n)
+		if *onePatch {
+			if p := bothPatch(n, defaultLabels(n), corev1.Taint{Key: taintKey, Value: taintValue, Effect: taintEffect}); p != nil {
+				labelJobs = append(labelJobs, job{n.Name, types.JSONPatchType, p})
+			}
+			continue
+		}
 		if *record {
 			if p := labelPatch(n, defaultLabels(n)); p != nil {
 				labelJobs = append(labelJobs, job{n.Name, types.JSONPatchType, p})
@@ -254,9 +265,13 @@ func main() {
 		close(ch)
 		wg.Wait()
 	}
+	// -one-patch: one write per node, labels and taint (gpuctl label --taint)
+	if *onePatch {
+		labelPlan = func(n *corev1.Node) []byte { return bothPatch(n, defaultLabels(n), taint) }
+	}
 	// Labels first, then taints: the order of gpuctl label; gpuctl taint.
 	run(labelJobs, labelPlan)
-	if *record {
+	if *record && !*onePatch {
 		for _, n := range gpuNodes {
 			if l := latest[n.Name]; l != nil {
 				n = l
@@ -280,8 +295,12 @@ func main() {
 	if *record {
 		rec = 1
 	}
-	fmt.Printf("clientgo nodes=%d lists=%d writes=%d wall=%.3f patch_wall=%.3f writes_per_s=%.1f workers=%d record=%d\n",
-		gpu, cnt.lists.Load(), w, wall, pw, rate, *workers, rec)
+	one := 0
+	if *onePatch {
+		one = 1
+	}
+	fmt.Printf("clientgo nodes=%d lists=%d writes=%d wall=%.3f patch_wall=%.3f writes_per_s=%.1f workers=%d record=%d one_patch=%d\n",
+		gpu, cnt.lists.Load(), w, wall, pw, rate, *workers, rec, one)
 	if failed.Load() > 0 {
 		fmt.Fprintf(os.Stderr, "clientgo: %d patch(es) failed\n", failed.Load())
 		os.Exit(1)

@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -288,4 +289,43 @@ func taintPatch(n *corev1.Node, t corev1.Taint) []byte {
 	}
 	ops = recordOps(ops, n.Annotations, []string{addedTaintsKey}, []string{listJSON(added)})
 	return marshal(ops)
+}
+
+// bothPatch is gpuctl label --taint's patch (label_taint_plan_node): one
+// write per node, the label operations, then the taint operations planned
+// from n as the label patch leaves it (its record annotations, the
+// annotations object it may create); nil when n has both.
+func bothPatch(n *corev1.Node, want []kv, t corev1.Taint) []byte {
+	lp := labelPatch(n, want)
+	after := n
+	if lp != nil {
+		after = applied(n, lp)
+	}
+	tp := taintPatch(after, t)
+	switch {
+	case lp == nil:
+		return tp
+	case tp == nil:
+		return lp
+	}
+	both := append([]byte{}, lp[:len(lp)-1]...)
+	both = append(both, ',')
+	return append(both, tp[1:]...)
+}
+
+// applied is n with the JSON patch p applied, as the server would.
+func applied(n *corev1.Node, p []byte) *corev1.Node {
+	patch, err := jsonpatch.DecodePatch(p)
+	if err != nil {
+		panic(err) // our own patch
+	}
+	doc, err := patch.Apply(marshal(n))
+	if err != nil {
+		panic(err) // planned from n: it applies
+	}
+	var out corev1.Node
+	if err := json.Unmarshal(doc, &out); err != nil {
+		panic(err)
+	}
+	return &out
 }

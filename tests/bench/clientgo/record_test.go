@@ -104,3 +104,25 @@ func TestTaintPatch(t *testing.T) {
 		}
 	}
 }
+
+// gpuctl label --taint: the case of tests/unit/test_plan.c's
+// label_and_taint_in_one_patch (no annotations object: the label patch
+// creates it, the taint operations add into it).
+func TestBothPatch(t *testing.T) {
+	n := node(t, `{"metadata":{"name":"gpu-1","labels":{"nvidia.com/gpu.product":"NVIDIA-H100-80GB-HBM3"}},"spec":{"podCIDR":"10.0.0.0/24"}}`)
+	taint := corev1.Taint{Key: "nvidia.com/gpu", Value: "true", Effect: corev1.TaintEffectNoSchedule}
+	want := `[{"op":"test","path":"/metadata/labels","value":{"nvidia.com/gpu.product":"NVIDIA-H100-80GB-HBM3"}},` +
+		`{"op":"add","path":"/metadata/labels/accelerator","value":"nvidia"},` +
+		`{"op":"add","path":"/metadata/labels/gpu-type","value":"NVIDIA-H100-80GB-HBM3"},` +
+		`{"op":"add","path":"/metadata/annotations","value":{"gpuctl.io/added-labels":"[\"accelerator\",\"gpu-type\"]"}},` +
+		`{"op":"test","path":"/spec","value":{"podCIDR":"10.0.0.0/24"}},` +
+		`{"op":"add","path":"/spec/taints","value":[{"key":"nvidia.com/gpu","value":"true","effect":"NoSchedule"}]},` +
+		`{"op":"add","path":"/metadata/annotations/gpuctl.io~1added-taints","value":"[\"nvidia.com/gpu:NoSchedule\"]"}]`
+	if got := string(bothPatch(n, defaultLabels(n), taint)); got != want {
+		t.Errorf("both:\n got %s\nwant %s", got, want)
+	}
+	// planned again from the result: nothing to write
+	if p := bothPatch(applied(n, []byte(want)), defaultLabels(n), taint); p != nil {
+		t.Errorf("again: %s", p)
+	}
+}
