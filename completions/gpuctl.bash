@@ -304,7 +304,7 @@ _gpuctl()
 		if [[ $cur == -* ]]; then
 			local opts=$_gpuctl_global_opts
 			case $cmd in
-			label) opts+=" $_gpuctl_node_opts" ;;
+			label) opts+=" $_gpuctl_node_opts --taint --taint=" ;;
 			taint) opts+=" $_gpuctl_node_opts --until-validated" ;;
 			deploy) opts+=" $_gpuctl_deploy_opts" ;;
 			validate) opts+=" $_gpuctl_validate_opts" ;;

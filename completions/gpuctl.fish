@@ -204,6 +204,7 @@ set -l lt '__gpuctl_using label taint'
 complete -c gpuctl -n $lt -s l -l selector -x -d 'act on the nodes matching this label selector'
 complete -c gpuctl -n $lt -l all -d 'act on every node, GPU or not'
 complete -c gpuctl -n $lt -l overwrite -d 'allow changing existing values'
+complete -c gpuctl -n '__gpuctl_using label' -l taint -f -d 'also add this taint (default: gpuctl taint'"'"'s) in the same write as the labels'
 complete -c gpuctl -n '__gpuctl_using taint' -l until-validated -d 'also taint gpuctl.io/unvalidated until gpuctl validate --admit finds the node good'
 complete -c gpuctl -n $lt -l dry-run -f -a 'none client server' -d 'client: send nothing; server: validate, save nothing'
 
