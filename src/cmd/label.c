@@ -20,9 +20,12 @@ static const char summary[] =
 	"list, one write per node, labels and taint together or not at all.";
 
 
+/* The command's plan is a struct label_taint_plan: its labels always, its
+ * taints with --taint. */
+
 static int label_add_op(void *ud, const char *arg, struct gerr *err)
 {
-	struct label_plan *p = ud;
+	struct label_plan *p = &((struct label_taint_plan *)ud)->labels;
 	struct label_op op;
 	if (label_op_parse(arg, &op, err) < 0)
 		return -1;
@@ -33,18 +36,18 @@ static int label_add_op(void *ud, const char *arg, struct gerr *err)
 
 static int label_check(void *ud, struct gerr *err)
 {
-	struct label_plan *p = ud;
+	struct label_plan *p = &((struct label_taint_plan *)ud)->labels;
 	return label_ops_check(p->ops, p->nops, err);
 }
 
 static size_t label_count(void *ud)
 {
-	return ((struct label_plan *)ud)->nops;
+	return ((struct label_taint_plan *)ud)->labels.nops;
 }
 
 static int label_defaults(struct gctx *g, void *ud, struct gerr *err)
 {
-	struct label_plan *p = ud;
+	struct label_plan *p = &((struct label_taint_plan *)ud)->labels;
 	free(p->ops);
 	p->ops = NULL;
 	p->defaults = 1;
@@ -53,37 +56,31 @@ static int label_defaults(struct gctx *g, void *ud, struct gerr *err)
 
 static void label_set_overwrite(void *ud, int overwrite)
 {
-	((struct label_plan *)ud)->overwrite = overwrite;
+	struct label_taint_plan *p = ud;
+	p->labels.overwrite = p->taints.overwrite = overwrite;
 }
 
 /* --taint[=KEY=VALUE:EFFECT]: "" for gpuctl taint's defaults */
 static const char *taint_arg;
-static struct label_taint_plan both;
 
 static int label_complete(struct gctx *g, void *ud, struct gerr *err)
 {
+	struct taint_plan *t = &((struct label_taint_plan *)ud)->taints;
 	if (!taint_arg)
 		return 0;
-	both.labels = *(struct label_plan *)ud; /* borrowed: released by cmd_label */
 	if (!*taint_arg) {
 		if (gctx_load_config(g, err) < 0)
 			return -1;
-		return taint_default_ops(g->config, &both.taints.ops, &both.taints.nops, err);
+		return taint_default_ops(g->config, &t->ops, &t->nops, err);
 	}
-	both.taints.ops = xcalloc(1, sizeof(*both.taints.ops));
-	if (taint_op_parse(taint_arg, &both.taints.ops[0], err) < 0) {
+	t->ops = xcalloc(1, sizeof(*t->ops));
+	if (taint_op_parse(taint_arg, &t->ops[0], err) < 0) {
 		gerr_prefix(err, "--taint");
 		err->code = GERR_USAGE;
 		return -1;
 	}
-	both.taints.nops = 1;
-	return taint_ops_check(both.taints.ops, both.taints.nops, err);
-}
-
-static void label_set_overwrite_both(void *ud, int overwrite)
-{
-	label_set_overwrite(ud, overwrite);
-	both.labels.overwrite = both.taints.overwrite = overwrite;
+	t->nops = 1;
+	return taint_ops_check(t->ops, t->nops, err);
 }
 
 static unsigned label_more_parts(void *ud)
@@ -94,7 +91,8 @@ static unsigned label_more_parts(void *ud)
 
 static int label_or_both_plan(void *ud, const cJSON *node, struct edit_result *r)
 {
-	return taint_arg ? label_taint_plan_node(&both, node, r) : label_plan_node(ud, node, r);
+	struct label_taint_plan *p = ud;
+	return taint_arg ? label_taint_plan_node(p, node, r) : label_plan_node(&p->labels, node, r);
 }
 
 int cmd_label(struct gctx *g, int argc, char **argv)
@@ -109,20 +107,19 @@ int cmd_label(struct gctx *g, int argc, char **argv)
 		.overwrite_help = "allow changing the value of an existing label",
 		.kind = "NodeLabelResult", .state_field = "labels", .verb = "labeled",
 		.is_op = label_arg_is_op, .add_op = label_add_op, .check_ops = label_check, .count_ops = label_count,
-		.default_ops = label_defaults, .set_overwrite = label_set_overwrite_both, .plan = label_or_both_plan,
+		.default_ops = label_defaults, .set_overwrite = label_set_overwrite, .plan = label_or_both_plan,
 		.parts = NODE_PART_LABELS | NODE_PART_ANNOTATIONS,
 		.more_parts = label_more_parts,
 		.extra = extra, .complete = label_complete,
 	};
-	struct label_plan plan = { 0 };
+	struct label_taint_plan plan = { 0 };
 	int code = edit_cmd_main(g, argc, argv, &spec, &plan);
-	for (size_t i = 0; i < plan.nops; i++)
-		label_op_release(&plan.ops[i]);
-	free(plan.ops);
-	for (size_t i = 0; i < both.taints.nops; i++)
-		taint_op_release(&both.taints.ops[i]);
-	free(both.taints.ops);
-	both = (struct label_taint_plan){ 0 };
+	for (size_t i = 0; i < plan.labels.nops; i++)
+		label_op_release(&plan.labels.ops[i]);
+	free(plan.labels.ops);
+	for (size_t i = 0; i < plan.taints.nops; i++)
+		taint_op_release(&plan.taints.ops[i]);
+	free(plan.taints.ops);
 	taint_arg = NULL;
 	return code;
 }

@@ -203,11 +203,11 @@ int edit_cmd_main(struct gctx *g, int argc, char **argv, const struct edit_cmd *
 	}
 	if (c->complete && c->check_ops(plan, &err) < 0)
 		goto usage_error;
-	if (c->more_parts)
-		t.parts |= c->more_parts(plan);
+	unsigned more = c->more_parts ? c->more_parts(plan) : 0;
+	t.parts |= more;
 	c->set_overwrite(plan, overwrite);
 	/* a flag that adds another kind of edit makes the state an object of both */
-	code = edit_run(g, &t, c->plan, plan, dry, c->kind, t.parts != c->parts ? NULL : c->state_field, c->verb);
+	code = edit_run(g, &t, c->plan, plan, dry, c->kind, more ? NULL : c->state_field, c->verb);
 	goto out;
 usage_error:
 	code = gctx_usage_error(g, &err, c->usage, c->name);
